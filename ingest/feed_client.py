@@ -1,0 +1,140 @@
+"""HTTP client for the national network's feed: one Session, timeouts, bearer token, retries with backoff."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import orjson
+import requests
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = {500, 502, 503, 504}
+
+
+class FeedError(RuntimeError):
+    """The feed kept failing for one request; the message names the URL and cursor."""
+
+
+@dataclass
+class Page:
+    page_no: int
+    cursor: str | None
+    body: bytes  # the page as received (valid JSON)
+    items: int
+    next_cursor: str | None
+
+
+@dataclass
+class FeedClient:
+    base_url: str
+    token: str | None = None
+    timeout: float = 30.0
+    max_attempts: int = 8
+    backoff_base: float = 0.2
+    backoff_cap: float = 10.0
+    retries: Counter = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.session = self.new_session()
+
+    def new_session(self) -> requests.Session:
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        if self.token:
+            session.headers["Authorization"] = f"Bearer {self.token}"
+        return session
+
+    def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
+        if retry_after:
+            try:
+                time.sleep(min(float(retry_after), 60.0))
+                return
+            except ValueError:
+                pass
+        # Exponential backoff with full jitter.
+        time.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt)))
+
+    def request_json(self, method: str, url: str, what: str, session: requests.Session | None = None,
+                     **kwargs) -> tuple[bytes, dict]:
+        """Send a request and return (body, parsed JSON); retry transient failures and malformed bodies."""
+        session = session or self.session
+        last = "no attempt made"
+        for attempt in range(self.max_attempts):
+            try:
+                response = session.request(method, url, timeout=self.timeout, **kwargs)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                cause, last = "timeout" if isinstance(exc, requests.Timeout) else "connection", repr(exc)
+                self.retries[cause] += 1
+                self._sleep(attempt)
+                continue
+            if response.status_code == 429:
+                self.retries["rate_limited"] += 1
+                last = "HTTP 429"
+                self._sleep(attempt, response.headers.get("Retry-After"))
+                continue
+            if response.status_code in RETRY_STATUS:
+                self.retries["server_error"] += 1
+                last = f"HTTP {response.status_code}"
+                self._sleep(attempt)
+                continue
+            if response.status_code in (401, 403):
+                raise FeedError(f"{what}: {url} answered {response.status_code}; check FEED_TOKEN")
+            if response.status_code >= 400:
+                raise FeedError(f"{what}: {url} answered {response.status_code}: {response.text[:200]}")
+            body = response.content
+            try:
+                parsed = orjson.loads(body)
+                if not isinstance(parsed, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as exc:
+                self.retries["malformed"] += 1
+                last = f"malformed JSON ({exc})"
+                self._sleep(attempt)
+                continue
+            return body, parsed
+        raise FeedError(f"{what}: {url} failed {self.max_attempts} times; last error: {last}")
+
+    def fetch_pages(self, resource: str, updated_since: str | None = None, limit: int = 1000) -> Iterator[Page]:
+        """Every page of a resource, in order, following next_cursor until it is null."""
+        url = f"{self.base_url}/api/v1/{resource}"
+        cursor: str | None = None
+        page_no = 0
+        while True:
+            params: dict[str, str | int] = {"limit": limit}
+            if updated_since:
+                params["updated_since"] = updated_since
+            if cursor:
+                params["cursor"] = cursor
+            what = f"{resource} page {page_no} (cursor {cursor or 'start'})"
+            body, parsed = self.request_json("GET", url, what, params=params)
+            items = parsed.get("items")
+            if not isinstance(items, list) or "next_cursor" not in parsed:
+                raise FeedError(f"{what}: {url} returned an object without items/next_cursor")
+            next_cursor = parsed["next_cursor"]
+            yield Page(page_no, cursor, body, len(items), next_cursor)
+            if not next_cursor:
+                return
+            cursor = str(next_cursor)
+            page_no += 1
+
+    def lookup(self, certificate_nos: list[str], session: requests.Session | None = None) -> bytes:
+        """Batch lookup; returns the response body ({"results": [...]}) with one result per number."""
+        url = f"{self.base_url}/api/v1/certificates/lookup"
+        what = f"lookup of {len(certificate_nos)} certificates from {certificate_nos[0]}"
+        for attempt in range(self.max_attempts):
+            body, parsed = self.request_json("POST", url, what, session=session,
+                                             json={"certificate_nos": certificate_nos})
+            results = parsed.get("results")
+            if isinstance(results, list) and len(results) == len(certificate_nos):
+                return body
+            self.retries["malformed"] += 1
+            self._sleep(attempt)
+        raise FeedError(f"{what}: {url} kept answering without one result per certificate")

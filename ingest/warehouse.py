@@ -1,0 +1,49 @@
+"""The raw layer of the warehouse: DuckDB connection and table definitions (append-only, load ids)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+import duckdb
+
+FEED_RESOURCES = {
+    # feed resource -> raw table
+    "institutions": "institutions",
+    "registered-occupations": "registered_occupations",
+    "plans": "plans",
+    "certificates": "certificates",
+}
+
+RAW_DDL = [
+    "CREATE SCHEMA IF NOT EXISTS raw",
+    *[
+        f"CREATE TABLE IF NOT EXISTS raw.{table} (load_id VARCHAR NOT NULL, page_no INTEGER NOT NULL, item JSON)"
+        for table in FEED_RESOURCES.values()
+    ],
+    """CREATE TABLE IF NOT EXISTS raw.feed_loads (
+        load_id VARCHAR, resource VARCHAR, full_refresh BOOLEAN, updated_since TIMESTAMPTZ,
+        started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, pages INTEGER, items BIGINT,
+        max_updated_at TIMESTAMPTZ)""",
+    """CREATE TABLE IF NOT EXISTS raw.certificate_lookups (
+        load_id VARCHAR, certificate_no VARCHAR, found BOOLEAN, checked_at TIMESTAMPTZ)""",
+    """CREATE TABLE IF NOT EXISTS raw.quarantine (
+        load_id VARCHAR, source VARCHAR, file VARCHAR, row_number INTEGER, field VARCHAR, reason VARCHAR,
+        record JSON)""",
+    """CREATE TABLE IF NOT EXISTS raw.run_log (
+        load_id VARCHAR, as_of DATE, step VARCHAR, finished_at TIMESTAMPTZ, summary JSON)""",
+]
+
+
+def new_load_id(as_of: dt.date) -> str:
+    return f"{as_of.isoformat()}-{dt.datetime.now(dt.UTC):%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse for writing and make sure the raw layer exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    for ddl in RAW_DDL:
+        con.execute(ddl)
+    return con

@@ -1,0 +1,1 @@
+"""Shared settings and the plain-Python steps that the Airflow DAGs call."""
