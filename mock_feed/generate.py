@@ -232,6 +232,8 @@ class DatasetGenerator:
                 continue
             inst.completed_plans.append(plan)
             issued_on = assessment_date + DAY * self.rng.randint(5, 25)
+            if assessment_date <= inst.expires_on:
+                issued_on = min(issued_on, inst.expires_on)  # only the post-expiry anomaly reports late
             if issued_on > self.as_of:
                 continue  # certificates not issued yet
             to_issue = passed

@@ -1,0 +1,80 @@
+-- R-APP, judged on each day of int_institution_days with only the records dated on or before that day:
+-- which application counts (window_opens_on ≤ received_on ≤ grace_ends_on; the latest wins, ties by the
+-- highest application_id), what its review result was known to be, and whether early/late ones exist.
+with days as (
+    select * from {{ ref('int_institution_days') }}
+),
+
+institutions as (
+    select * from {{ ref('int_institutions_dated') }}
+),
+
+applications as (
+    select * from {{ ref('stg_centre__renewal_applications') }}
+),
+
+known as (
+    select
+        days.institution_id,
+        days.judged_on,
+        applications.application_id,
+        applications.received_on,
+        applications.incentive_evidence,
+        applications.force_majeure_statement,
+        applications.occupation_codes,
+        -- a review result dated after the judged day did not exist yet
+        case
+            when applications.review_completed_on is null or applications.review_completed_on <= days.judged_on
+                then applications.review_result
+        end as review_result,
+        case
+            when applications.review_completed_on <= days.judged_on then applications.review_completed_on
+        end as review_completed_on,
+        case
+            when applications.received_on < institutions.window_opens_on then 'early'
+            when applications.received_on > institutions.grace_ends_on then 'late'
+            else 'counting'
+        end as timing
+    from days
+    inner join institutions on days.institution_id = institutions.institution_id
+    inner join applications
+        on days.institution_id = applications.institution_id
+        and applications.received_on <= days.judged_on
+),
+
+summary as (
+    select
+        institution_id,
+        judged_on,
+        bool_or(timing = 'early') as has_early_application,
+        bool_or(timing = 'late') as has_late_application
+    from known
+    group by institution_id, judged_on
+),
+
+counting as (
+    select *
+    from known
+    where timing = 'counting'
+    qualify row_number() over (
+        partition by institution_id, judged_on order by received_on desc, application_id desc
+    ) = 1
+)
+
+select
+    days.institution_id,
+    days.judged_on,
+    counting.application_id,
+    counting.received_on,
+    counting.incentive_evidence,
+    counting.force_majeure_statement,
+    counting.occupation_codes,
+    counting.review_result,
+    counting.review_completed_on,
+    coalesce(summary.has_early_application, false) as has_early_application,
+    coalesce(summary.has_late_application, false) as has_late_application
+from days
+left join counting
+    on days.institution_id = counting.institution_id and days.judged_on = counting.judged_on
+left join summary
+    on days.institution_id = summary.institution_id and days.judged_on = summary.judged_on

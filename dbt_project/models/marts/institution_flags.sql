@@ -1,0 +1,84 @@
+-- One row per institution and flag that holds on D, with the date it first held (the start of its current
+-- unbroken run for stage flags; the date of the earliest underlying record for the others).
+with stages as (
+    select * from {{ ref('int_institution_stages_by_day') }}
+),
+
+conditions as (
+    select * from {{ ref('int_institution_conditions_as_of') }}
+),
+
+stage_days as (
+    select institution_id, judged_on, 'expiring' as flag from stages
+    where lifecycle_stage in ('window_open', 'overdue')
+    union all
+    select institution_id, judged_on, 'overdue' from stages where lifecycle_stage = 'overdue'
+    union all
+    select institution_id, judged_on, 'grace_period' from stages where lifecycle_stage = 'grace_period'
+    union all
+    select institution_id, judged_on, 'abandoned' from stages where lifecycle_stage = 'abandoned'
+),
+
+stage_runs as (
+    select
+        institution_id,
+        flag,
+        judged_on,
+        judged_on - cast(row_number() over (partition by institution_id, flag order by judged_on) as integer)
+            as run_key
+    from stage_days
+),
+
+stage_flags as (
+    select institution_id, flag, min(judged_on) as first_held_on
+    from stage_runs
+    group by institution_id, flag, run_key
+    having max(judged_on) = {{ as_of() }}
+),
+
+record_flags as (
+    select institution_id, 'rectification_unresolved' as flag, rectification_unresolved_since as first_held_on
+    from conditions where rectification_unresolved_since is not null
+    union all
+    select institution_id, 'article14_case', article14_case_since
+    from conditions where article14_case_since is not null
+    union all
+    select institution_id, 'occupation_change_in_freeze', occupation_change_in_freeze_since
+    from conditions where occupation_change_in_freeze_since is not null
+    union all
+    select institution_id, 'post_expiry_data', post_expiry_data_since
+    from conditions where post_expiry_data_since is not null
+    union all
+    select institution_id, 'outstanding_obligations', outstanding_obligations_since
+    from conditions where outstanding_obligations_since is not null
+    union all
+    select institution_id, 'review_overdue', min(review_due_on + 1)
+    from {{ ref('review_sla') }} where review_overdue
+    group by institution_id
+),
+
+flags as (
+    select * from stage_flags
+    union all
+    select * from record_flags
+),
+
+labels as (
+    select code, label_zh from {{ ref('code_labels') }} where code_type = 'flag'
+),
+
+institutions as (
+    select institution_id, institution_name, supervising_centre from {{ ref('int_institutions_dated') }}
+)
+
+select
+    flags.institution_id,
+    flags.flag,
+    labels.label_zh as flag_zh,
+    institutions.institution_name,
+    institutions.supervising_centre,
+    flags.first_held_on,
+    {{ as_of() }} as as_of
+from flags
+inner join institutions on flags.institution_id = institutions.institution_id
+left join labels on flags.flag = labels.code

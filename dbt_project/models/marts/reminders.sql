@@ -1,0 +1,120 @@
+-- R-REMIND: one row per institution and reminder type whose condition holds on D, with first_due_on, the
+-- first day of the unbroken run of days up to D on which it held (each day judged with its own records).
+with stages as (
+    select * from {{ ref('int_institution_stages_by_day') }}
+),
+
+institutions as (
+    select * from {{ ref('int_institutions_dated') }}
+),
+
+policy as (
+    select * from {{ ref('int_policy_parameters') }}
+),
+
+days as (
+    select stages.institution_id, stages.judged_on, stages.lifecycle_stage, institutions.*
+        exclude (institution_id), policy.*
+    from stages
+    inner join institutions on stages.institution_id = institutions.institution_id
+    cross join policy
+),
+
+holding as (
+    select institution_id, judged_on, 'window_opens_soon' as reminder_type from days
+    where lifecycle_stage = 'not_yet_due'
+        and judged_on >= window_opens_on - window_opens_soon_days and judged_on < window_opens_on
+    union all
+    select institution_id, judged_on, 'window_open' from days
+    where lifecycle_stage = 'window_open'
+    union all
+    select institution_id, judged_on, 'overdue' from days
+    where lifecycle_stage = 'overdue'
+    union all
+    select institution_id, judged_on, 'expiring_30d' from days
+    where lifecycle_stage in ('window_open', 'overdue') and judged_on >= expires_on - expiring_days
+    union all
+    select institution_id, judged_on, 'grace_period' from days
+    where lifecycle_stage = 'grace_period'
+    union all
+    select institution_id, judged_on, 'grace_ending' from days
+    where lifecycle_stage = 'grace_period' and judged_on >= grace_ends_on - grace_ending_days
+    union all
+    select institution_id, judged_on, 'abandoned' from days
+    where lifecycle_stage = 'abandoned' and judged_on <= grace_ends_on + abandoned_notice_days
+),
+
+runs as (
+    -- consecutive days share run_start (gaps-and-islands)
+    select
+        institution_id,
+        reminder_type,
+        judged_on,
+        judged_on - cast(row_number() over (
+            partition by institution_id, reminder_type order by judged_on
+        ) as integer) as run_key
+    from holding
+),
+
+current_runs as (
+    select institution_id, reminder_type, min(judged_on) as first_due_on
+    from runs
+    group by institution_id, reminder_type, run_key
+    having max(judged_on) = {{ as_of() }}
+),
+
+eligibility as (
+    select * from {{ ref('renewal_eligibility') }}
+),
+
+types as (
+    select * from {{ ref('reminder_types') }}
+)
+
+select
+    -- keys
+    current_runs.institution_id,
+    current_runs.reminder_type,
+    types.label_zh as reminder_type_zh,
+    types.audience,
+    eligibility.supervising_centre,
+    -- dates
+    current_runs.first_due_on,
+    case types.deadline_kind
+        when 'window_opens_on' then institutions.window_opens_on
+        when 'apply_by' then institutions.apply_by
+        when 'grace_ends_on' then institutions.grace_ends_on
+    end as deadline,
+    datediff('day', {{ as_of() }}, case types.deadline_kind
+        when 'window_opens_on' then institutions.window_opens_on
+        when 'apply_by' then institutions.apply_by
+        when 'grace_ends_on' then institutions.grace_ends_on
+    end) as days_left,
+    institutions.registered_on,
+    institutions.expires_on,
+    institutions.window_opens_on,
+    institutions.apply_by,
+    institutions.grace_ends_on,
+    -- institution and contacts
+    eligibility.institution_name,
+    eligibility.institution_type,
+    eligibility.registration_no,
+    institutions.contact_person,
+    institutions.contact_phone,
+    institutions.responsible_person,
+    institutions.responsible_phone,
+    institutions.email,
+    institutions.address,
+    -- where it stands
+    eligibility.lifecycle_stage,
+    eligibility.lifecycle_stage_zh,
+    eligibility.renewal_verdict,
+    eligibility.renewal_verdict_zh,
+    eligibility.reasons,
+    eligibility.reasons_zh,
+    types.next_step_zh,
+    {{ as_of() }} as as_of
+from current_runs
+inner join institutions on current_runs.institution_id = institutions.institution_id
+inner join eligibility on current_runs.institution_id = eligibility.institution_id
+inner join types on current_runs.reminder_type = types.reminder_type

@@ -1,0 +1,76 @@
+-- R-SLA: one row per counting application (R-APP) known on D, with the 30th working day after receipt.
+with applications as (
+    select * from {{ ref('stg_centre__renewal_applications') }}
+),
+
+institutions as (
+    select * from {{ ref('int_institutions_dated') }}
+),
+
+policy as (
+    select * from {{ ref('int_policy_parameters') }}
+),
+
+calendar as (
+    select * from {{ ref('int_working_days') }}
+),
+
+counting as (
+    select
+        applications.application_id,
+        applications.institution_id,
+        applications.received_on,
+        case when applications.review_completed_on <= {{ as_of() }} then applications.review_result end
+            as review_result,
+        case when applications.review_completed_on <= {{ as_of() }} then applications.review_completed_on end
+            as review_completed_on,
+        received_day.workday_seq + policy.review_working_days as due_seq
+    from applications
+    inner join institutions on applications.institution_id = institutions.institution_id
+    cross join policy
+    inner join calendar as received_day on applications.received_on = received_day.calendar_day
+    where applications.received_on between institutions.window_opens_on and institutions.grace_ends_on
+        and applications.received_on <= {{ as_of() }}
+),
+
+due as (
+    select
+        counting.application_id,
+        min(calendar.calendar_day) filter (where calendar.is_workday and calendar.workday_seq = counting.due_seq)
+            as review_due_on
+    from counting
+    inner join calendar
+        on calendar.calendar_day > counting.received_on
+        and calendar.workday_seq <= counting.due_seq
+    group by counting.application_id
+),
+
+estimated as (
+    select
+        counting.application_id,
+        bool_or(calendar.is_estimate) as review_due_is_estimate
+    from counting
+    inner join due on counting.application_id = due.application_id
+    inner join calendar on calendar.calendar_day > counting.received_on and calendar.calendar_day <= due.review_due_on
+    group by counting.application_id
+)
+
+select
+    counting.application_id,
+    counting.institution_id,
+    counting.received_on,
+    due.review_due_on,
+    estimated.review_due_is_estimate,
+    counting.review_completed_on,
+    counting.review_result,
+    (counting.review_result is null and {{ as_of() }} > due.review_due_on)
+        or counting.review_completed_on > due.review_due_on as review_overdue,
+    case
+        when counting.review_completed_on is not null
+            then greatest(datediff('day', due.review_due_on, counting.review_completed_on), 0)
+        else greatest(datediff('day', due.review_due_on, {{ as_of() }}), 0)
+    end as days_overdue,
+    {{ as_of() }} as as_of
+from counting
+inner join due on counting.application_id = due.application_id
+inner join estimated on counting.application_id = estimated.application_id
