@@ -1,19 +1,7 @@
-"""Reference data for the mock feed: supervising centres, occupations (2022 national classification), names."""
+"""Reference data for the mock feed: occupations (2022 national classification), names, regions."""
 
-# Supervising centres (CONTRACT §3): code -> (city prefix used in names, centre name)
-CENTRES: dict[str, tuple[str, str]] = {
-    "350000": ("福建", "福建省职业技能鉴定指导中心"),
-    "350100": ("福州", "福州市职业技能鉴定指导中心"),
-    "350200": ("厦门", "厦门市职业技能鉴定指导中心"),
-    "350300": ("莆田", "莆田市职业技能鉴定指导中心"),
-    "350400": ("三明", "三明市职业技能鉴定指导中心"),
-    "350500": ("泉州", "泉州市职业技能鉴定指导中心"),
-    "350600": ("漳州", "漳州市职业技能鉴定指导中心"),
-    "350700": ("南平", "南平市职业技能鉴定指导中心"),
-    "350800": ("龙岩", "龙岩市职业技能鉴定指导中心"),
-    "350900": ("宁德", "宁德市职业技能鉴定指导中心"),
-    "PT": ("平潭", "平潭综合实验区人力资源公共服务中心"),
-}
+from pipeline.centres import CENTRES  # noqa: F401 - re-exported for the generator
+
 # Relative weight of each centre in the generated province (bigger cities have more institutions).
 CENTRE_WEIGHTS = [6, 18, 16, 6, 5, 18, 9, 5, 6, 6, 2]
 

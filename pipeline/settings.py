@@ -54,3 +54,10 @@ def load_settings() -> Settings:
         # only keeps local runs reproducible.
         pseudonym_key=(os.environ.get("PSEUDONYM_KEY") or "local-development-key").encode(),
     )
+
+
+def as_of_date(logical_date) -> "datetime.date":  # noqa: F821 - pendulum/datetime, imported lazily
+    """The as-of date D of a run: its logical date as a calendar day in Asia/Shanghai (RULES.md Terms)."""
+    import zoneinfo
+
+    return logical_date.astimezone(zoneinfo.ZoneInfo(TIMEZONE)).date()

@@ -1,0 +1,1 @@
+"""Great Expectations gate between dbt and publication."""

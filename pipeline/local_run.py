@@ -1,0 +1,131 @@
+"""`make run`: generate (or use) a dataset, serve it with the mock feed, run the daily DAG with
+`airflow dags test` on an embedded SQLite metadata database, stop the feed and print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import secrets
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import zoneinfo
+from pathlib import Path
+
+import requests
+
+from pipeline.settings import PROJECT_ROOT, TIMEZONE
+
+AIRFLOW_HOME = PROJECT_ROOT / ".airflow"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def airflow_env(extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": TIMEZONE,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(AIRFLOW_HOME / "logs"),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+        "GX_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    })
+    env.update(extra)
+    return env
+
+
+def start_feed(data: Path, token: str, feed_opts: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "mock_feed", "serve", "--data", str(data), "--port", str(port),
+           "--token", token, *shlex.split(feed_opts)]
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mock feed exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).ok:
+                return proc, url
+        except requests.RequestException:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"mock feed did not become healthy on {url}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--as-of", default=os.environ.get("AS_OF") or None)
+    parser.add_argument("--data", default=os.environ.get("DATA") or None)
+    parser.add_argument("--warehouse", default=os.environ.get("WAREHOUSE") or "warehouse")
+    parser.add_argument("--exports", default=os.environ.get("EXPORTS") or "exports")
+    parser.add_argument("--feed-opts", default=os.environ.get("FEED_OPTS", ""))
+    parser.add_argument("--institutions", type=int, default=200)
+    parser.add_argument("--full-refresh", action="store_true")
+    args = parser.parse_args(argv)
+
+    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date()
+    resolve = lambda p: (Path(p) if Path(p).is_absolute() else PROJECT_ROOT / p).resolve()  # noqa: E731
+    if args.data:
+        data = resolve(args.data)
+        if not (data / "institutions.jsonl").exists():
+            print(f"error: DATA={data} is not a dataset directory (no institutions.jsonl)", file=sys.stderr)
+            return 2
+    else:
+        data = PROJECT_ROOT / "data" / f"demo-{as_of.isoformat()}"
+        if not (data / "institutions.jsonl").exists():
+            print(f"generating the demo dataset for {as_of} in {data} …", flush=True)
+            subprocess.run([sys.executable, "-m", "mock_feed", "generate", "--out", str(data), "--as-of",
+                            as_of.isoformat(), "--institutions", str(args.institutions)], check=True)
+    warehouse, exports = resolve(args.warehouse), resolve(args.exports)
+
+    token = secrets.token_hex(16)
+    feed, url = start_feed(data, token, args.feed_opts)
+    env = airflow_env({
+        "FEED_URL": url, "FEED_TOKEN": token, "DATA": str(data),
+        "WAREHOUSE": str(warehouse), "EXPORTS": str(exports),
+    })
+    try:
+        AIRFLOW_HOME.mkdir(exist_ok=True)
+        airflow = str(Path(sys.executable).parent / "airflow")
+        subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+        logical = f"{as_of.isoformat()}T06:00:00+08:00"
+        cmd = [airflow, "dags", "test", "renewal_daily", logical]
+        if args.full_refresh:
+            cmd += ["--conf", '{"full_refresh": true}']
+        print(f"running renewal_daily for {as_of} (data {data}, feed {url}) …", flush=True)
+        log_path = AIRFLOW_HOME / f"dags-test-{as_of.isoformat()}.log"
+        with open(log_path, "w") as log:
+            result = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if result.returncode != 0 or "state=failed" in log_path.read_text(errors="replace"):
+            tail = log_path.read_text(errors="replace").splitlines()[-60:]
+            print("\n".join(tail), file=sys.stderr)
+            print(f"\nthe run FAILED; full Airflow log: {log_path}", file=sys.stderr)
+            return 1
+    finally:
+        feed.terminate()
+        feed.wait(timeout=10)
+
+    from pipeline.steps import summary_text
+
+    print()
+    print(summary_text(warehouse / "published.duckdb", exports))
+    print(f"Airflow log: {log_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The daily run's steps as plain functions: each is what one Airflow task calls, and each runs without Airflow.
+
+Every step that writes opens the warehouse itself and closes it before returning, and the DAG runs them
+one at a time, so the DuckDB file never has two writers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+
+import duckdb
+
+from ingest.calendar import load_calendar
+from ingest.centre_records import load_centre_records
+from ingest.feed_client import FeedClient
+from ingest.land import land_resource
+from ingest.lookups import verify_lookups
+from ingest.warehouse import FEED_RESOURCES, connect
+from pipeline.settings import Settings, load_settings
+from publish.exports import export_reminders
+from publish.marts import publish_marts
+
+log = logging.getLogger(__name__)
+
+
+def release_dbt_duckdb() -> None:
+    """Close the DuckDB handle that dbt-duckdb keeps open in this process, if dbt ran here.
+
+    Under `airflow dags test` every task runs in one process and Cosmos runs dbt in-process, and dbt-duckdb
+    caches its connection after the run; DuckDB refuses a second open of the same file with another
+    configuration (read-only, ATTACH) in that process. Closing it is harmless when dbt runs elsewhere.
+    """
+    module = sys.modules.get("dbt.adapters.duckdb.connections")
+    if module is None:
+        return
+    manager = module.DuckDBConnectionManager
+    with manager._LOCK:
+        if manager._ENV is not None:
+            manager._ENV.close()
+            manager._ENV = None
+
+
+def _log_step(con: duckdb.DuckDBPyConnection, load_id: str, as_of: dt.date, step: str, summary: dict) -> None:
+    con.execute("INSERT INTO raw.run_log VALUES (?, ?, ?, now(), ?)",
+                [load_id, as_of, step, json.dumps(summary, ensure_ascii=False, default=str)])
+
+
+def extract_feed(as_of: dt.date, load_id: str, full_refresh: bool = False,
+                 settings: Settings | None = None) -> dict:
+    """Pull every feed resource into raw tables (incremental by watermark unless full_refresh)."""
+    s = settings or load_settings()
+    client = FeedClient(s.feed_url, s.feed_token)
+    con = connect(s.warehouse_db)
+    try:
+        summary = {}
+        for resource in FEED_RESOURCES:
+            result = land_resource(con, client, resource, load_id, s.pseudonym_key, full_refresh=full_refresh)
+            summary[resource] = {"pages": result.pages, "items": result.items,
+                                 "updated_since": result.updated_since}
+        summary["retries"] = dict(client.retries)
+        load_calendar(con)
+        _log_step(con, load_id, as_of, "extract_feed", summary)
+        return summary
+    finally:
+        con.close()
+
+
+def load_centre(as_of: dt.date, load_id: str, settings: Settings | None = None) -> dict:
+    s = settings or load_settings()
+    con = connect(s.warehouse_db)
+    try:
+        result = load_centre_records(con, s.centre_records_dir, load_id)
+        summary = {"loaded": result.loaded, "quarantined": result.quarantined}
+        _log_step(con, load_id, as_of, "load_centre_records", summary)
+        return summary
+    finally:
+        con.close()
+
+
+def verify_certificates(as_of: dt.date, load_id: str, settings: Settings | None = None) -> dict:
+    s = settings or load_settings()
+    client = FeedClient(s.feed_url, s.feed_token)
+    con = connect(s.warehouse_db)
+    try:
+        result = verify_lookups(con, client, load_id)
+        summary = {"checked": result.checked, "found": result.found, "requests": result.requests,
+                   "retries": dict(client.retries)}
+        _log_step(con, load_id, as_of, "verify_certificates", summary)
+        return summary
+    finally:
+        con.close()
+
+
+def quality_gate(as_of: dt.date, settings: Settings | None = None) -> dict:
+    """Raise expectations.gate.GateFailed (failing the task, so nothing is published) on any failure."""
+    from expectations.gate import run_gate  # GX takes seconds to import; only this step needs it
+
+    s = settings or load_settings()
+    release_dbt_duckdb()
+    result = run_gate(s.warehouse_db, as_of.isoformat(), s.warehouse_dir / "gate" / as_of.isoformat())
+    return {"evaluated": result.evaluated, "rows_checked": result.rows_checked}
+
+
+def publish(as_of: dt.date, settings: Settings | None = None) -> dict:
+    s = settings or load_settings()
+    release_dbt_duckdb()
+    return publish_marts(s.warehouse_db, s.published_db)
+
+
+def export(as_of: dt.date, settings: Settings | None = None) -> dict:
+    s = settings or load_settings()
+    release_dbt_duckdb()
+    return export_reminders(s.published_db, s.exports_dir, as_of)
+
+
+def summary_text(published_db: Path, exports_dir: Path) -> str:
+    """A short, human summary of the published marts: institutions per stage and verdict, and where things are."""
+    con = duckdb.connect(str(published_db), read_only=True)
+    try:
+        as_of = con.execute("SELECT max(as_of) FROM marts.renewal_eligibility").fetchone()[0]
+        stages = con.execute("""SELECT lifecycle_stage, lifecycle_stage_zh, count(*) FROM marts.renewal_eligibility
+                                GROUP BY ALL ORDER BY 3 DESC, 1""").fetchall()
+        verdicts = con.execute("""SELECT renewal_verdict, renewal_verdict_zh, count(*)
+                                  FROM marts.renewal_eligibility GROUP BY ALL ORDER BY 3 DESC, 1""").fetchall()
+        total = con.execute("SELECT count(*) FROM marts.renewal_eligibility").fetchone()[0]
+        reminders = con.execute("SELECT count(*) FROM marts.reminders").fetchone()[0]
+    finally:
+        con.close()
+    lines = [f"As of {as_of}: {total} institutions, {reminders} reminders due", "", "By lifecycle stage:"]
+    lines += [f"  {n:>5}  {code:<14} {zh}" for code, zh, n in stages]
+    lines += ["", "By renewal verdict:"]
+    lines += [f"  {n:>5}  {code:<28} {zh}" for code, zh, n in verdicts]
+    lines += ["", f"Published marts: {published_db}", f"Reminder exports: {exports_dir / str(as_of)}"]
+    return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""Publish the gated candidate marts as `published.duckdb`, replaced atomically (CONTRACT §4).
+
+The new file is written beside the old one and renamed over it: a reader that has the old file open keeps
+reading the old snapshot (POSIX keeps the unlinked inode alive), a new reader gets the new one, and a
+failed publish leaves the previous file untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+# mart -> ordering that makes the published rows deterministic
+MARTS = {
+    "renewal_eligibility": "institution_id",
+    "batch_counts": "institution_id, period_start, occupation_code, level, assessment_year, work_type",
+    "institution_flags": "institution_id, flag",
+    "review_sla": "application_id",
+    "reminders": "institution_id, reminder_type",
+}
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def publish_marts(warehouse_db: Path, published_db: Path) -> dict[str, int]:
+    published_db.parent.mkdir(parents=True, exist_ok=True)
+    tmp = published_db.with_name(f".{published_db.name}.{uuid.uuid4().hex}.tmp")
+    counts: dict[str, int] = {}
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            con.execute(f"ATTACH {_quote(str(warehouse_db))} AS candidate (READ_ONLY)")
+            con.execute("CREATE SCHEMA marts")
+            for mart, order in MARTS.items():
+                con.execute(f"CREATE TABLE marts.{mart} AS SELECT * FROM candidate.marts.{mart} ORDER BY {order}")
+                counts[mart] = con.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
+            # carry the Chinese/English descriptions that dbt persisted, so BI tools show them
+            comments = con.execute(
+                """SELECT table_name, comment, NULL FROM duckdb_tables()
+                   WHERE database_name = 'candidate' AND schema_name = 'marts' AND comment IS NOT NULL
+                   UNION ALL
+                   SELECT table_name, comment, column_name FROM duckdb_columns()
+                   WHERE database_name = 'candidate' AND schema_name = 'marts' AND comment IS NOT NULL"""
+            ).fetchall()
+            for table, comment, column in comments:
+                if table not in MARTS:
+                    continue
+                target = f"COLUMN marts.{table}.{column}" if column else f"TABLE marts.{table}"
+                con.execute(f"COMMENT ON {target} IS {_quote(comment)}")
+            con.execute("DETACH candidate")
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, published_db)
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(f"{tmp}.wal").unlink(missing_ok=True)
+    log.info("published %s to %s", ", ".join(f"{n:,} {m}" for m, n in counts.items()), published_db)
+    return counts
