@@ -101,15 +101,16 @@ class DatasetGenerator:
     def make_institutions(self) -> None:
         centres = list(CENTRES)
         # Lifecycle targets as offsets of expires_on from the as-of date (see module docstring).
-        targets = (
-            ["not_yet_due"] * 28 + ["soon"] * 6 + ["window"] * 26 + ["grace"] * 12
-            + ["abandoned"] * 12 + ["cohort"] * 6 + ["terminated"] * 5 + ["long_gone"] * 5
-        )
+        # Lifecycle targets as offsets of expires_on from the as-of date. The first institutions take one
+        # target each so that even a small dataset has every stage; the rest are drawn by weight.
+        weights = {"not_yet_due": 28, "soon": 6, "window": 26, "grace": 12, "abandoned": 12, "cohort": 6,
+                   "terminated": 5, "long_gone": 5}
+        order = ["window", "grace", "abandoned", "cohort", "terminated", "soon", "not_yet_due", "long_gone"]
         for i in range(self.count):
             serial = i + 1
             centre = self.rng.choices(centres, CENTRE_WEIGHTS)[0]
             city = CENTRES[centre][0]
-            target = targets[i % len(targets)] if i < len(targets) else self.rng.choice(targets)
+            target = order[i] if i < len(order) else self.rng.choices(list(weights), list(weights.values()))[0]
             kind = "employer" if target == "cohort" else self.rng.choices(
                 ["employer", "school", "social_org"], [45, 25, 30])[0]
             offset = {

@@ -1,0 +1,44 @@
+# Two commands: `make run` and `make test`. Each installs what is missing first (uv, the locked venv).
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+PYTHON ?= python3.11
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(PYTHON) -m uv
+endif
+PY := .venv/bin/python
+
+AS_OF ?=
+DATA ?=
+WAREHOUSE ?= warehouse
+EXPORTS ?= exports
+FEED_OPTS ?=
+MANIFEST := dbt_project/target/manifest.json
+DBT_SOURCES := $(shell find dbt_project/models dbt_project/seeds dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml
+
+.PHONY: install run test lint clean
+
+install: .venv/.installed $(MANIFEST)
+
+.venv/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --frozen --python 3.11
+	@touch $@
+
+# Cosmos renders the dbt task group from this manifest; it is rebuilt whenever the dbt project changes.
+$(MANIFEST): .venv/.installed $(DBT_SOURCES)
+	cd dbt_project && ../.venv/bin/dbt parse --profiles-dir . --quiet
+
+run: install
+	AS_OF="$(AS_OF)" DATA="$(DATA)" WAREHOUSE="$(WAREHOUSE)" EXPORTS="$(EXPORTS)" FEED_OPTS="$(FEED_OPTS)" \
+		$(PY) -m pipeline.local_run
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	.venv/bin/ruff check .
+
+clean:
+	rm -rf .airflow warehouse exports data dbt_project/target dbt_project/logs

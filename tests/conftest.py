@@ -1,0 +1,83 @@
+"""Shared fixtures: a small generated dataset, a real mock-feed HTTP server, and a warehouse built by the
+real pipeline steps (ingest → dbt → gate) without Airflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from mock_feed.generate import generate_dataset
+from mock_feed.server import FaultOptions, FeedData, FeedServer
+from pipeline.settings import DBT_PROJECT_DIR, PROJECT_ROOT, Settings
+
+AS_OF = dt.date(2026, 11, 25)
+TOKEN = "test-token"
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dataset")
+    generate_dataset(out, AS_OF, institutions=60, seed=7)
+    return out
+
+
+class RunningFeed:
+    def __init__(self, data: Path, faults: FaultOptions | None = None, token: str | None = TOKEN) -> None:
+        self.server = FeedServer(("127.0.0.1", 0), FeedData(data), token, faults or FaultOptions())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def feed(dataset):
+    running = RunningFeed(dataset)
+    yield running
+    running.stop()
+
+
+def make_settings(tmp: Path, dataset: Path, feed_url: str) -> Settings:
+    return Settings(warehouse_dir=tmp / "warehouse", exports_dir=tmp / "exports", data_dir=dataset,
+                    feed_url=feed_url, feed_token=TOKEN, pseudonym_key=b"test-key")
+
+
+def dbt_build(settings: Settings, as_of: dt.date, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, WAREHOUSE_DB=str(settings.warehouse_db), DBT_SEND_ANONYMOUS_USAGE_STATS="false")
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "build", "--profiles-dir", ".", "--vars",
+         f"{{as_of: '{as_of.isoformat()}'}}", "--target-path", str(settings.warehouse_dir / "dbt-target"), *extra],
+        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
+    )
+
+
+def run_pipeline_steps(settings: Settings, as_of: dt.date = AS_OF) -> None:
+    """The DAG's steps in order, without Airflow (the DAG itself is exercised by test_end_to_end)."""
+    from pipeline import steps
+
+    load_id = f"{as_of}-test"
+    steps.extract_feed(as_of, load_id, settings=settings)
+    steps.load_centre(as_of, load_id, settings=settings)
+    steps.verify_certificates(as_of, load_id, settings=settings)
+    result = dbt_build(settings, as_of, "--exclude", "resource_type:unit_test")
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, dataset, feed) -> Settings:
+    """A warehouse built once from the small dataset (ingest + dbt), before the gate."""
+    settings = make_settings(tmp_path_factory.mktemp("built"), dataset, feed.url)
+    run_pipeline_steps(settings)
+    return settings
+
+
+__all__ = ["AS_OF", "PROJECT_ROOT", "RunningFeed", "make_settings", "run_pipeline_steps", "dbt_build"]

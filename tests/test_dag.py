@@ -1,0 +1,34 @@
+import os
+
+import pytest
+
+from pipeline.settings import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow_home")
+    os.environ.setdefault("AIRFLOW_HOME", str(home))
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+
+
+def test_dags_import_cleanly(dagbag):
+    assert dagbag.import_errors == {}
+    assert "renewal_daily" in dagbag.dags
+
+
+def test_daily_dag_wiring(dagbag):
+    dag = dagbag.dags["renewal_daily"]
+    ids = set(dag.task_ids)
+    for task in ["extract_feed", "load_centre_records", "verify_certificates", "quality_gate", "publish",
+                 "export_reminders", "report", "dbt.renewal_eligibility_run", "dbt.reminders_run"]:
+        assert task in ids, task
+    assert dag.max_active_tasks == 1
+    assert str(dag.timezone) in ("Asia/Shanghai", "Timezone('Asia/Shanghai')")
+    publish = dag.get_task("publish")
+    assert "quality_gate" in publish.upstream_task_ids
+    gate = dag.get_task("quality_gate")
+    assert all(t.startswith("dbt.") for t in gate.upstream_task_ids)

@@ -1,0 +1,117 @@
+"""The daily DAG through real Airflow (`airflow dags test`, SQLite metadata), the real mock feed over HTTP,
+real dbt and DuckDB files: what `make run` does, twice, on a small dataset."""
+
+import csv
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import zipfile
+
+import duckdb
+import pytest
+from openpyxl import load_workbook
+
+from pipeline.settings import PROJECT_ROOT
+from publish.marts import MARTS
+from tests.conftest import AS_OF
+
+
+def run(dataset, warehouse, exports):
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.local_run", "--as-of", AS_OF.isoformat(), "--data", str(dataset),
+         "--warehouse", str(warehouse), "--exports", str(exports)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1200,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout
+
+
+def mart_rows(published):
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        return {m: con.execute(f"SELECT * FROM marts.{m}").fetchall() for m in MARTS}
+    finally:
+        con.close()
+
+
+def files(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory, dataset):
+    tmp = tmp_path_factory.mktemp("e2e")
+    warehouse, exports = tmp / "warehouse", tmp / "exports"
+    out1 = run(dataset, warehouse, exports)
+    first = (mart_rows(warehouse / "published.duckdb"), files(exports / AS_OF.isoformat()))
+    out2 = run(dataset, warehouse, exports)
+    second = (mart_rows(warehouse / "published.duckdb"), files(exports / AS_OF.isoformat()))
+    return warehouse, exports, out1, out2, first, second
+
+
+def test_run_publishes_five_marts_and_prints_a_summary(two_runs, dataset):
+    warehouse, exports, out1, _, (marts, _), _ = two_runs
+    assert "By lifecycle stage" in out1 and "By renewal verdict" in out1
+    assert str(warehouse / "published.duckdb") in out1 and str(exports / AS_OF.isoformat()) in out1
+    institutions = [json.loads(line) for line in (dataset / "institutions.jsonl").read_text().splitlines()]
+    assert len(marts["renewal_eligibility"]) == len(institutions)
+    assert all(marts[m] for m in ("renewal_eligibility", "batch_counts", "reminders", "institution_flags"))
+    con = duckdb.connect(str(warehouse / "published.duckdb"), read_only=True)
+    stages = {r[0] for r in con.execute("SELECT DISTINCT lifecycle_stage FROM marts.renewal_eligibility").fetchall()}
+    assert {"not_yet_due", "window_open", "grace_period", "abandoned", "terminated"} <= stages
+    con.close()
+
+
+def test_rerun_gives_identical_marts_and_exports(two_runs):
+    *_, first, second = two_runs
+    assert first[0] == second[0]
+    assert first[1] == second[1]
+
+
+def test_exports_open_and_match_the_reminders_mart(two_runs):
+    warehouse, exports, *_ = two_runs
+    folder = exports / AS_OF.isoformat()
+    con = duckdb.connect(str(warehouse / "published.duckdb"), read_only=True)
+    expected = dict(con.execute("SELECT supervising_centre, count(*) FROM marts.reminders GROUP BY 1").fetchall())
+    con.close()
+    total = 0
+    for path in folder.glob("*.csv"):
+        raw = path.read_bytes()
+        assert raw.startswith(b"\xef\xbb\xbf")
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+        assert rows[0][:2] == ["机构编号", "机构名称"]
+        centre = path.name.split("_")[0]
+        assert len(rows) - 1 == expected.get(centre, 0), path.name
+        total += len(rows) - 1
+        book = load_workbook(path.with_suffix(".xlsx"))
+        sheet = book["提醒明细"]
+        assert sheet.freeze_panes == "A2" and sheet.max_row - 1 == len(rows) - 1
+        assert [c.value for c in sheet[1]][:2] == ["机构编号", "机构名称"]
+    assert total == sum(expected.values()) > 0
+
+
+def test_no_resident_id_or_full_name_anywhere(two_runs, dataset):
+    warehouse, exports, *_ = two_runs
+    certs = [json.loads(line) for line in (dataset / "certificates.jsonl").read_text().splitlines()]
+    ids = {c["holder_id_no"] for c in certs}
+    names = {c["holder_name"] for c in certs if len(c["holder_name"]) >= 3}
+    for db in (warehouse / "warehouse.duckdb", warehouse / "published.duckdb"):
+        con = duckdb.connect(str(db), read_only=True)
+        columns = con.execute("""SELECT schema_name, table_name, column_name FROM duckdb_columns()
+                                 WHERE data_type IN ('VARCHAR', 'JSON') AND database_name = current_database()""").fetchall()
+        for schema, table, column in columns:
+            values = con.execute(f'SELECT DISTINCT "{column}"::VARCHAR FROM "{schema}"."{table}"').fetchall()
+            text = "\n".join(v[0] for v in values if v[0])
+            leaked = [i for i in ids if i in text]
+            assert not leaked, f"{db.name} {schema}.{table}.{column} holds a resident ID"
+            assert not any(n in text for n in names if n in text.split("\n")), f"{schema}.{table}.{column}"
+        con.close()
+    for path in (exports / AS_OF.isoformat()).iterdir():
+        blobs = [path.read_bytes().decode("utf-8-sig")]
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as z:
+                blobs = [z.read(n).decode("utf-8", "replace") for n in z.namelist()]
+        for blob in blobs:
+            assert not any(i in blob for i in ids), path.name

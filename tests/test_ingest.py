@@ -1,0 +1,103 @@
+import hashlib
+import hmac
+import json
+
+import duckdb
+import pytest
+from openpyxl import Workbook
+
+from ingest.centre_records import load_centre_records, parse_date
+from ingest.feed_client import FeedClient
+from ingest.land import land_resource
+from ingest.warehouse import connect
+from tests.conftest import TOKEN
+
+
+def test_certificates_land_pseudonymised(tmp_path, feed, dataset):
+    con = connect(tmp_path / "w.duckdb")
+    result = land_resource(con, FeedClient(feed.url, TOKEN), "certificates", "L1", b"secret")
+    source = [json.loads(line) for line in (dataset / "certificates.jsonl").read_text().splitlines()]
+    assert result.items == len(source)
+    row = json.loads(con.execute(
+        "SELECT item FROM raw.certificates WHERE item->>'certificate_no' = ?", [source[0]["certificate_no"]]
+    ).fetchone()[0])
+    assert "holder_id_no" not in row
+    assert row["holder_id_hash"] == hmac.new(b"secret", source[0]["holder_id_no"].encode(), hashlib.sha256).hexdigest()
+    assert row["holder_name"][0] == source[0]["holder_name"][0] and set(row["holder_name"][1:]) == {"*"}
+    dump = con.execute("SELECT string_agg(item::VARCHAR, '\n') FROM raw.certificates").fetchone()[0]
+    assert not any(c["holder_id_no"] in dump for c in source[:500])
+
+
+def test_failed_pull_leaves_nothing_visible(tmp_path, dataset):
+    from mock_feed.server import FaultOptions
+    from tests.conftest import RunningFeed
+
+    broken = RunningFeed(dataset, FaultOptions(malformed_rate=1.0))
+    con = connect(tmp_path / "w.duckdb")
+    try:
+        client = FeedClient(broken.url, TOKEN, max_attempts=2, backoff_base=0.01)
+        with pytest.raises(Exception, match="certificates page 0"):
+            land_resource(con, client, "certificates", "L1", b"k")
+    finally:
+        broken.stop()
+    assert con.execute("SELECT count(*) FROM raw.certificates").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM raw.feed_loads").fetchone()[0] == 0
+
+
+def test_dates_in_the_accepted_forms():
+    assert str(parse_date("2026-03-05")) == "2026-03-05"
+    assert str(parse_date("2026/3/5")) == "2026-03-05"
+    assert str(parse_date(46086)) == "2026-03-05"
+    assert str(parse_date("46086")) == "2026-03-05"
+    with pytest.raises(ValueError):
+        parse_date("05.03.26x")
+
+
+def _warehouse_with_institutions(tmp_path) -> duckdb.DuckDBPyConnection:
+    con = connect(tmp_path / "w.duckdb")
+    con.execute("""INSERT INTO raw.institutions VALUES ('L0', 0, '{"institution_id": "35000001"}'),
+                                                        ('L0', 0, '{"institution_id": "35000002"}')""")
+    return con
+
+
+BAD_ROWS = [
+    # (application_id, institution_id, received_on, incentive_evidence, expected reason fragment)
+    ("XQ1", "35000001", "2026-10-01", "是", None),
+    ("XQ2", "35000002", "2026/10/2", "false", None),
+    ("XQ3", "35000001", "2026-13-40", "true", "received_on"),
+    ("XQ4", "35999999", "2026-10-01", "true", "not an institution"),
+    ("", "35000001", "2026-10-01", "true", "application_id is missing"),
+    ("XQ6", "35000001", "2026-10-01", "maybe", "not a boolean"),
+]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+@pytest.mark.parametrize("chinese", [False, True])
+def test_bad_centre_rows_are_quarantined(tmp_path, fmt, chinese):
+    con = _warehouse_with_institutions(tmp_path)
+    folder = tmp_path / "centre_records"
+    folder.mkdir()
+    header = (["申请编号", "机构编号", "收到日期", "是否提供激励制度佐证材料", "是否提供不可抗力书面说明"] if chinese
+              else ["application_id", "institution_id", "received_on", "incentive_evidence",
+                    "force_majeure_statement"])
+    rows = [list(r[:4]) + ["否"] for r in BAD_ROWS]
+    if fmt == "csv":
+        text = "\n".join(",".join(r) for r in [header, *rows])
+        (folder / "renewal_applications.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    else:
+        wb = Workbook()
+        wb.active.append(header)
+        for r in rows:
+            wb.active.append(r)
+        wb.save(folder / "renewal_applications.xlsx")
+    result = load_centre_records(con, folder, "L1")
+    assert result.loaded["renewal_applications"] == 2
+    assert result.quarantined["renewal_applications"] == 4
+    quarantined = con.execute("SELECT row_number, reason FROM raw.quarantine ORDER BY row_number").fetchall()
+    expected = [(n + 2, r[4]) for n, r in enumerate(BAD_ROWS) if r[4]]
+    assert [q[0] for q in quarantined] == [e[0] for e in expected]
+    for (_, reason), (_, fragment) in zip(quarantined, expected):
+        assert fragment in reason
+    good = con.execute("SELECT application_id, received_on::VARCHAR, incentive_evidence "
+                       "FROM raw.centre_renewal_applications ORDER BY 1").fetchall()
+    assert good == [("XQ1", "2026-10-01", True), ("XQ2", "2026-10-02", False)]
