@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import logging
+import re
 import shutil
 import uuid
 import zipfile
@@ -116,18 +117,23 @@ def _xlsx_bytes(rows: list[tuple], centre_name: str, as_of: dt.date) -> bytes:
 
     raw = io.BytesIO()
     wb.save(raw)
-    return _fixed_zip(raw.getvalue())
+    return _fixed_zip(raw.getvalue(), stamp)
 
 
-def _fixed_zip(data: bytes) -> bytes:
-    """Rewrite a zip with fixed entry timestamps so identical content gives identical bytes."""
+def _fixed_zip(data: bytes, stamp: dt.datetime) -> bytes:
+    """Rewrite an .xlsx with fixed entry timestamps and a fixed modified time (openpyxl stamps the save
+    time into docProps/core.xml), so identical content gives identical bytes."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_ZIP_TIME)
             fixed.compress_type = zipfile.ZIP_DEFLATED
             fixed.external_attr = 0o600 << 16
-            dst.writestr(fixed, src.read(info.filename))
+            content = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                content = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)",
+                                 rb"\g<1>" + stamp.strftime("%Y-%m-%dT%H:%M:%SZ").encode() + rb"\g<2>", content)
+            dst.writestr(fixed, content)
     return out.getvalue()
 
 
