@@ -51,10 +51,10 @@ def make_settings(tmp: Path, dataset: Path, feed_url: str) -> Settings:
                     feed_url=feed_url, feed_token=TOKEN, pseudonym_key=b"test-key")
 
 
-def dbt_build(settings: Settings, as_of: dt.date, *extra: str) -> subprocess.CompletedProcess:
+def dbt_build(settings: Settings, as_of: dt.date, *extra: str, command: str = "build") -> subprocess.CompletedProcess:
     env = dict(os.environ, WAREHOUSE_DB=str(settings.warehouse_db), DBT_SEND_ANONYMOUS_USAGE_STATS="false")
     return subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "build", "--profiles-dir", ".", "--vars",
+        [str(Path(sys.executable).parent / "dbt"), command, "--profiles-dir", ".", "--vars",
          f"{{as_of: '{as_of.isoformat()}'}}", "--target-path", str(settings.warehouse_dir / "dbt-target"), *extra],
         cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
     )
