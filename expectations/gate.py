@@ -16,7 +16,6 @@ from pathlib import Path
 
 import duckdb
 
-
 log = logging.getLogger(__name__)
 
 

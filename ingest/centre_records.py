@@ -37,7 +37,7 @@ class Field:
     aliases: tuple[str, ...] = ()  # Chinese headers
 
 
-def F(name: str, kind: str, zh: str, required: bool = True, values: tuple[str, ...] = ()) -> Field:  # noqa: N802
+def F(name: str, kind: str, zh: str, required: bool = True, values: tuple[str, ...] = ()) -> Field:
     return Field(name, kind, required, values, (zh,))
 
 

@@ -93,7 +93,7 @@ class FeedClient:
             try:
                 parsed = orjson.loads(body)
                 if not isinstance(parsed, dict):
-                    raise ValueError("not a JSON object")
+                    raise ValueError("not a JSON object")  # noqa: TRY004 - handled below as malformed
             except ValueError as exc:
                 self.retries["malformed"] += 1
                 last = f"malformed JSON ({exc})"

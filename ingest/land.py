@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import duckdb
 
 from ingest.feed_client import FeedClient
-from ingest.warehouse import FEED_RESOURCES
+from ingest.warehouse import FEED_KEYS, FEED_RESOURCES
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,56 @@ ITEM_SQL = {
 }
 
 
+# What a feed record must carry for the marts to use it: (field, DuckDB type, required). A record missing a
+# required field, or carrying a value that does not cast to its type, is quarantined with the reason; fields
+# not listed here (including unknown new ones) are kept as they came, in the raw JSON.
+RECORD_SCHEMA: dict[str, list[tuple[str, str, bool]]] = {
+    "institutions": [
+        ("institution_id", "VARCHAR", True), ("name", "VARCHAR", True), ("institution_type", "VARCHAR", True),
+        ("supervising_centre", "VARCHAR", True), ("registered_on", "DATE", True), ("expires_on", "DATE", True),
+        ("status", "VARCHAR", True), ("updated_at", "TIMESTAMPTZ", True),
+    ],
+    "registered_occupations": [
+        ("institution_id", "VARCHAR", True), ("occupation_code", "VARCHAR", True),
+        ("registered_on", "DATE", True), ("updated_at", "TIMESTAMPTZ", True),
+    ],
+    "plans": [
+        ("plan_no", "VARCHAR", True), ("institution_id", "VARCHAR", True), ("occupation_code", "VARCHAR", True),
+        ("level", "INTEGER", True), ("assessment_date", "DATE", True), ("status", "VARCHAR", True),
+        ("candidates", "INTEGER", False), ("passed", "INTEGER", False), ("certificates_online", "BOOLEAN", False),
+        ("updated_at", "TIMESTAMPTZ", True),
+    ],
+    "certificates": [
+        ("certificate_no", "VARCHAR", True), ("plan_no", "VARCHAR", True), ("institution_id", "VARCHAR", True),
+        ("level", "INTEGER", False), ("issued_on", "DATE", True), ("updated_at", "TIMESTAMPTZ", True),
+    ],
+}
+
+
+TYPE_NAMES = {"DATE": "a date", "TIMESTAMPTZ": "a timestamp", "INTEGER": "an integer", "BOOLEAN": "true/false"}
+
+
+def reason_sql(table: str) -> str:
+    """A SQL expression over `item`: NULL for a usable record, else why it is quarantined ('; '-joined)."""
+    checks = []
+    for field, type_, required in RECORD_SCHEMA[table]:
+        value = f"(item->>'{field}')"
+        if required:
+            checks.append(f"CASE WHEN {value} IS NULL OR {value} = '' THEN '{field}: missing' END")
+        if type_ != "VARCHAR":
+            checks.append(f"CASE WHEN {value} <> '' AND try_cast({value} AS {type_}) IS NULL "
+                          f"THEN '{field}: expected {TYPE_NAMES[type_]}, got ' || left({value}, 40) END")
+    return "nullif(concat_ws('; ', " + ", ".join(checks) + "), '')"
+
+
 @dataclass
 class LandResult:
     resource: str
     pages: int
     items: int
     updated_since: str | None
+    quarantined: int = 0
+    repeated: int = 0  # landed items whose key came more than once in this pull (collapsed by staging)
 
 
 def watermark(con: duckdb.DuckDBPyConnection, resource: str, overlap: dt.timedelta) -> str | None:
@@ -75,17 +119,22 @@ def land_resource(
     started = dt.datetime.now(dt.UTC)
     ipad, opad = hmac_pads(pseudonym_key)
     item_sql = ITEM_SQL.get(table, "item")
-    insert = (
-        f"INSERT INTO raw.{table} SELECT $load_id, page_no, {item_sql} "
-        "FROM (SELECT page_no, unnest(page.items) AS item FROM landing_batch)"
+    stage = (
+        f"CREATE OR REPLACE TEMP TABLE landing_items AS SELECT page_no, item, {reason_sql(table)} AS reason "
+        f"FROM (SELECT page_no, {item_sql} AS item "
+        "      FROM (SELECT page_no, unnest(page.items) AS item FROM landing_batch))"
     )
-    params = {"load_id": load_id}
-    if "$ipad" in item_sql:
-        params |= {"ipad": ipad, "opad": opad}
-    pages = items = 0
+    params = {"ipad": ipad, "opad": opad} if "$ipad" in item_sql else {}
+    quarantine = (
+        "INSERT INTO raw.quarantine SELECT ?, 'feed', ?, page_no, split_part(reason, ':', 1), reason, item "
+        "FROM landing_items WHERE reason IS NOT NULL"
+    )
+    insert = f"INSERT INTO raw.{table} SELECT ?, page_no, item FROM landing_items WHERE reason IS NULL"
+    pages = items = quarantined = 0
     batch: list[bytes] = []
 
     def flush() -> None:
+        nonlocal quarantined
         if not batch:
             return
         rel = con.read_json(
@@ -95,7 +144,9 @@ def land_resource(
             maximum_object_size=256 * 1024 * 1024,
         )
         con.register("landing_batch", rel)
-        con.execute(insert, params)
+        con.execute(stage, params)
+        quarantined += con.execute(quarantine, [load_id, resource]).fetchone()[0]
+        con.execute(insert, [load_id])
         batch.clear()
 
     con.begin()
@@ -107,6 +158,9 @@ def land_resource(
             if len(batch) >= PAGES_PER_BATCH:
                 flush()
         flush()
+        key = ", ".join(f"item->>'{k}'" for k in FEED_KEYS[table])
+        repeated = con.execute(f"SELECT count(*) - count(DISTINCT ({key})) FROM raw.{table} WHERE load_id = ?",
+                               [load_id]).fetchone()[0]
         con.execute(
             f"""INSERT INTO raw.feed_loads
                 SELECT ?, ?, ?, ?::TIMESTAMPTZ, ?, now(), ?, ?,
@@ -119,5 +173,6 @@ def land_resource(
         con.rollback()
         raise
     since = f" updated since {updated_since}" if updated_since else " (full refresh)"
-    log.info("landed %s %s in %s pages%s", f"{items:,}", resource, f"{pages:,}", since)
-    return LandResult(resource, pages, items, updated_since)
+    log.info("landed %s %s in %s pages%s; %s quarantined, %s repeated", f"{items - quarantined:,}", resource,
+             f"{pages:,}", since, f"{quarantined:,}", f"{repeated:,}")
+    return LandResult(resource, pages, items, updated_since, quarantined, repeated)

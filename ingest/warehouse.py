@@ -16,6 +16,14 @@ FEED_RESOURCES = {
     "certificates": "certificates",
 }
 
+# each raw table's key: staging keeps the latest version of each, so repeats collapse there
+FEED_KEYS = {
+    "institutions": ("institution_id",),
+    "registered_occupations": ("institution_id", "occupation_code"),
+    "plans": ("plan_no",),
+    "certificates": ("certificate_no",),
+}
+
 RAW_DDL = [
     "CREATE SCHEMA IF NOT EXISTS raw",
     *[
@@ -31,8 +39,10 @@ RAW_DDL = [
     """CREATE TABLE IF NOT EXISTS raw.quarantine (
         load_id VARCHAR, source VARCHAR, file VARCHAR, row_number INTEGER, field VARCHAR, reason VARCHAR,
         record JSON)""",
-    """CREATE TABLE IF NOT EXISTS raw.run_log (
-        load_id VARCHAR, as_of DATE, step VARCHAR, finished_at TIMESTAMPTZ, summary JSON)""",
+    # the run summary, one number a row (step, subject, metric), for the DAG log and the BI tool
+    """CREATE TABLE IF NOT EXISTS raw.run_metrics (
+        load_id VARCHAR, as_of DATE, step VARCHAR, subject VARCHAR, metric VARCHAR, value BIGINT, note VARCHAR,
+        recorded_at TIMESTAMPTZ)""",
 ]
 
 

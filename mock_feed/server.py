@@ -45,12 +45,19 @@ class Resource:
     """One resource's items, sorted by (updated_at, key), each pre-serialised."""
 
     def __init__(self, records: list[dict], key: str | tuple[str, ...]) -> None:
+        # Imperfect records (a missing key or timestamp) are served too, first, as the real network would.
+        def updated(r: dict) -> float:
+            try:
+                return parse_ts(r["updated_at"])
+            except (KeyError, TypeError, ValueError):
+                return 0.0
+
         def sort_key(r: dict) -> tuple:
-            k = tuple(r[f] for f in key) if isinstance(key, tuple) else (r[key],)
-            return (parse_ts(r["updated_at"]), *k)
+            k = tuple(r.get(f) for f in key) if isinstance(key, tuple) else (r.get(key),)
+            return (updated(r), *(str(v) for v in k))
 
         records.sort(key=sort_key)
-        self.updated_at = [parse_ts(r["updated_at"]) for r in records]
+        self.updated_at = [updated(r) for r in records]
         self.items = [
             json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False,
                        separators=(",", ":")).encode()
@@ -69,13 +76,13 @@ class FeedData:
                 with open(path, encoding="utf-8") as fh:
                     records = [json.loads(line) for line in fh if line.strip()]
             if name == "certificates":
-                self.queryable = {r["certificate_no"]: bool(r.get("_queryable", True)) for r in records}
+                self.queryable = {r.get("certificate_no"): bool(r.get("_queryable", True)) for r in records}
             self.resources[name] = Resource(records, key)
 
 
 def parse_ts(ts: str) -> float:
     """Epoch seconds of an ISO 8601 timestamp ('+' may arrive as a space from an unencoded query string)."""
-    t = dt.datetime.fromisoformat(ts.strip().replace(" ", "+").replace("Z", "+00:00"))
+    t = dt.datetime.fromisoformat(ts.strip().replace(" ", "+"))
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
     return t.timestamp()
@@ -121,7 +128,7 @@ class FeedHandler(BaseHTTPRequestHandler):
     server: FeedServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature of the base class
+    def log_message(self, format: str, *args) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
     # -- plumbing ------------------------------------------------------------------------------------
@@ -163,7 +170,7 @@ class FeedHandler(BaseHTTPRequestHandler):
         return body
 
     # -- routes --------------------------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         url = urlparse(self.path)
         parts = [p for p in url.path.split("/") if p]
         if url.path == "/healthz":
@@ -183,7 +190,7 @@ class FeedHandler(BaseHTTPRequestHandler):
         else:
             self.send_json(404, {"error": f"no route {url.path}"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         url = urlparse(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)

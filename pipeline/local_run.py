@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import secrets
 import shlex
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from pipeline.settings import PROJECT_ROOT, TIMEZONE
+from pipeline.settings import FEED_CONN_ID, PROJECT_ROOT, TIMEZONE
 
 AIRFLOW_HOME = PROJECT_ROOT / ".airflow"
 
@@ -29,7 +30,8 @@ def free_port() -> int:
 
 
 def airflow_env(extra: dict[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
+    # the local feed, not whatever feed the caller's shell points at
+    env = {k: v for k, v in os.environ.items() if k not in ("FEED_URL", "FEED_TOKEN")}
     env.update({
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date()
-    resolve = lambda p: (Path(p) if Path(p).is_absolute() else PROJECT_ROOT / p).resolve()  # noqa: E731
+    resolve = lambda p: (Path(p) if Path(p).is_absolute() else PROJECT_ROOT / p).resolve()
     if args.data:
         data = resolve(args.data)
         if not (data / "institutions.jsonl").exists():
@@ -95,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     token = secrets.token_hex(16)
     feed, url = start_feed(data, token, args.feed_opts)
     env = airflow_env({
-        "FEED_URL": url, "FEED_TOKEN": token, "DATA": str(data),
-        "WAREHOUSE": str(warehouse), "EXPORTS": str(exports),
+        # the feed's address and token reach the tasks as an Airflow connection, as in production
+        f"AIRFLOW_CONN_{FEED_CONN_ID.upper()}": json.dumps({"conn_type": "http", "host": url, "password": token}),
+        "DATA": str(data), "WAREHOUSE": str(warehouse), "EXPORTS": str(exports),
     })
     try:
         AIRFLOW_HOME.mkdir(exist_ok=True)
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running renewal_daily for {as_of} (data {data}, feed {url}) …", flush=True)
         log_path = AIRFLOW_HOME / f"dags-test-{as_of.isoformat()}.log"
         with open(log_path, "w") as log:
-            result = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            result = subprocess.run(cmd, check=False, env=env, stdout=log, stderr=subprocess.STDOUT)
         if result.returncode != 0 or "state=failed" in log_path.read_text(errors="replace"):
             tail = log_path.read_text(errors="replace").splitlines()[-60:]
             print("\n".join(tail), file=sys.stderr)

@@ -6,6 +6,8 @@ same code at different folders; defaults are the project's own folders.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,11 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 TIMEZONE = "Asia/Shanghai"
+# The Airflow connection that holds the feed's address (host, port) and token (password). FEED_URL and
+# FEED_TOKEN in the environment take precedence; either way the token is never in code, logs or the warehouse.
+FEED_CONN_ID = "skill_evaluation_feed"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,20 +50,50 @@ def _path(name: str, default: str) -> Path:
     return value if value.is_absolute() else PROJECT_ROOT / value
 
 
+def feed_connection() -> tuple[str | None, str | None]:
+    """(url, token) of the Airflow connection `skill_evaluation_feed`, or (None, None) when there is none.
+
+    Read from the environment form AIRFLOW_CONN_SKILL_EVALUATION_FEED (JSON or URI) or, inside a task, from
+    Airflow's secrets backends and metadata database.
+    """
+    conn = None
+    raw = os.environ.get(f"AIRFLOW_CONN_{FEED_CONN_ID.upper()}")
+    if raw and raw.lstrip().startswith("{"):
+        conn = json.loads(raw)
+    else:
+        try:
+            from airflow.sdk import BaseHook
+
+            c = BaseHook.get_connection(FEED_CONN_ID)
+            conn = {"host": c.host, "port": c.port, "schema": c.schema, "password": c.password}
+        except Exception as exc:  # noqa: BLE001 - no Airflow, no task context or no such connection
+            log.debug("no Airflow connection %s: %s", FEED_CONN_ID, type(exc).__name__)
+            return None, None
+    host, port = conn.get("host"), conn.get("port")
+    url = None
+    if host:
+        url = host if "://" in host else f"{conn.get('schema') or 'http'}://{host}"
+        url = f"{url}:{port}" if port else url
+    return url, conn.get("password") or None
+
+
 def load_settings() -> Settings:
+    conn_url, conn_token = (None, None)
+    if not (os.environ.get("FEED_URL") and os.environ.get("FEED_TOKEN")):
+        conn_url, conn_token = feed_connection()
     return Settings(
         warehouse_dir=_path("WAREHOUSE", "warehouse"),
         exports_dir=_path("EXPORTS", "exports"),
         data_dir=_path("DATA", "data/demo"),
-        feed_url=os.environ.get("FEED_URL", "http://127.0.0.1:8765").rstrip("/"),
-        feed_token=os.environ.get("FEED_TOKEN") or None,
+        feed_url=(os.environ.get("FEED_URL") or conn_url or "http://127.0.0.1:8765").rstrip("/"),
+        feed_token=os.environ.get("FEED_TOKEN") or conn_token,
         # Key of the HMAC that replaces resident ID numbers. Production sets its own secret; the default
         # only keeps local runs reproducible.
         pseudonym_key=(os.environ.get("PSEUDONYM_KEY") or "local-development-key").encode(),
     )
 
 
-def as_of_date(logical_date) -> "datetime.date":  # noqa: F821 - pendulum/datetime, imported lazily
+def as_of_date(logical_date) -> datetime.date:  # noqa: F821 - pendulum/datetime, imported lazily
     """The as-of date D of a run: its logical date as a calendar day in Asia/Shanghai (RULES.md Terms)."""
     import zoneinfo
 

@@ -7,7 +7,6 @@ one at a time, so the DuckDB file never has two writers.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import sys
 from pathlib import Path
@@ -44,9 +43,21 @@ def release_dbt_duckdb() -> None:
             manager._ENV = None
 
 
-def _log_step(con: duckdb.DuckDBPyConnection, load_id: str, as_of: dt.date, step: str, summary: dict) -> None:
-    con.execute("INSERT INTO raw.run_log VALUES (?, ?, ?, now(), ?)",
-                [load_id, as_of, step, json.dumps(summary, ensure_ascii=False, default=str)])
+def _record(con: duckdb.DuckDBPyConnection, load_id: str, as_of: dt.date, step: str,
+            metrics: list[tuple[str, str, int, str | None]]) -> None:
+    """Store a step's numbers in raw.run_metrics (published as marts.run_metrics) and log them.
+
+    A rerun of the same load replaces that step's rows, so the summary never counts a step twice.
+    """
+    con.execute("DELETE FROM raw.run_metrics WHERE load_id = ? AND step = ?", [load_id, step])
+    con.executemany("INSERT INTO raw.run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+                    [[load_id, as_of, step, subject, metric, value, note] for subject, metric, value, note in metrics])
+    for subject, metric, value, note in metrics:
+        log.info("run summary %s: %s %s = %s%s", step, subject, metric, f"{value:,}", f" ({note})" if note else "")
+
+
+def _retry_metrics(client: FeedClient) -> list[tuple[str, str, int, None]]:
+    return [("feed", f"retries_{cause}", n, None) for cause, n in sorted(client.retries.items())]
 
 
 def extract_feed(as_of: dt.date, load_id: str, full_refresh: bool = False,
@@ -56,14 +67,19 @@ def extract_feed(as_of: dt.date, load_id: str, full_refresh: bool = False,
     client = FeedClient(s.feed_url, s.feed_token)
     con = connect(s.warehouse_db)
     try:
-        summary = {}
+        summary, metrics = {}, []
         for resource in FEED_RESOURCES:
-            result = land_resource(con, client, resource, load_id, s.pseudonym_key, full_refresh=full_refresh)
-            summary[resource] = {"pages": result.pages, "items": result.items,
-                                 "updated_since": result.updated_since}
+            r = land_resource(con, client, resource, load_id, s.pseudonym_key, full_refresh=full_refresh)
+            summary[resource] = {"pages": r.pages, "fetched": r.items, "landed": r.items - r.quarantined,
+                                 "quarantined": r.quarantined, "repeated": r.repeated,
+                                 "updated_since": r.updated_since}
+            since = f"updated_since {r.updated_since}" if r.updated_since else "full refresh"
+            metrics += [(resource, "pages", r.pages, since), (resource, "fetched", r.items, None),
+                        (resource, "landed", r.items - r.quarantined, None),
+                        (resource, "quarantined", r.quarantined, None), (resource, "repeated", r.repeated, None)]
         summary["retries"] = dict(client.retries)
         load_calendar(con)
-        _log_step(con, load_id, as_of, "extract_feed", summary)
+        _record(con, load_id, as_of, "extract_feed", metrics + _retry_metrics(client))
         return summary
     finally:
         con.close()
@@ -75,7 +91,9 @@ def load_centre(as_of: dt.date, load_id: str, settings: Settings | None = None) 
     try:
         result = load_centre_records(con, s.centre_records_dir, load_id)
         summary = {"loaded": result.loaded, "quarantined": result.quarantined}
-        _log_step(con, load_id, as_of, "load_centre_records", summary)
+        _record(con, load_id, as_of, "load_centre_records",
+                [(kind, "loaded", n, None) for kind, n in result.loaded.items()]
+                + [(kind, "quarantined", n, None) for kind, n in result.quarantined.items()])
         return summary
     finally:
         con.close()
@@ -89,7 +107,9 @@ def verify_certificates(as_of: dt.date, load_id: str, settings: Settings | None 
         result = verify_lookups(con, client, load_id)
         summary = {"checked": result.checked, "found": result.found, "requests": result.requests,
                    "retries": dict(client.retries)}
-        _log_step(con, load_id, as_of, "verify_certificates", summary)
+        _record(con, load_id, as_of, "verify_certificates",
+                [("lookups", "checked", result.checked, None), ("lookups", "found", result.found, None),
+                 ("lookups", "requests", result.requests, None), *_retry_metrics(client)])
         return summary
     finally:
         con.close()

@@ -24,6 +24,11 @@ MARTS = {
     "review_sla": "application_id",
     "reminders": "institution_id, reminder_type",
 }
+# schema ops: about the runs, not a function of D (so not compared between reruns)
+OPS = {
+    "run_metrics": "as_of, load_id, step, subject, metric",
+}
+PUBLISHED = {("marts", m): order for m, order in MARTS.items()} | {("ops", m): order for m, order in OPS.items()}
 
 
 def _quote(text: str) -> str:
@@ -38,22 +43,24 @@ def publish_marts(warehouse_db: Path, published_db: Path) -> dict[str, int]:
         con = duckdb.connect(str(tmp))
         try:
             con.execute(f"ATTACH {_quote(str(warehouse_db))} AS candidate (READ_ONLY)")
-            con.execute("CREATE SCHEMA marts")
-            for mart, order in MARTS.items():
-                con.execute(f"CREATE TABLE marts.{mart} AS SELECT * FROM candidate.marts.{mart} ORDER BY {order}")
-                counts[mart] = con.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
+            for schema in sorted({schema for schema, _ in PUBLISHED}):
+                con.execute(f"CREATE SCHEMA {schema}")
+            for (schema, mart), order in PUBLISHED.items():
+                con.execute(f"CREATE TABLE {schema}.{mart} AS SELECT * FROM candidate.{schema}.{mart} "
+                            f"ORDER BY {order}")
+                counts[mart] = con.execute(f"SELECT count(*) FROM {schema}.{mart}").fetchone()[0]
             # carry the Chinese/English descriptions that dbt persisted, so BI tools show them
             comments = con.execute(
-                """SELECT table_name, comment, NULL FROM duckdb_tables()
-                   WHERE database_name = 'candidate' AND schema_name = 'marts' AND comment IS NOT NULL
+                """SELECT schema_name, table_name, comment, NULL FROM duckdb_tables()
+                   WHERE database_name = 'candidate' AND comment IS NOT NULL
                    UNION ALL
-                   SELECT table_name, comment, column_name FROM duckdb_columns()
-                   WHERE database_name = 'candidate' AND schema_name = 'marts' AND comment IS NOT NULL"""
+                   SELECT schema_name, table_name, comment, column_name FROM duckdb_columns()
+                   WHERE database_name = 'candidate' AND comment IS NOT NULL"""
             ).fetchall()
-            for table, comment, column in comments:
-                if table not in MARTS:
+            for schema, table, comment, column in comments:
+                if (schema, table) not in PUBLISHED:
                     continue
-                target = f"COLUMN marts.{table}.{column}" if column else f"TABLE marts.{table}"
+                target = f"COLUMN {schema}.{table}.{column}" if column else f"TABLE {schema}.{table}"
                 con.execute(f"COMMENT ON {target} IS {_quote(comment)}")
             con.execute("DETACH candidate")
             con.execute("CHECKPOINT")

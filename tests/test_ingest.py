@@ -101,3 +101,37 @@ def test_bad_centre_rows_are_quarantined(tmp_path, fmt, chinese):
     good = con.execute("SELECT application_id, received_on::VARCHAR, incentive_evidence "
                        "FROM raw.centre_renewal_applications ORDER BY 1").fetchall()
     assert good == [("XQ1", "2026-10-01", True), ("XQ2", "2026-10-02", False)]
+
+
+def test_bad_feed_records_are_quarantined_and_the_rest_lands(tmp_path, dataset):
+    """Schema drift: an unknown new field is kept; a missing or mistyped required field is quarantined."""
+    from tests.conftest import RunningFeed
+
+    data = tmp_path / "drift"
+    data.mkdir()
+    plans = [json.loads(line) for line in (dataset / "plans.jsonl").read_text().splitlines()[:20]]
+    plans[0]["new_field_from_upstream"] = {"anything": [1, 2]}
+    del plans[1]["assessment_date"]
+    plans[2]["candidates"] = "many"
+    plans[3]["plan_no"] = None
+    plans[4]["level"] = "高级"
+    (data / "plans.jsonl").write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in plans))
+    drifted = RunningFeed(data)
+    con = connect(tmp_path / "w.duckdb")
+    try:
+        result = land_resource(con, FeedClient(drifted.url, TOKEN), "plans", "L1", b"k")
+    finally:
+        drifted.stop()
+    assert (result.items, result.quarantined) == (20, 4)
+    assert con.execute("SELECT count(*) FROM raw.plans").fetchone()[0] == 16
+    kept = con.execute("SELECT item->'new_field_from_upstream'->'anything' FROM raw.plans "
+                       "WHERE item->>'plan_no' = ?", [plans[0]["plan_no"]]).fetchone()[0]
+    assert json.loads(kept) == [1, 2]
+    reasons = dict(con.execute("SELECT coalesce(record->>'plan_no', '?'), reason FROM raw.quarantine "
+                               "WHERE source = 'feed' AND file = 'plans'").fetchall())
+    assert reasons == {
+        plans[1]["plan_no"]: "assessment_date: missing",
+        plans[2]["plan_no"]: "candidates: expected an integer, got many",
+        "?": "plan_no: missing",
+        plans[4]["plan_no"]: "level: expected an integer, got 高级",
+    }

@@ -1,0 +1,18 @@
+with source as (
+    select * from {{ source('feed', 'run_metrics') }}
+),
+
+renamed as (
+    select
+        load_id,
+        as_of,
+        step,
+        subject,
+        metric,
+        value,
+        note,
+        recorded_at
+    from source
+)
+
+select * from renamed
