@@ -32,7 +32,7 @@ $(MANIFEST): .venv/.installed $(DBT_SOURCES)
 
 run: install
 	AS_OF="$(AS_OF)" DATA="$(DATA)" WAREHOUSE="$(WAREHOUSE)" EXPORTS="$(EXPORTS)" FEED_OPTS="$(FEED_OPTS)" \
-		$(PY) -m pipeline.local_run
+		$(PY) -m pipeline.local_run $(if $(FULL_REFRESH),--full-refresh)
 
 test: install
 	$(PY) -m pytest

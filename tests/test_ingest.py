@@ -135,3 +135,14 @@ def test_bad_feed_records_are_quarantined_and_the_rest_lands(tmp_path, dataset):
         "?": "plan_no: missing",
         plans[4]["plan_no"]: "level: expected an integer, got 高级",
     }
+
+
+def test_every_accepted_header_is_documented():
+    from ingest.centre_records import KINDS
+    from pipeline.settings import PROJECT_ROOT
+
+    doc = (PROJECT_ROOT / "docs" / "centre_records.md").read_text()
+    for kind, (fields, _) in KINDS.items():
+        assert f"`{kind}`" in doc
+        for f in fields:
+            assert f"| `{f.name}` | {f.aliases[0]} |" in doc, f"{kind}.{f.name} is not in docs/centre_records.md"
