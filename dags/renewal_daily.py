@@ -25,7 +25,9 @@ The run's **logical date, read in Asia/Shanghai, is the as-of date D** of every 
 5. `quality_gate` runs the Great Expectations suites. **If it fails, nothing is published**: read the task
    log, which lists each failed expectation with counts and example keys; the previous
    `published.duckdb` stays as it was.
-6. `publish` replaces `published.duckdb` atomically; `export_reminders` writes `exports/<D>/`.
+6. `publish` replaces `published.duckdb` and the Parquet files atomically; `publish_postgres` swaps the
+   marts into PostgreSQL for BI tools (skipped when no `marts_postgres` connection or `MARTS_POSTGRES_DSN`);
+   `export_reminders` writes `exports/<D>/`.
 
 Tasks run one at a time (`max_active_tasks=1`): DuckDB allows one writer per file.
 Rerunning a date is safe: marts and exports are a function of the data and D.
@@ -100,13 +102,19 @@ with DAG(
     def quality_gate() -> dict:
         from pipeline.steps import quality_gate as step
 
-        return step(_as_of())
+        return step(_as_of(), get_current_context()["run_id"])
 
     @task(outlets=[PUBLISHED_MARTS])
     def publish() -> dict:
         from pipeline.steps import publish as step
 
         return step(_as_of())
+
+    @task
+    def publish_postgres() -> dict:
+        from pipeline.steps import publish_to_postgres
+
+        return publish_to_postgres(_as_of())
 
     @task
     def export_reminders() -> dict:
@@ -123,4 +131,4 @@ with DAG(
         return text
 
     (extract_feed() >> load_centre_records() >> verify_certificates() >> dbt >> quality_gate() >> publish()
-     >> export_reminders() >> report())
+     >> publish_postgres() >> export_reminders() >> report())

@@ -8,6 +8,7 @@ then publishes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -46,12 +47,18 @@ class GateResult:
     rows_checked: dict[str, int] = field(default_factory=dict)
 
 
-def _context():
+def _context(docs_dir: Path | None):
     import great_expectations as gx
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
+    if docs_dir is not None:
+        context.add_data_docs_site("gate", {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
     return context
 
 
@@ -67,14 +74,22 @@ def _validate(context, check, frame) -> tuple[list[Failure], int, dict]:
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=check.name, data=batch, suite=suite)
     )
-    result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if context.get_site_names() else []
+    key = str(frame.columns[0])  # each check's first column is the row's key, shown in examples
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=check.name, validation_definitions=[definition], actions=actions,
+        result_format={"result_format": "SUMMARY", "unexpected_index_column_names": [key],
+                       "partial_unexpected_count": 5}))
+    result = next(iter(checkpoint.run(batch_parameters={"dataframe": frame}).run_results.values()))
     failures = []
     for r in result.results:
         if r.success:
             continue
         cfg = r.expectation_config
         res = r.result or {}
-        examples = res.get("partial_unexpected_list") or []
+        examples = [_example(row, key, cfg.kwargs.get("column"))
+                    for row in res.get("partial_unexpected_index_list") or []]
+        examples = examples or res.get("partial_unexpected_list") or []
         if not examples and r.exception_info and r.exception_info.get("raised_exception"):
             examples = [r.exception_info.get("exception_message")]
         failures.append(Failure(check.name, cfg.type, cfg.kwargs.get("column"),
@@ -82,17 +97,40 @@ def _validate(context, check, frame) -> tuple[list[Failure], int, dict]:
     return failures, len(result.results), result.to_json_dict()
 
 
-def run_gate(warehouse_db: Path, as_of: str, results_dir: Path | None = None) -> GateResult:
-    """Validate the candidate marts in `warehouse_db`; raise GateFailed when any expectation fails."""
+def _example(row: dict, key: str, column: str | None) -> str:
+    """'plan_no=P123 (known_institution=None)': the offending row's key and, when it is another column, its value."""
+    def show(value):
+        return None if value != value else value  # NaN -> None  # noqa: PLR0124
+
+    text = f"{key}={show(row.get(key))}"
+    return f"{text} ({column}={show(row.get(column))})" if column and column != key else text
+
+
+def run_gate(warehouse_db: Path, as_of: str, results_dir: Path | None = None,
+             published_db: Path | None = None, docs_dir: Path | None = None) -> GateResult:
+    """Validate the candidate marts in `warehouse_db`; raise GateFailed when any expectation fails.
+
+    `published_db` is the last publication, for the volume check; `results_dir` receives this run's
+    validation_results.json, and `docs_dir` the GX Data Docs site (HTML, every run's results).
+    """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    from expectations.suites import SUITES  # imports great_expectations
+    from expectations.suites import MAX_DROP, SUITES  # imports great_expectations
     outcome = GateResult(success=True, evaluated=0)
     documents = {}
-    context = _context()
+    context = _context(docs_dir)
+    params = {"as_of": dt.date.fromisoformat(as_of), "max_drop": float(os.environ.get("GATE_MAX_DROP") or MAX_DROP)}
     con = duckdb.connect(str(warehouse_db), read_only=True)
     try:
+        has_published = published_db is not None and published_db.exists()
+        if has_published:
+            con.execute(f"ATTACH '{published_db}' AS published (READ_ONLY)")
+            has_published = bool(con.execute("""SELECT count(*) FROM duckdb_tables() WHERE database_name = 'published'
+                                                AND schema_name = 'ops' AND table_name = 'publication'""").fetchone()[0])
         for check in SUITES:
-            frame = con.execute(check.sql, {"as_of": as_of} if "$as_of" in check.sql else None).df()
+            if check.needs_published and not has_published:
+                log.info("gate: %s skipped, no earlier publication to compare with", check.name)
+                continue
+            frame = con.execute(check.sql, {k: v for k, v in params.items() if f"${k}" in check.sql}).df()
             outcome.rows_checked[check.name] = len(frame)
             failures, evaluated, document = _validate(context, check, frame)
             outcome.failures += failures

@@ -28,9 +28,14 @@ REMINDER_TYPES = ["window_opens_soon", "window_open", "overdue", "expiring_30d",
 @dataclass(frozen=True)
 class Check:
     name: str
-    sql: str
+    sql: str  # may use $as_of and $max_drop; `published` is the last publication, attached read-only
     expectations: Callable[[], list]
+    needs_published: bool = False  # skipped (nothing to compare with) before the first publication
 
+
+# Volume sanity: a candidate with more than this share fewer institutions or certificates than the last
+# publication is held back (a broken pull looks like mass abandonment). GATE_MAX_DROP overrides it.
+MAX_DROP = 0.2
 
 SUITES: list[Check] = [
     Check(
@@ -44,6 +49,16 @@ SUITES: list[Check] = [
         lambda: [E.ExpectColumnValuesToNotBeNull(column="last_checked_at")],
     ),
     Check(
+        "counting_plan_certificate_lookup_freshness",
+        # ... and the answer must be recent: ingest/lookups.py re-checks found certificates after 30 days.
+        """SELECT c.certificate_no,
+                  date_diff('day', c.last_checked_at, now()) AS days_since_checked
+           FROM intermediate.int_certificates_with_latest_lookup c
+           JOIN intermediate.int_plans_counted_in_period p USING (plan_no)
+           WHERE p.is_counting AND c.last_checked_at IS NOT NULL""",
+        lambda: [E.ExpectColumnValuesToBeBetween(column="days_since_checked", min_value=0, max_value=31)],
+    ),
+    Check(
         "certificates",
         "SELECT certificate_no, plan_no, institution_id FROM staging.stg_feed__certificates",
         lambda: [
@@ -54,10 +69,57 @@ SUITES: list[Check] = [
     ),
     Check(
         "plans",
-        "SELECT plan_no, institution_id, status FROM staging.stg_feed__plans",
+        """SELECT plan_no, institution_id, status, level, candidates, passed,
+                  passed <= candidates AS passed_within_candidates,
+                  status <> 'completed' OR assessment_date <= $as_of AS completed_by_as_of
+           FROM staging.stg_feed__plans""",
         lambda: [
             E.ExpectColumnValuesToBeUnique(column="plan_no"),
             E.ExpectColumnValuesToBeInSet(column="status", value_set=["planned", "completed", "cancelled"]),
+            E.ExpectColumnValuesToBeBetween(column="level", min_value=1, max_value=5),
+            E.ExpectColumnValuesToBeInSet(column="passed_within_candidates", value_set=[True]),
+            E.ExpectColumnValuesToBeInSet(column="completed_by_as_of", value_set=[True]),
+        ],
+    ),
+    Check(
+        "institutions",
+        """SELECT institution_id, institution_type, supervising_centre, status,
+                  expires_on > registered_on AS expires_after_registration,
+                  registered_on <= $as_of AS registered_by_as_of
+           FROM staging.stg_feed__institutions""",
+        lambda: [
+            E.ExpectColumnValuesToBeUnique(column="institution_id"),
+            E.ExpectColumnValuesToBeInSet(column="institution_type", value_set=["employer", "school", "social_org"]),
+            E.ExpectColumnValuesToBeInSet(column="status",
+                                          value_set=["active", "voluntarily_terminated", "terminated"]),
+            E.ExpectColumnValuesToMatchRegex(column="supervising_centre", regex=r"^(?:35\d{4}|PT)$"),
+            E.ExpectColumnValuesToBeInSet(column="expires_after_registration", value_set=[True]),
+            E.ExpectColumnValuesToBeInSet(column="registered_by_as_of", value_set=[True]),
+        ],
+    ),
+    Check(
+        "plan_institutions",
+        # referential integrity: every plan belongs to an institution of the feed
+        """SELECT p.plan_no, i.institution_id AS known_institution
+           FROM staging.stg_feed__plans p
+           LEFT JOIN staging.stg_feed__institutions i USING (institution_id)""",
+        lambda: [E.ExpectColumnValuesToNotBeNull(column="known_institution")],
+    ),
+    Check(
+        "certificate_plans",
+        # referential integrity and dates: every certificate belongs to a plan of the same institution, issued
+        # on or after the assessment and not after D
+        """SELECT c.certificate_no, p.plan_no AS known_plan,
+                  p.plan_no IS NULL OR c.institution_id = p.institution_id AS same_institution,
+                  p.plan_no IS NULL OR c.issued_on >= p.assessment_date AS issued_after_assessment,
+                  c.issued_on <= $as_of AS issued_by_as_of
+           FROM staging.stg_feed__certificates c
+           LEFT JOIN staging.stg_feed__plans p USING (plan_no)""",
+        lambda: [
+            E.ExpectColumnValuesToNotBeNull(column="known_plan"),
+            E.ExpectColumnValuesToBeInSet(column="same_institution", value_set=[True]),
+            E.ExpectColumnValuesToBeInSet(column="issued_after_assessment", value_set=[True]),
+            E.ExpectColumnValuesToBeInSet(column="issued_by_as_of", value_set=[True]),
         ],
     ),
     Check(
@@ -75,8 +137,21 @@ SUITES: list[Check] = [
     ),
     Check(
         "renewal_eligibility_keys",
-        "SELECT institution_id FROM marts.renewal_eligibility",
-        lambda: [E.ExpectColumnValuesToBeUnique(column="institution_id")],
+        # one mart row per institution of the feed, and no other
+        """SELECT e.institution_id, i.institution_id AS known_institution
+           FROM marts.renewal_eligibility e
+           LEFT JOIN staging.stg_feed__institutions i USING (institution_id)""",
+        lambda: [
+            E.ExpectColumnValuesToBeUnique(column="institution_id"),
+            E.ExpectColumnValuesToNotBeNull(column="known_institution"),
+        ],
+    ),
+    Check(
+        "renewal_eligibility_covers_institutions",
+        """SELECT i.institution_id, e.institution_id AS in_mart
+           FROM staging.stg_feed__institutions i
+           LEFT JOIN marts.renewal_eligibility e USING (institution_id)""",
+        lambda: [E.ExpectColumnValuesToNotBeNull(column="in_mart")],
     ),
     Check(
         "reminders",
@@ -102,5 +177,21 @@ SUITES: list[Check] = [
             E.ExpectColumnValuesToBeUnique(column="application_id"),
             E.ExpectColumnValuesToNotBeNull(column="review_due_on"),
         ],
+    ),
+    Check(
+        "volume_against_last_publication",
+        """WITH candidate AS (
+               SELECT (SELECT count(*) FROM staging.stg_feed__institutions) AS institutions,
+                      (SELECT count(*) FROM staging.stg_feed__certificates) AS certificates
+           )
+           SELECT measure, now_count, published_count,
+                  now_count >= published_count * (1 - $max_drop) AS within_allowed_drop
+           FROM (SELECT 'institutions' AS measure, c.institutions AS now_count, p.institutions AS published_count
+                 FROM candidate c, published.ops.publication p
+                 UNION ALL
+                 SELECT 'certificates', c.certificates, p.certificates
+                 FROM candidate c, published.ops.publication p)""",
+        lambda: [E.ExpectColumnValuesToBeInSet(column="within_allowed_drop", value_set=[True])],
+        needs_published=True,
     ),
 ]

@@ -18,6 +18,7 @@ TIMEZONE = "Asia/Shanghai"
 # The Airflow connection that holds the feed's address (host, port) and token (password). FEED_URL and
 # FEED_TOKEN in the environment take precedence; either way the token is never in code, logs or the warehouse.
 FEED_CONN_ID = "skill_evaluation_feed"
+MARTS_POSTGRES_CONN_ID = "marts_postgres"
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,11 @@ class Settings:
         return self.warehouse_dir / "published.duckdb"
 
     @property
+    def parquet_dir(self) -> Path:
+        """Parquet files of the published tables (a symbolic link swapped atomically on each publish)."""
+        return self.warehouse_dir / "parquet"
+
+    @property
     def centre_records_dir(self) -> Path:
         return self.data_dir / "centre_records"
 
@@ -50,31 +56,49 @@ def _path(name: str, default: str) -> Path:
     return value if value.is_absolute() else PROJECT_ROOT / value
 
 
-def feed_connection() -> tuple[str | None, str | None]:
-    """(url, token) of the Airflow connection `skill_evaluation_feed`, or (None, None) when there is none.
+def airflow_connection(conn_id: str) -> dict | None:
+    """An Airflow connection's fields (host, port, schema, login, password, extra), or None when there is none.
 
-    Read from the environment form AIRFLOW_CONN_SKILL_EVALUATION_FEED (JSON or URI) or, inside a task, from
-    Airflow's secrets backends and metadata database.
+    Read from the environment form AIRFLOW_CONN_<ID> (JSON or URI) or, inside a task, from Airflow's secrets
+    backends and metadata database.
     """
-    conn = None
-    raw = os.environ.get(f"AIRFLOW_CONN_{FEED_CONN_ID.upper()}")
+    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if raw and raw.lstrip().startswith("{"):
-        conn = json.loads(raw)
-    else:
-        try:
-            from airflow.sdk import BaseHook
+        return json.loads(raw)
+    try:
+        from airflow.sdk import BaseHook
 
-            c = BaseHook.get_connection(FEED_CONN_ID)
-            conn = {"host": c.host, "port": c.port, "schema": c.schema, "password": c.password}
-        except Exception as exc:  # noqa: BLE001 - no Airflow, no task context or no such connection
-            log.debug("no Airflow connection %s: %s", FEED_CONN_ID, type(exc).__name__)
-            return None, None
+        c = BaseHook.get_connection(conn_id)
+    except Exception as exc:  # noqa: BLE001 - no Airflow, no task context or no such connection
+        log.debug("no Airflow connection %s: %s", conn_id, type(exc).__name__)
+        return None
+    return {"host": c.host, "port": c.port, "schema": c.schema, "login": c.login, "password": c.password}
+
+
+def feed_connection() -> tuple[str | None, str | None]:
+    """(url, token) of the Airflow connection `skill_evaluation_feed`, or (None, None) when there is none."""
+    conn = airflow_connection(FEED_CONN_ID)
+    if conn is None:
+        return None, None
     host, port = conn.get("host"), conn.get("port")
     url = None
     if host:
         url = host if "://" in host else f"{conn.get('schema') or 'http'}://{host}"
         url = f"{url}:{port}" if port else url
     return url, conn.get("password") or None
+
+
+def marts_postgres_dsn() -> str | None:
+    """Where the marts are published in PostgreSQL for BI tools: MARTS_POSTGRES_DSN (a libpq connection
+    string or URI) or the Airflow connection `marts_postgres`; None means the PostgreSQL target is skipped."""
+    if os.environ.get("MARTS_POSTGRES_DSN"):
+        return os.environ["MARTS_POSTGRES_DSN"]
+    conn = airflow_connection(MARTS_POSTGRES_CONN_ID)
+    if conn is None:
+        return None
+    parts = {"host": conn.get("host"), "port": conn.get("port"), "dbname": conn.get("schema"),
+             "user": conn.get("login"), "password": conn.get("password")}
+    return " ".join(f"{k}='{str(v).replace(chr(39), chr(92) + chr(39))}'" for k, v in parts.items() if v)
 
 
 def load_settings() -> Settings:

@@ -19,9 +19,9 @@ from ingest.feed_client import FeedClient
 from ingest.land import land_resource
 from ingest.lookups import verify_lookups
 from ingest.warehouse import FEED_RESOURCES, connect
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import MARTS_POSTGRES_CONN_ID, Settings, load_settings, marts_postgres_dsn
 from publish.exports import export_reminders
-from publish.marts import publish_marts
+from publish.marts import publish_marts, publish_parquet
 
 log = logging.getLogger(__name__)
 
@@ -115,20 +115,43 @@ def verify_certificates(as_of: dt.date, load_id: str, settings: Settings | None 
         con.close()
 
 
-def quality_gate(as_of: dt.date, settings: Settings | None = None) -> dict:
-    """Raise expectations.gate.GateFailed (failing the task, so nothing is published) on any failure."""
+def quality_gate(as_of: dt.date, run_id: str = "manual", settings: Settings | None = None) -> dict:
+    """Raise expectations.gate.GateFailed (failing the task, so nothing is published) on any failure.
+
+    Every run's results are kept: gate/<D>/<run>/validation_results.json, and the GX Data Docs site
+    gate/data_docs/index.html lists all of them.
+    """
     from expectations.gate import run_gate  # GX takes seconds to import; only this step needs it
 
     s = settings or load_settings()
     release_dbt_duckdb()
-    result = run_gate(s.warehouse_db, as_of.isoformat(), s.warehouse_dir / "gate" / as_of.isoformat())
+    gate_dir = s.warehouse_dir / "gate"
+    run_dir = gate_dir / as_of.isoformat() / "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    result = run_gate(s.warehouse_db, as_of.isoformat(), run_dir, published_db=s.published_db,
+                      docs_dir=gate_dir / "data_docs")
     return {"evaluated": result.evaluated, "rows_checked": result.rows_checked}
 
 
 def publish(as_of: dt.date, settings: Settings | None = None) -> dict:
+    """Write-audit-publish, last step: the gated candidate becomes published.duckdb and its Parquet files."""
     s = settings or load_settings()
     release_dbt_duckdb()
-    return publish_marts(s.warehouse_db, s.published_db)
+    counts = publish_marts(s.warehouse_db, s.published_db)
+    publish_parquet(s.published_db, s.parquet_dir)
+    return counts
+
+
+def publish_to_postgres(as_of: dt.date, settings: Settings | None = None, dsn: str | None = None) -> dict:
+    """Copy the published snapshot to PostgreSQL for BI tools; skipped, and says so, when none is configured."""
+    from publish.postgres import publish_postgres
+
+    s = settings or load_settings()
+    dsn = dsn or marts_postgres_dsn()
+    if not dsn:
+        log.info("PostgreSQL publication skipped: set MARTS_POSTGRES_DSN or the Airflow connection %s",
+                 MARTS_POSTGRES_CONN_ID)
+        return {"skipped": True}
+    return publish_postgres(s.published_db, dsn, s.warehouse_dir)
 
 
 def export(as_of: dt.date, settings: Settings | None = None) -> dict:

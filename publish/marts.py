@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -62,6 +63,11 @@ def publish_marts(warehouse_db: Path, published_db: Path) -> dict[str, int]:
                     continue
                 target = f"COLUMN {schema}.{table}.{column}" if column else f"TABLE {schema}.{table}"
                 con.execute(f"COMMENT ON {target} IS {_quote(comment)}")
+            # what was published, for the gate's volume check of the next run
+            con.execute("""CREATE TABLE ops.publication AS
+                           SELECT (SELECT max(as_of) FROM marts.renewal_eligibility) AS as_of,
+                                  (SELECT count(*) FROM candidate.staging.stg_feed__institutions) AS institutions,
+                                  (SELECT count(*) FROM candidate.staging.stg_feed__certificates) AS certificates""")
             con.execute("DETACH candidate")
             con.execute("CHECKPOINT")
         finally:
@@ -74,3 +80,33 @@ def publish_marts(warehouse_db: Path, published_db: Path) -> dict[str, int]:
         Path(f"{tmp}.wal").unlink(missing_ok=True)
     log.info("published %s to %s", ", ".join(f"{n:,} {m}" for m, n in counts.items()), published_db)
     return counts
+
+
+def publish_parquet(published_db: Path, parquet_link: Path) -> dict[str, str]:
+    """One Parquet file per published table under `parquet_link` (`<schema>/<table>.parquet`).
+
+    The files are written to a fresh folder beside it, and `parquet_link` is a symbolic link swapped onto
+    that folder with one rename, so a reader sees the old set or the new one; older folders are removed.
+    """
+    versions = parquet_link.parent / f".{parquet_link.name}.versions"
+    folder = versions / uuid.uuid4().hex
+    files: dict[str, str] = {}
+    con = duckdb.connect(str(published_db), read_only=True)
+    try:
+        for schema, table in PUBLISHED:
+            (folder / schema).mkdir(parents=True, exist_ok=True)
+            path = folder / schema / f"{table}.parquet"
+            con.execute(f"COPY {schema}.{table} TO {_quote(str(path))} (FORMAT parquet, COMPRESSION zstd)")
+            files[f"{schema}.{table}"] = str(parquet_link / schema / f"{table}.parquet")
+    finally:
+        con.close()
+    if parquet_link.exists() and not parquet_link.is_symlink():
+        raise RuntimeError(f"{parquet_link} exists and is not the symbolic link this step manages")
+    tmp_link = parquet_link.with_name(f".{parquet_link.name}.{uuid.uuid4().hex}.link")
+    tmp_link.symlink_to(folder.relative_to(parquet_link.parent))
+    os.replace(tmp_link, parquet_link)
+    for old in versions.iterdir():
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+    log.info("published Parquet files of %d tables under %s", len(files), parquet_link)
+    return files

@@ -1,64 +1,112 @@
+"""The write-audit-publish gate: clean data passes; a planted bad row of each checked category fails the gate,
+names the check, and leaves the last good publication byte-identical."""
+
 import hashlib
 import shutil
+from dataclasses import replace
 
 import duckdb
 import pytest
 
 from expectations.gate import GateFailed, run_gate
 from pipeline import steps
-from tests.conftest import AS_OF, dbt_build
+from tests.conftest import AS_OF
 
 
 def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def candidate(tmp_path, built):
-    """A private copy of the built warehouse, already published once (the 'last good publication')."""
-    from dataclasses import replace
-
-    settings = replace(built, warehouse_dir=tmp_path / "warehouse", exports_dir=tmp_path / "exports")
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, built):
+    """A private copy of the built warehouse that passed the gate and was published once."""
+    tmp = tmp_path_factory.mktemp("published")
+    settings = replace(built, warehouse_dir=tmp / "warehouse", exports_dir=tmp / "exports")
     settings.warehouse_dir.mkdir()
     shutil.copy(built.warehouse_db, settings.warehouse_db)
-    steps.quality_gate(AS_OF, settings=settings)
+    steps.quality_gate(AS_OF, "first", settings=settings)
     steps.publish(AS_OF, settings=settings)
     return settings
 
 
-def test_clean_data_passes(built, tmp_path):
-    result = run_gate(built.warehouse_db, AS_OF.isoformat(), tmp_path / "gate")
-    assert result.success and result.evaluated >= 15
-    assert (tmp_path / "gate" / "validation_results.json").exists()
+def test_clean_data_passes_and_keeps_results_and_data_docs(published):
+    steps.quality_gate(AS_OF, "second", settings=published)  # now with the volume check against the first
+    gate = published.warehouse_dir / "gate"
+    assert (gate / AS_OF.isoformat() / "first" / "validation_results.json").exists()
+    assert (gate / AS_OF.isoformat() / "second" / "validation_results.json").exists()
+    index = (gate / "data_docs" / "index.html").read_text()
+    assert "volume_against_last_publication" in index and "renewal_eligibility" in index
 
 
-def plant_and_rebuild(settings, sql):
-    con = duckdb.connect(str(settings.warehouse_db))
+ONE_CERTIFICATE = "(SELECT item FROM raw.certificates ORDER BY item->>'certificate_no' LIMIT 1)"
+ONE_PLAN = "(SELECT item FROM raw.plans WHERE item->>'status' = 'completed' ORDER BY item->>'plan_no' LIMIT 1)"
+ONE_INSTITUTION = "(SELECT item FROM raw.institutions ORDER BY item->>'institution_id' LIMIT 1)"
+LATER = "'updated_at', '2030-01-01T00:00:00+08:00'"  # a newer version, which staging keeps
+COUNTING_CERTIFICATE = """(SELECT c.certificate_no FROM intermediate.int_certificates_with_latest_lookup c
+                           JOIN intermediate.int_plans_counted_in_period p USING (plan_no)
+                           WHERE p.is_counting ORDER BY 1 LIMIT 1)"""
+
+PLANTED = {
+    # category: (SQL planting one bad row in the candidate, the check that must fail, expected text)
+    "certificate number form": (
+        f"INSERT INTO raw.certificates SELECT 'bad', 0, json_merge_patch({ONE_CERTIFICATE}, "
+        "'{\"certificate_no\": \"X123\"}')", "certificates", "X123"),
+    "key uniqueness": (
+        "INSERT INTO marts.reminders SELECT * FROM marts.reminders LIMIT 1", "reminders",
+        "expect_compound_columns_to_be_unique"),
+    "plan without institution": (
+        f"INSERT INTO raw.plans SELECT 'bad', 0, json_merge_patch({ONE_PLAN}, "
+        "json_object('plan_no', 'PX-ORPHAN', 'institution_id', '99999999'))", "plan_institutions", "plan_no=PX-ORPHAN (known_institution=None)"),
+    "certificate without plan": (
+        f"INSERT INTO raw.certificates SELECT 'bad', 0, json_merge_patch({ONE_CERTIFICATE}, "
+        "json_object('plan_no', 'NO-SUCH-PLAN', " + LATER + "))", "certificate_plans", "known_plan"),
+    "passed above candidates": (
+        f"INSERT INTO raw.plans SELECT 'bad', 0, json_merge_patch({ONE_PLAN}, "
+        "json_object('passed', 999, 'candidates', 10, " + LATER + "))", "plans", "passed_within_candidates"),
+    "issued before assessment": (
+        f"INSERT INTO raw.certificates SELECT 'bad', 0, json_merge_patch({ONE_CERTIFICATE}, "
+        "json_object('issued_on', '2001-01-01', " + LATER + "))", "certificate_plans", "issued_after_assessment"),
+    "expiry not after registration": (
+        f"INSERT INTO raw.institutions SELECT 'bad', 0, json_merge_patch({ONE_INSTITUTION}, "
+        "json_object('expires_on', item->>'registered_on', " + LATER + ")) FROM (SELECT " + ONE_INSTITUTION
+        + " AS item)", "institutions", "expires_after_registration"),
+    "date after the as-of date": (
+        f"INSERT INTO raw.certificates SELECT 'bad', 0, json_merge_patch({ONE_CERTIFICATE}, "
+        "json_object('issued_on', '2027-06-01', " + LATER + "))", "certificate_plans", "issued_by_as_of"),
+    "lookup coverage": (
+        f"UPDATE intermediate.int_certificates_with_latest_lookup SET last_checked_at = NULL "
+        f"WHERE certificate_no = {COUNTING_CERTIFICATE}", "counting_plan_certificate_lookups", "1 unexpected"),
+    "lookup freshness": (
+        f"UPDATE intermediate.int_certificates_with_latest_lookup SET last_checked_at = now() - INTERVAL 40 DAY "
+        f"WHERE certificate_no = {COUNTING_CERTIFICATE}", "counting_plan_certificate_lookup_freshness",
+        "days_since_checked"),
+    "one row per institution": (
+        "DELETE FROM marts.renewal_eligibility WHERE institution_id = "
+        "(SELECT min(institution_id) FROM marts.renewal_eligibility)", "renewal_eligibility_covers_institutions",
+        "in_mart"),
+    "code outside RULES.md": (
+        "UPDATE marts.renewal_eligibility SET lifecycle_stage = 'expired' WHERE institution_id = "
+        "(SELECT min(institution_id) FROM marts.renewal_eligibility)", "renewal_eligibility", "expired"),
+    "volume drop": (
+        "DELETE FROM raw.certificates WHERE hash(item->>'certificate_no') % 2 = 0",
+        "volume_against_last_publication", "within_allowed_drop"),
+}
+
+
+@pytest.mark.parametrize("category", PLANTED)
+def test_planted_bad_row_fails_the_gate_and_publishes_nothing(category, published, tmp_path):
+    sql, check, text = PLANTED[category]
+    candidate = replace(published, warehouse_dir=tmp_path)
+    shutil.copy(published.warehouse_db, candidate.warehouse_db)
+    shutil.copy(published.published_db, candidate.published_db)
+    before = sha(candidate.published_db)
+    con = duckdb.connect(str(candidate.warehouse_db))
     con.execute(sql)
     con.close()
-    result = dbt_build(settings, AS_OF, "--exclude", "resource_type:unit_test", "resource_type:test")
-    assert result.returncode == 0, result.stdout[-3000:]
-
-
-def test_missing_lookup_blocks_publication(candidate):
-    before = sha(candidate.published_db)
-    con = duckdb.connect(str(candidate.warehouse_db), read_only=True)
-    victim = con.execute("""SELECT c.certificate_no FROM intermediate.int_certificates_with_latest_lookup c
-                            JOIN intermediate.int_plans_counted_in_period p USING (plan_no)
-                            WHERE p.is_counting ORDER BY 1 LIMIT 1""").fetchone()[0]
-    con.close()
-    plant_and_rebuild(candidate, f"DELETE FROM raw.certificate_lookups WHERE certificate_no = '{victim}'")
     with pytest.raises(GateFailed) as failure:
-        steps.quality_gate(AS_OF, settings=candidate)
-    message = str(failure.value)
-    assert "counting_plan_certificate_lookups" in message and "1 unexpected" in message
-    assert sha(candidate.published_db) == before
-
-
-def test_malformed_certificate_number_blocks_publication(candidate):
-    before = sha(candidate.published_db)
-    plant_and_rebuild(candidate, """INSERT INTO raw.certificates
-        SELECT load_id, page_no, json_merge_patch(item, '{"certificate_no": "X123"}') FROM raw.certificates LIMIT 1""")
-    with pytest.raises(GateFailed, match=r"certificates: expect_column_values_to_match_regex .*X123"):
-        steps.quality_gate(AS_OF, settings=candidate)
+        # what the DAG does: publish runs only after the gate passed
+        run_gate(candidate.warehouse_db, AS_OF.isoformat(), published_db=candidate.published_db)
+        steps.publish(AS_OF, settings=candidate)
+    failed = [line for line in str(failure.value).splitlines() if line.startswith(f"  - {check}: ")]
+    assert failed and any(text in line for line in failed), str(failure.value)
     assert sha(candidate.published_db) == before

@@ -17,7 +17,16 @@ import pytest
 
 from mock_feed.server import FaultOptions
 from publish.marts import MARTS
-from tests.conftest import AS_OF, DBT_SKIP_TESTS, PROJECT_ROOT, TOKEN, RunningFeed, dbt_build, make_settings, run_pipeline_steps
+from tests.conftest import (
+    AS_OF,
+    DBT_SKIP_TESTS,
+    PROJECT_ROOT,
+    TOKEN,
+    RunningFeed,
+    dbt_build,
+    make_settings,
+    run_pipeline_steps,
+)
 
 FAULTS = {
     "server_errors": FaultOptions(fail_rate=0.2, seed=1),
