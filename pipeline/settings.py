@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,8 @@ def airflow_connection(conn_id: str) -> dict | None:
     raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if raw and raw.lstrip().startswith("{"):
         return json.loads(raw)
+    if not raw and "airflow.sdk" not in sys.modules:
+        return None  # not in an Airflow task: importing Airflow here would only configure it as a side effect
     try:
         from airflow.sdk import BaseHook
 

@@ -49,14 +49,14 @@ COUNTING_CERTIFICATE = """(SELECT c.certificate_no FROM intermediate.int_certifi
 PLANTED = {
     # category: (SQL planting one bad row in the candidate, the check that must fail, expected text)
     "certificate number form": (
-        f"INSERT INTO raw.certificates SELECT 'bad', 0, json_merge_patch({ONE_CERTIFICATE}, "
-        "'{\"certificate_no\": \"X123\"}')", "certificates", "X123"),
+        (f"INSERT INTO raw.certificates SELECT 'bad', 0, json_merge_patch({ONE_CERTIFICATE}, "
+        "'{\"certificate_no\": \"X123\"}')"), "certificates", "X123"),
     "key uniqueness": (
         "INSERT INTO marts.reminders SELECT * FROM marts.reminders LIMIT 1", "reminders",
         "expect_compound_columns_to_be_unique"),
     "plan without institution": (
-        f"INSERT INTO raw.plans SELECT 'bad', 0, json_merge_patch({ONE_PLAN}, "
-        "json_object('plan_no', 'PX-ORPHAN', 'institution_id', '99999999'))", "plan_institutions", "plan_no=PX-ORPHAN (known_institution=None)"),
+        (f"INSERT INTO raw.plans SELECT 'bad', 0, json_merge_patch({ONE_PLAN}, "
+        "json_object('plan_no', 'PX-ORPHAN', 'institution_id', '99999999'))"), "plan_institutions", "plan_no=PX-ORPHAN (known_institution=None)"),
     "certificate without plan": (
         f"INSERT INTO raw.certificates SELECT 'bad', 0, json_merge_patch({ONE_CERTIFICATE}, "
         "json_object('plan_no', 'NO-SUCH-PLAN', " + LATER + "))", "certificate_plans", "known_plan"),
@@ -74,19 +74,19 @@ PLANTED = {
         f"INSERT INTO raw.certificates SELECT 'bad', 0, json_merge_patch({ONE_CERTIFICATE}, "
         "json_object('issued_on', '2027-06-01', " + LATER + "))", "certificate_plans", "issued_by_as_of"),
     "lookup coverage": (
-        f"UPDATE intermediate.int_certificates_with_latest_lookup SET last_checked_at = NULL "
-        f"WHERE certificate_no = {COUNTING_CERTIFICATE}", "counting_plan_certificate_lookups", "1 unexpected"),
+        (f"UPDATE intermediate.int_certificates_with_latest_lookup SET last_checked_at = NULL "
+        f"WHERE certificate_no = {COUNTING_CERTIFICATE}"), "counting_plan_certificate_lookups", "1 unexpected"),
     "lookup freshness": (
-        f"UPDATE intermediate.int_certificates_with_latest_lookup SET last_checked_at = now() - INTERVAL 40 DAY "
-        f"WHERE certificate_no = {COUNTING_CERTIFICATE}", "counting_plan_certificate_lookup_freshness",
+        (f"UPDATE intermediate.int_certificates_with_latest_lookup SET last_checked_at = now() - INTERVAL 40 DAY "
+        f"WHERE certificate_no = {COUNTING_CERTIFICATE}"), "counting_plan_certificate_lookup_freshness",
         "days_since_checked"),
     "one row per institution": (
-        "DELETE FROM marts.renewal_eligibility WHERE institution_id = "
-        "(SELECT min(institution_id) FROM marts.renewal_eligibility)", "renewal_eligibility_covers_institutions",
+        ("DELETE FROM marts.renewal_eligibility WHERE institution_id = "
+        "(SELECT min(institution_id) FROM marts.renewal_eligibility)"), "renewal_eligibility_covers_institutions",
         "in_mart"),
     "code outside RULES.md": (
-        "UPDATE marts.renewal_eligibility SET lifecycle_stage = 'expired' WHERE institution_id = "
-        "(SELECT min(institution_id) FROM marts.renewal_eligibility)", "renewal_eligibility", "expired"),
+        ("UPDATE marts.renewal_eligibility SET lifecycle_stage = 'expired' WHERE institution_id = "
+        "(SELECT min(institution_id) FROM marts.renewal_eligibility)"), "renewal_eligibility", "expired"),
     "volume drop": (
         "DELETE FROM raw.certificates WHERE hash(item->>'certificate_no') % 2 = 0",
         "volume_against_last_publication", "within_allowed_drop"),
