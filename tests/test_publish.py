@@ -163,3 +163,32 @@ def test_postgres_second_publish_swaps_atomically_under_a_reader(snapshots, post
     assert not errors, errors[:3]
     assert seen and seen <= expected
     assert len(seen) == 2  # the reader saw both snapshots, each whole
+
+
+def test_production_bi_login_reads_the_marts(snapshots, postgres):
+    """deploy/marts-db-init.sh (docker-compose marts-db) on the real server, then a publish: the BI login
+    reads the marts and cannot change them."""
+    import re
+
+    from pipeline.settings import PROJECT_ROOT
+
+    script = (PROJECT_ROOT / "deploy" / "marts-db-init.sh").read_text()
+    sql = re.search(r"<<SQL\n(.*?)\nSQL", script, re.S)[1].replace("${BI_PASSWORD}", "pw")
+    pg = psycopg2.connect(postgres)
+    pg.autocommit = True
+    cur = pg.cursor()
+    cur.execute("DROP DATABASE IF EXISTS metabase")
+    cur.execute("SELECT rolname FROM pg_roles WHERE rolname IN ('bi_reader', 'bi_metabase', 'metabase')")
+    for (role,) in cur.fetchall():  # left by other tests: start from what a new marts-db has
+        cur.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+    for statement in filter(str.strip, sql.split(";")):
+        cur.execute(statement)
+    pg.close()
+    steps.publish_to_postgres(AS_OF, settings=snapshots[0], dsn=postgres)
+    bi = psycopg2.connect(postgres.replace("user=postgres", "user=bi_metabase password=pw"))
+    bcur = bi.cursor()
+    bcur.execute("SELECT count(*) FROM marts.renewal_eligibility")
+    assert bcur.fetchone()[0] > 0
+    with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+        bcur.execute("CREATE TABLE marts.scratch (x int)")
+    bi.close()
