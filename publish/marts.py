@@ -24,6 +24,7 @@ MARTS = {
     "institution_flags": "institution_id, flag",
     "review_sla": "application_id",
     "reminders": "institution_id, reminder_type",
+    "renewal_history": "as_of, institution_id",
 }
 # schema ops: about the runs, not a function of D (so not compared between reruns)
 OPS = {

@@ -57,7 +57,7 @@ DBT_SKIP_TESTS = ("--exclude", "resource_type:unit_test", "resource_type:test") 
 def dbt_build(settings: Settings, as_of: dt.date, *extra: str, command: str = "build") -> subprocess.CompletedProcess:
     env = dict(os.environ, WAREHOUSE_DB=str(settings.warehouse_db), DBT_SEND_ANONYMOUS_USAGE_STATS="false")
     return subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), command, "--profiles-dir", ".", "--vars",
+        [str(Path(sys.executable).parent / "dbt"), *command.split(), "--profiles-dir", ".", "--vars",
          f"{{as_of: '{as_of.isoformat()}'}}", "--target-path", str(settings.warehouse_dir / "dbt-target"), *extra],
         check=False, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
     )

@@ -1,12 +1,61 @@
-"""dbt's own checks on the built warehouse: unit tests of the rules (boundary days) and data tests."""
+"""dbt's own checks on the built warehouse: unit tests of the rules (boundary days), docs and data tests."""
 
+import json
+import re
+
+import yaml
+
+from pipeline.settings import DBT_PROJECT_DIR, PROJECT_ROOT
 from tests.conftest import AS_OF, dbt_build
+
+
+def unit_tests() -> list[dict]:
+    found = []
+    for path in (DBT_PROJECT_DIR / "models").rglob("*.yml"):
+        found += yaml.safe_load(path.read_text()).get("unit_tests") or []
+    return found
+
+
+def rule_ids() -> set[str]:
+    """The rule ids of ../shared/RULES.md when it is beside the repository, else those docs/rules.md maps."""
+    rules = PROJECT_ROOT.parent / "shared" / "RULES.md"
+    text = rules.read_text() if rules.exists() else (PROJECT_ROOT / "docs" / "rules.md").read_text()
+    ids = set(re.findall(r"R-[A-Z]+(?:-\d)?", text))
+    return {i for i in ids if not any(j.startswith(f"{i}-") for j in ids)}  # R-REJECT is R-REJECT-1..3
 
 
 def test_rule_unit_tests_pass(built):
     result = dbt_build(built, AS_OF, "--select", "test_type:unit", command="test")
     assert result.returncode == 0, result.stdout[-4000:]
-    assert "PASS=3 " in result.stdout
+    assert f"PASS={len(unit_tests())} " in result.stdout
+
+
+def test_every_rule_has_a_unit_test_and_a_line_in_docs():
+    ids = rule_ids()
+    assert {"R-DATES", "R-REJECT-1", "R-REJECT-3", "R-REMIND", "R-SLA"} <= ids
+    tested = " ".join(f"{t['name']} {t.get('description', '')}" for t in unit_tests()).upper().replace("_", "-")
+    docs = (PROJECT_ROOT / "docs" / "rules.md").read_text()
+    for rule in sorted(ids):
+        assert rule in tested, f"{rule} has no dbt unit test"
+        assert f"| {rule} |" in docs, f"{rule} is not mapped in docs/rules.md"
+
+
+def test_docs_generate_and_every_mart_column_is_described(built):
+    result = dbt_build(built, AS_OF, command="docs generate")
+    assert result.returncode == 0, result.stdout[-3000:]
+    target = built.warehouse_dir / "dbt-target"
+    catalog = json.loads((target / "catalog.json").read_text())
+    manifest = json.loads((target / "manifest.json").read_text())
+    marts = [k for k, n in manifest["nodes"].items() if n["resource_type"] == "model"
+             and n["config"]["schema"] in ("marts", "ops")]
+    assert len(marts) >= 7
+    for key in marts:
+        node = manifest["nodes"][key]
+        assert node["description"], f"{node['name']} has no description"
+        columns = catalog["nodes"][key]["columns"]
+        described = {c for c, v in node["columns"].items() if v.get("description")}
+        missing = sorted(c.lower() for c in columns if c.lower() not in described)
+        assert not missing, f"{node['name']}: columns without a description: {missing}"
 
 
 def test_as_of_is_required(built):

@@ -131,7 +131,8 @@ select
     rectifications.first_on as rectification_unresolved_since,
     article14_cases.first_on as article14_case_since,
     freeze_changes.first_on as occupation_change_in_freeze_since,
-    case when stage.lifecycle_stage in ('grace_period', 'abandoned', 'rejected')
+    -- (greatest() skips NULLs, so the record's existence is tested first)
+    case when stage.lifecycle_stage in ('grace_period', 'abandoned', 'rejected') and post_expiry.first_on is not null
         then greatest(post_expiry.first_on, institutions.expires_on + 1) end as post_expiry_data_since,
     case when stage.lifecycle_stage in ('terminated', 'abandoned')
         then open_obligations.first_on end as outstanding_obligations_since,

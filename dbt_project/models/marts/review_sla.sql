@@ -64,7 +64,7 @@ select
     counting.review_completed_on,
     counting.review_result,
     (counting.review_result is null and {{ as_of() }} > due.review_due_on)
-        or counting.review_completed_on > due.review_due_on as review_overdue,
+        or coalesce(counting.review_completed_on > due.review_due_on, false) as review_overdue,
     case
         when counting.review_completed_on is not null
             then greatest(datediff('day', due.review_due_on, counting.review_completed_on), 0)
