@@ -26,8 +26,8 @@ The run's **logical date, read in Asia/Shanghai, is the as-of date D** of every 
    log, which lists each failed expectation with counts and example keys; the previous
    `published.duckdb` stays as it was.
 6. `publish` replaces `published.duckdb` and the Parquet files atomically; `publish_postgres` swaps the
-   marts into PostgreSQL for BI tools (skipped when no `marts_postgres` connection or `MARTS_POSTGRES_DSN`);
-   `export_reminders` writes `exports/<D>/`.
+   marts into PostgreSQL for BI tools (skipped when no `marts_postgres` connection or `MARTS_POSTGRES_DSN`).
+   Publishing updates the Asset `renewal_published_marts`, which starts `renewal_reminders` (exports/<D>/).
 
 Tasks run one at a time (`max_active_tasks=1`): DuckDB allows one writer per file.
 Rerunning a date is safe: marts and exports are a function of the data and D.
@@ -117,12 +117,6 @@ with DAG(
         return publish_to_postgres(_as_of())
 
     @task
-    def export_reminders() -> dict:
-        from pipeline.steps import export
-
-        return export(_as_of())
-
-    @task
     def report() -> str:
         from pipeline.steps import summary_text
 
@@ -131,4 +125,4 @@ with DAG(
         return text
 
     (extract_feed() >> load_centre_records() >> verify_certificates() >> dbt >> quality_gate() >> publish()
-     >> publish_postgres() >> export_reminders() >> report())
+     >> publish_postgres() >> report())

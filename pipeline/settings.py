@@ -48,6 +48,11 @@ class Settings:
         return self.warehouse_dir / "parquet"
 
     @property
+    def reminder_ledger_db(self) -> Path:
+        """Which reminders were sent when (written only by the renewal_reminders DAG)."""
+        return self.warehouse_dir / "reminder_ledger.duckdb"
+
+    @property
     def centre_records_dir(self) -> Path:
         return self.data_dir / "centre_records"
 

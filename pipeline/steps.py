@@ -155,9 +155,18 @@ def publish_to_postgres(as_of: dt.date, settings: Settings | None = None, dsn: s
 
 
 def export(as_of: dt.date, settings: Settings | None = None) -> dict:
+    """The reminders due on D and not sent before: per-centre workbooks, pre-filled forms, manifest, ledger."""
     s = settings or load_settings()
     release_dbt_duckdb()
-    return export_reminders(s.published_db, s.exports_dir, as_of)
+    manifest = export_reminders(s.published_db, s.exports_dir, as_of, s.reminder_ledger_db)
+    return {k: manifest[k] for k in ("reminders", "institutions", "by_centre", "by_type")}
+
+
+def email(as_of: dt.date, settings: Settings | None = None) -> dict:
+    from publish.email import send_reminder_emails
+
+    s = settings or load_settings()
+    return send_reminder_emails(s.exports_dir, as_of, s.reminder_ledger_db)
 
 
 def summary_text(published_db: Path, exports_dir: Path) -> str:

@@ -25,6 +25,8 @@ MARTS = {
     "review_sla": "application_id",
     "reminders": "institution_id, reminder_type",
     "renewal_history": "as_of, institution_id",
+    "evaluation_plans": "plan_no",
+    "renewal_application_facts": "institution_id",
 }
 # schema ops: about the runs, not a function of D (so not compared between reruns)
 OPS = {

@@ -17,14 +17,14 @@ def dagbag(tmp_path_factory):
 
 def test_dags_import_cleanly(dagbag):
     assert dagbag.import_errors == {}
-    assert "renewal_daily" in dagbag.dags
+    assert {"renewal_daily", "renewal_reminders"} <= set(dagbag.dags)
 
 
 def test_daily_dag_wiring(dagbag):
     dag = dagbag.dags["renewal_daily"]
     ids = set(dag.task_ids)
     for task in ["extract_feed", "load_centre_records", "verify_certificates", "quality_gate", "publish",
-                 "export_reminders", "report"]:
+                 "publish_postgres", "report"]:
         assert task in ids, task
     for mart in ["renewal_eligibility", "batch_counts", "institution_flags", "review_sla", "reminders"]:
         assert any(t.startswith(f"dbt.{mart}") and t.endswith("run") for t in ids), mart
@@ -34,3 +34,13 @@ def test_daily_dag_wiring(dagbag):
     assert "quality_gate" in publish.upstream_task_ids
     gate = dag.get_task("quality_gate")
     assert all(t.startswith("dbt.") for t in gate.upstream_task_ids)
+    assert dag.get_task("publish_postgres").upstream_task_ids == {"publish"}
+
+
+def test_reminders_dag_runs_on_each_publication(dagbag):
+    daily, reminders = dagbag.dags["renewal_daily"], dagbag.dags["renewal_reminders"]
+    outlets = {a.name for a in daily.get_task("publish").outlets}
+    assert outlets == {"renewal_published_marts"}
+    assert "renewal_published_marts" in str(reminders.timetable.asset_condition)
+    assert reminders.get_task("email_reminders").upstream_task_ids == {"export_reminders"}
+    assert reminders.max_active_tasks == 1 and "as_of" in reminders.params

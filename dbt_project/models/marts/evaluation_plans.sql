@@ -1,0 +1,27 @@
+-- R-BATCH / R-CERT per plan: the plans that count as batches of the current registration period on D, with how
+-- their certificates stand. 附件1 of the renewal application lists up to six of these.
+with plans as (
+    select * from {{ ref('int_plans_counted_in_period') }}
+)
+
+select
+    plan_no,
+    institution_id,
+    occupation_code,
+    occupation_name,
+    coalesce(work_type, '') as work_type,
+    level,
+    assessment_date,
+    year(assessment_date) as assessment_year,
+    status,
+    candidates,
+    passed,
+    certificates_online,
+    is_counting,
+    expected_certificates,
+    issued_certificates,
+    queryable_certificates,
+    certificates_all_queryable,
+    {{ as_of() }} as as_of
+from plans
+where is_counting

@@ -1,0 +1,60 @@
+-- What the renewal application's work summary (附件2) must state besides the batches: occupations added during
+-- the period (R-OCC) and rectification notices received in it (R-REJECT-1), one row per institution.
+with institutions as (
+    select * from {{ ref('int_institutions_dated') }}
+),
+
+added as (
+    select
+        occupations.institution_id,
+        count(*) as occupations_added,
+        string_agg(
+            occupations.occupation_code || ' ' || coalesce(occupations.occupation_name, '')
+            || coalesce('（' || nullif(occupations.work_type, '') || '）', ''),
+            '；' order by occupations.occupation_code
+        ) as occupations_added_list
+    from {{ ref('stg_feed__registered_occupations') }} as occupations
+    inner join institutions on occupations.institution_id = institutions.institution_id
+    where occupations.registered_on > institutions.registered_on
+        and occupations.registered_on <= least(institutions.expires_on, {{ as_of() }})
+    group by occupations.institution_id
+),
+
+registered as (
+    select institution_id, count(*) as occupations_registered
+    from {{ ref('stg_feed__registered_occupations') }}
+    where registered_on <= {{ as_of() }}
+    group by institution_id
+),
+
+rectifications as (
+    select
+        notices.institution_id,
+        count(*) as rectification_notices,
+        count(*) filter (where notices.completed_on <= {{ as_of() }}) as rectifications_completed,
+        string_agg(
+            notices.notice_id || '（' || strftime(notices.issued_on, '%Y-%m-%d') || '下达，'
+            || coalesce(strftime(case when notices.completed_on <= {{ as_of() }} then notices.completed_on end,
+                                 '%Y-%m-%d') || '完成整改', '未完成整改') || '）',
+            '；' order by notices.issued_on, notices.notice_id
+        ) as rectification_list
+    from {{ ref('stg_centre__rectification_notices') }} as notices
+    inner join institutions on notices.institution_id = institutions.institution_id
+    where notices.issued_on between institutions.registered_on and institutions.expires_on
+        and notices.issued_on <= {{ as_of() }}
+    group by notices.institution_id
+)
+
+select
+    institutions.institution_id,
+    coalesce(registered.occupations_registered, 0) as occupations_registered,
+    coalesce(added.occupations_added, 0) as occupations_added,
+    coalesce(added.occupations_added_list, '') as occupations_added_list,
+    coalesce(rectifications.rectification_notices, 0) as rectification_notices,
+    coalesce(rectifications.rectifications_completed, 0) as rectifications_completed,
+    coalesce(rectifications.rectification_list, '') as rectification_list,
+    {{ as_of() }} as as_of
+from institutions
+left join registered on institutions.institution_id = registered.institution_id
+left join added on institutions.institution_id = added.institution_id
+left join rectifications on institutions.institution_id = rectifications.institution_id

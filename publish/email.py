@@ -1,0 +1,80 @@
+"""Optional e-mail delivery of each centre's reminder files, through Airflow's SMTP support (SmtpHook).
+
+Recipients per supervising centre come from REMINDER_RECIPIENTS (JSON: {"350100": "a@x.cn, b@x.cn", …}) or the
+Airflow Variable `reminder_recipients`; the server from the Airflow connection `smtp_default`. With no
+recipients configured the step is skipped and says so. Each centre's mail for a date goes out once: the
+delivery log beside the ledger remembers what was sent, so a rerun for the same date sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+import os
+from pathlib import Path
+
+import duckdb
+
+from pipeline.centres import CENTRES
+
+log = logging.getLogger(__name__)
+
+SMTP_CONN_ID = "smtp_default"
+DELIVERY_DDL = """CREATE TABLE IF NOT EXISTS email_deliveries (
+    centre VARCHAR NOT NULL, export_date DATE NOT NULL, recipients VARCHAR, reminders INTEGER,
+    PRIMARY KEY (centre, export_date))"""
+
+
+def recipients() -> dict[str, list[str]]:
+    raw = os.environ.get("REMINDER_RECIPIENTS")
+    if not raw:
+        try:
+            from airflow.sdk import Variable
+
+            raw = Variable.get("reminder_recipients", default=None)
+        except Exception:  # noqa: BLE001 - no Airflow context: nothing configured
+            raw = None
+    if not raw:
+        return {}
+    return {code: [a.strip() for a in addresses.split(",") if a.strip()]
+            for code, addresses in json.loads(raw).items()}
+
+
+def send_reminder_emails(exports_dir: Path, as_of: dt.date, ledger_db: Path,
+                         to: dict[str, list[str]] | None = None, smtp_conn_id: str = SMTP_CONN_ID) -> dict:
+    to = recipients() if to is None else to
+    if not to:
+        log.info("e-mail delivery skipped: no recipients (REMINDER_RECIPIENTS or Variable reminder_recipients)")
+        return {"skipped": True}
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    folder = exports_dir / as_of.isoformat()
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    con = duckdb.connect(str(ledger_db))
+    sent: dict[str, int] = {}
+    try:
+        con.execute(DELIVERY_DDL)
+        done = {r[0] for r in con.execute("SELECT centre FROM email_deliveries WHERE export_date = ?",
+                                          [as_of]).fetchall()}
+        with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
+            for code, addresses in sorted(to.items()):
+                count = manifest["by_centre"].get(code, 0)
+                if code in done or not addresses or count == 0:
+                    continue
+                name = CENTRES.get(code, (code, code))[1]
+                stem = f"{code}_{name}_续期提醒_{as_of.isoformat()}"
+                body = (f"<p>{html.escape(name)}：</p><p>{as_of.isoformat()} 有 {count} 条备案续期提醒需要处理，"
+                        f"明细见附件（{html.escape(stem)}.xlsx / .csv）。各机构预填的申请表（附件1）和工作总结草稿"
+                        f"（附件2）在导出目录的“申请材料”文件夹中。</p><p>福建省职业技能鉴定指导中心 续期数据平台</p>")
+                hook.send_email_smtp(to=addresses, subject=f"【备案续期提醒】{name} {as_of.isoformat()}（{count}条）",
+                                     html_content=body, files=[str(folder / f"{stem}.xlsx"),
+                                                               str(folder / f"{stem}.csv")])
+                con.execute("INSERT INTO email_deliveries VALUES (?, ?, ?, ?)",
+                            [code, as_of, ", ".join(addresses), count])
+                sent[code] = count
+    finally:
+        con.close()
+    log.info("e-mailed reminders to %d centres: %s", len(sent), sent)
+    return {"sent": sent}
