@@ -17,7 +17,7 @@ FEED_OPTS ?=
 MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/seeds dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint clean bench
 
 install: .venv/.installed $(MANIFEST)
 
@@ -36,6 +36,10 @@ run: install
 
 test: install
 	$(PY) -m pytest
+
+# Province-scale benchmark (about 20 minutes; bench/results.json). BENCH_SIZES=200,2000 BENCH_SCALE=4.5
+bench: install
+	$(PY) bench/run.py
 
 lint: install
 	.venv/bin/ruff check .

@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--as-of", required=True, type=dt.date.fromisoformat)
     gen.add_argument("--institutions", type=int, default=200)
     gen.add_argument("--seed", type=int, default=2022)
+    gen.add_argument("--candidates-scale", type=float, default=1.0,
+                     help="multiply candidates per plan (benchmarks: more certificates per institution)")
 
     srv = sub.add_parser("serve", help="serve a dataset directory over HTTP")
     srv.add_argument("--data", required=True, type=Path)
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     if args.command == "generate":
-        counts = generate_dataset(args.out, args.as_of, args.institutions, args.seed)
+        counts = generate_dataset(args.out, args.as_of, args.institutions, args.seed, args.candidates_scale)
         for name, n in counts.items():
             print(f"{n:>10,}  {name}")
         print(f"dataset for {args.as_of} written to {args.out}")

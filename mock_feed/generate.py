@@ -63,8 +63,9 @@ class Institution:
 
 
 class DatasetGenerator:
-    def __init__(self, as_of: dt.date, institutions: int, seed: int) -> None:
+    def __init__(self, as_of: dt.date, institutions: int, seed: int, candidates_scale: float = 1.0) -> None:
         self.as_of = as_of
+        self.candidates_scale = candidates_scale  # bigger plans, for benchmarks; 1.0 keeps the usual data
         self.count = institutions
         self.rng = random.Random(f"{seed}:{as_of.isoformat()}:{institutions}")
         self.institutions: list[Institution] = []
@@ -210,7 +211,7 @@ class DatasetGenerator:
             occ = self.rng.choice(eligible_occ or inst.occupations)
             code, name, work_type = occ["occupation_code"], occ["occupation_name"], occ["work_type"]
             level = self.rng.choices([1, 2, 3, 4, 5], [2, 8, 25, 35, 30])[0]
-            candidates = self.rng.randint(30, 170)
+            candidates = round(self.rng.randint(30, 170) * self.candidates_scale)
             passed = round(candidates * self.rng.uniform(0.6, 0.98)) if status == "completed" else 0
             plan_no = f"PJ{assessment_date.year}{inst.serial:06d}{k + 1:03d}"
             online = status == "completed" and self.rng.random() < 0.97
@@ -409,7 +410,8 @@ CENTRE_COLUMNS = {
 }
 
 
-def generate_dataset(out: Path, as_of: dt.date, institutions: int = 200, seed: int = 2022) -> dict[str, int]:
-    gen = DatasetGenerator(as_of, institutions, seed)
+def generate_dataset(out: Path, as_of: dt.date, institutions: int = 200, seed: int = 2022,
+                     candidates_scale: float = 1.0) -> dict[str, int]:
+    gen = DatasetGenerator(as_of, institutions, seed, candidates_scale)
     gen.generate()
     return gen.write(out)

@@ -108,16 +108,13 @@ def record_sent(ledger_db: Path, rows: list[dict], as_of: dt.date) -> int:
     try:
         con.execute(LEDGER_DDL)
         before = con.execute("SELECT count(*) FROM reminder_ledger").fetchone()[0]
-        if rows:
-            payload = "\n".join(json.dumps({"institution_id": r["institution_id"],
-                                            "period_expires_on": r["expires_on"].isoformat(),
-                                            "reminder_type": r["reminder_type"],
-                                            "first_due_on": r["first_due_on"].isoformat()}) for r in rows)
-            con.register("sent_batch", con.read_json(
-                io.BytesIO(payload.encode()), format="newline_delimited",
-                columns={"institution_id": "VARCHAR", "period_expires_on": "DATE", "reminder_type": "VARCHAR",
-                         "first_due_on": "DATE"}))
-            con.execute("INSERT OR IGNORE INTO reminder_ledger SELECT *, ? FROM sent_batch", [as_of])
+        if rows:  # one statement: the columns as lists, unnested side by side
+            con.execute(
+                """INSERT OR IGNORE INTO reminder_ledger
+                   SELECT unnest($ids), unnest($periods), unnest($types), unnest($first_due), $as_of""",
+                {"ids": [r["institution_id"] for r in rows], "periods": [r["expires_on"] for r in rows],
+                 "types": [r["reminder_type"] for r in rows], "first_due": [r["first_due_on"] for r in rows],
+                 "as_of": as_of})
         return con.execute("SELECT count(*) FROM reminder_ledger").fetchone()[0] - before
     finally:
         con.close()

@@ -87,41 +87,29 @@ def built(tmp_path_factory, dataset, feed) -> Settings:
 __all__ = ["AS_OF", "PROJECT_ROOT", "RunningFeed", "dbt_build", "make_settings", "run_pipeline_steps"]
 
 
-def _postgres_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
+def require_system_tool(name: str) -> str:
+    """The path of a program from Debian's packages; fails under CI (REQUIRE_SYSTEM_PACKAGES, set by .ci/run,
+    which installs them), else skips."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("REQUIRE_SYSTEM_PACKAGES"):
+            pytest.fail(f"{name} is required (REQUIRE_SYSTEM_PACKAGES) but not installed")
+        pytest.skip(f"{name} not installed (see .ci/run for the Debian packages)")
+    return path
 
 
 @pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL server from Debian's packages (.ci/run installs them), started for the tests and
     stopped after. Yields a libpq DSN for a superuser."""
-    import shutil
-    import socket
-    import tempfile
+    from pipeline.pgserver import postgres_bin, running_postgres
 
-    bindir = _postgres_bin()
+    bindir = postgres_bin()
     if bindir is None:
-        if os.environ.get("REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL is required (REQUIRE_POSTGRES) but /usr/lib/postgresql/*/bin is missing")
+        if os.environ.get("REQUIRE_SYSTEM_PACKAGES"):
+            pytest.fail("PostgreSQL is required (REQUIRE_SYSTEM_PACKAGES) but /usr/lib/postgresql/*/bin is missing")
         pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="renewal-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root: use Debian's postgres account
-        shutil.chown(root, "postgres", "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = root / "data"
-    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                    "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w",
-                    "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                   check=True, capture_output=True)
-    try:
-        yield f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
-    finally:
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-                       check=False, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    with running_postgres(bindir) as dsn:
+        yield dsn

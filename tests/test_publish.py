@@ -102,7 +102,7 @@ def test_postgres_publication_is_complete_commented_and_read_only(snapshots, pos
     pg = psycopg2.connect(postgres)
     pg.autocommit = True
     cur = pg.cursor()
-    for mart, order in MARTS.items():
+    for mart in MARTS:
         cur.execute(f"SELECT count(*) FROM marts.{mart}")
         assert cur.fetchone()[0] == published[mart] == duck.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
     # values survive the trip: compare one mart's rows in full, as text
@@ -173,7 +173,7 @@ def test_production_bi_login_reads_the_marts(snapshots, postgres):
     from pipeline.settings import PROJECT_ROOT
 
     script = (PROJECT_ROOT / "deploy" / "marts-db-init.sh").read_text()
-    sql = re.search(r"<<SQL\n(.*?)\nSQL", script, re.S)[1].replace("${BI_PASSWORD}", "pw")
+    sql = re.search(r"<<SQL\n(.*?)\nSQL", script, re.DOTALL)[1].replace("${BI_PASSWORD}", "pw")
     pg = psycopg2.connect(postgres)
     pg.autocommit = True
     cur = pg.cursor()

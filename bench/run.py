@@ -1,0 +1,243 @@
+"""`make bench`: the daily run at province scale, stage by stage, against the real mock feed and Airflow.
+
+For each size (BENCH_SIZES, default 200,1000,2000 institutions; BENCH_SCALE multiplies candidates per plan,
+default 4.5, i.e. about 2,400 certificates an institution, so 2,000 institutions hold about 4.7 million):
+1. generate the dataset (cached in bench/data/ between runs);
+2. the whole daily run through Airflow (`python -m pipeline.local_run`: feed server, renewal_daily and
+   renewal_reminders in `airflow dags test`), on an empty warehouse; each stage's time is read from Airflow's
+   task instances, row counts from the run summary (ops.run_metrics);
+3. a second, incremental run after 1% of the plans and certificates changed (updated_at moved to D);
+4. peak RSS of any process of the run (getrusage of the children).
+Once, on the smallest size: our ingest of the certificates alone against dlt's rest_api source into DuckDB,
+over the same feed served the same way. Writes bench/results.json and prints a table (bench/README.md
+holds the measured tables and the analysis).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.pgserver import postgres_bin, running_postgres  # noqa: E402
+
+AS_OF = dt.date(2026, 11, 25)
+BENCH = ROOT / "bench"
+STAGES = {  # result key -> renewal_daily task ids (prefix match for the dbt group)
+    "ingest_s": ["extract_feed"],
+    "centre_records_s": ["load_centre_records"],
+    "lookup_s": ["verify_certificates"],
+    "dbt_build_s": ["dbt."],
+    "gate_s": ["quality_gate"],
+    "publish_s": ["publish"],
+    "publish_postgres_s": ["publish_postgres"],
+}
+
+
+def machine() -> dict:
+    mem_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+    return {"cores": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1), "python": platform.python_version(),
+            "cpu": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                         if line.startswith("model name")), platform.machine())}
+
+
+def dataset(institutions: int, scale: float) -> tuple[Path, float | None]:
+    out = BENCH / "data" / f"inst{institutions}-x{scale}"
+    if (out / "certificates.jsonl").exists():
+        return out, None
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "mock_feed", "generate", "--out", str(out), "--as-of", AS_OF.isoformat(),
+                    "--institutions", str(institutions), "--candidates-scale", str(scale), "--seed", "2026"],
+                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return out, time.perf_counter() - started
+
+
+def changed_copy(data: Path, target: Path, share: float = 0.01) -> int:
+    """A copy of the dataset in which `share` of the plans and certificates changed today (late corrections)."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(data, target)
+    con = duckdb.connect()
+    changed = 0
+    for name in ("plans", "certificates"):
+        path = target / f"{name}.jsonl"
+        con.execute(f"""COPY (SELECT * REPLACE (CASE WHEN hash(row_number() OVER ()) % 100 < {int(share * 100)}
+                                  THEN '{AS_OF.isoformat()}T23:00:00+08:00' ELSE updated_at END AS updated_at)
+                              FROM read_json('{data / f"{name}.jsonl"}', format='newline_delimited'))
+                        TO '{path}' (FORMAT json)""")
+        changed += con.execute(f"""SELECT count(*) FROM read_json('{path}', format='newline_delimited')
+                                   WHERE updated_at LIKE '{AS_OF.isoformat()}T23%'""").fetchone()[0]
+    return changed
+
+
+def local_run(data: Path, work: Path, env: dict) -> float:
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "pipeline.local_run", "--as-of", AS_OF.isoformat(), "--data",
+                             str(data), "--warehouse", str(work / "warehouse"), "--exports", str(work / "exports")],
+                            cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"the daily run failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def stage_times() -> dict[str, float]:
+    """Durations of the latest renewal_daily run's tasks, from Airflow's own metadata."""
+    con = sqlite3.connect(ROOT / ".airflow" / "airflow.db")
+    try:
+        run_id = con.execute("""SELECT run_id FROM dag_run WHERE dag_id = 'renewal_daily'
+                                ORDER BY start_date DESC LIMIT 1""").fetchone()[0]
+        tasks = con.execute("""SELECT task_id, duration FROM task_instance WHERE dag_id = 'renewal_daily'
+                               AND run_id = ?""", [run_id]).fetchall()
+    finally:
+        con.close()
+    return {key: round(sum(d or 0 for t, d in tasks if any(t == p or (p.endswith(".") and t.startswith(p))
+                                                             for p in prefixes)), 2)
+            for key, prefixes in STAGES.items()}
+
+
+def run_metrics(work: Path) -> dict[str, int]:
+    con = duckdb.connect(str(work / "warehouse" / "published.duckdb"), read_only=True)
+    try:
+        load = con.execute("SELECT max(load_id) FROM ops.run_metrics").fetchone()[0]
+        rows = con.execute("SELECT step, subject, metric, value FROM ops.run_metrics WHERE load_id = ?",
+                           [load]).fetchall()
+    finally:
+        con.close()
+    fetched = sum(v for s, _, m, v in rows if s == "extract_feed" and m == "fetched")
+    checked = sum(v for s, sub, m, v in rows if sub == "lookups" and m == "checked")
+    return {"feed_rows": fetched, "certificates_checked": checked}
+
+
+def our_certificates_rate(data: Path, work: Path) -> tuple[int, float]:
+    from ingest.feed_client import FeedClient
+    from ingest.land import land_resource
+    from ingest.warehouse import connect
+    from tests.conftest import RunningFeed
+
+    feed = RunningFeed(data, token=None)
+    try:
+        con = connect(work / "ours.duckdb")
+        started = time.perf_counter()
+        result = land_resource(con, FeedClient(feed.url), "certificates", "bench", b"bench-key")
+        elapsed = time.perf_counter() - started
+        con.close()
+    finally:
+        feed.stop()
+    return result.items, elapsed
+
+
+def dlt_certificates_rate(data: Path, work: Path) -> tuple[int, float]:
+    import dlt
+    from dlt.sources.rest_api import rest_api_source
+
+    from tests.conftest import RunningFeed
+
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
+    feed = RunningFeed(data, token=None)
+    try:
+        source = rest_api_source({
+            "client": {"base_url": f"{feed.url}/api/v1/",
+                       "paginator": {"type": "cursor", "cursor_path": "next_cursor", "cursor_param": "cursor"}},
+            "resources": [{"name": "certificates",
+                           "endpoint": {"path": "certificates", "params": {"limit": 1000}, "data_selector": "items"}}],
+        })
+        pipeline = dlt.pipeline(pipeline_name="bench_dlt", destination=dlt.destinations.duckdb(
+            str(work / "dlt.duckdb")), dataset_name="feed", pipelines_dir=str(work / "dlt-pipelines"))
+        started = time.perf_counter()
+        pipeline.run(source)
+        elapsed = time.perf_counter() - started
+        con = duckdb.connect(str(work / "dlt.duckdb"), read_only=True)
+        rows = con.execute("SELECT count(*) FROM feed.certificates").fetchone()[0]
+        con.close()
+    finally:
+        feed.stop()
+    return rows, elapsed
+
+
+def bench_size(institutions: int, scale: float, env: dict) -> dict:
+    data, generate_s = dataset(institutions, scale)
+    work = BENCH / "work" / f"inst{institutions}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    certificates = sum(1 for _ in open(data / "certificates.jsonl"))
+    full_s = local_run(data, work, env)
+    stages = stage_times()
+    counts = run_metrics(work)
+    changed = changed_copy(data, work / "data-changed")
+    incremental_s = local_run(work / "data-changed", work, env)
+    incremental_stages = stage_times()
+    incremental_counts = run_metrics(work)
+    shutil.rmtree(work / "data-changed")
+    return {
+        "institutions": institutions, "certificates": certificates, "feed_rows": counts["feed_rows"],
+        "generate_s": round(generate_s, 1) if generate_s else None,
+        "full_run_s": round(full_s, 1), **stages,
+        "ingest_rows_per_s": round(counts["feed_rows"] / stages["ingest_s"]) if stages["ingest_s"] else None,
+        "lookup_certs_per_s": round(counts["certificates_checked"] / stages["lookup_s"]) if stages["lookup_s"]
+        else None,
+        "incremental_changed_rows": changed, "incremental_run_s": round(incremental_s, 1),
+        "incremental_feed_rows": incremental_counts["feed_rows"],
+        "incremental_certificates_checked": incremental_counts["certificates_checked"],
+        "incremental_stages": incremental_stages,
+    }
+
+
+def main() -> int:
+    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "200,1000,2000").split(",")]
+    scale = float(os.environ.get("BENCH_SCALE", "4.5"))
+    env = dict(os.environ)
+    results: dict = {"machine": machine(), "as_of": AS_OF.isoformat(), "candidates_scale": scale, "sizes": []}
+    bindir = postgres_bin()
+    pg = running_postgres(bindir) if bindir else None
+    try:
+        if pg:
+            env["MARTS_POSTGRES_DSN"] = pg.__enter__()
+        started = time.perf_counter()
+        for n in sizes:
+            print(f"benchmarking {n} institutions …", flush=True)
+            results["sizes"].append(bench_size(n, scale, env))
+            print(json.dumps(results["sizes"][-1], ensure_ascii=False), flush=True)
+        small, _ = dataset(sizes[0], scale)
+        work = BENCH / "work" / "peer"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        ours_rows, ours_s = our_certificates_rate(small, work)
+        dlt_rows, dlt_s = dlt_certificates_rate(small, work)
+        results["peer"] = {"resource": "certificates", "rows": ours_rows, "ours_s": round(ours_s, 2),
+                           "dlt_rows": dlt_rows, "dlt_s": round(dlt_s, 2)}
+        results["bench_s"] = round(time.perf_counter() - started, 1)
+    finally:
+        if pg:
+            pg.__exit__(None, None, None)
+    province = next((s for s in results["sizes"] if s["institutions"] == 2000), results["sizes"][-1])
+    peer = results["peer"]
+    results |= {
+        "ingest_rows_per_s": province["ingest_rows_per_s"],
+        "dlt_rows_per_s": round(peer["dlt_rows"] / peer["dlt_s"]),
+        "ours_vs_dlt_ratio": round((peer["rows"] / peer["ours_s"]) / (peer["dlt_rows"] / peer["dlt_s"]), 1),
+        "lookup_certs_per_s": province["lookup_certs_per_s"],
+        "dbt_build_s": province["dbt_build_s"], "gate_s": province["gate_s"],
+        "publish_s": province["publish_s"], "publish_postgres_s": province["publish_postgres_s"],
+        "full_run_s": province["full_run_s"], "incremental_run_s": province["incremental_run_s"],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+    }
+    (BENCH / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))
+    print(json.dumps({k: v for k, v in results.items() if k not in ("sizes",)}, ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
