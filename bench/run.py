@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import sqlite3
@@ -32,7 +33,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.pgserver import postgres_bin, running_postgres  # noqa: E402
+from pipeline.pgserver import postgres_bin, running_postgres
 
 AS_OF = dt.date(2026, 11, 25)
 BENCH = ROOT / "bench"
@@ -48,10 +49,12 @@ STAGES = {  # result key -> renewal_daily task ids (prefix match for the dbt gro
 
 
 def machine() -> dict:
-    mem_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    mem_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
     return {"cores": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1), "python": platform.python_version(),
-            "cpu": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                         if line.startswith("model name")), platform.machine())}
+            "cpu": next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+                        platform.machine())}
 
 
 def dataset(institutions: int, scale: float) -> tuple[Path, float | None]:
@@ -66,20 +69,21 @@ def dataset(institutions: int, scale: float) -> tuple[Path, float | None]:
 
 
 def changed_copy(data: Path, target: Path, share: float = 0.01) -> int:
-    """A copy of the dataset in which `share` of the plans and certificates changed today (late corrections)."""
+    """A copy of the dataset in which `share` of the plans and certificates changed today (late corrections):
+    every 1/share-th line gets today's updated_at; the rest stays byte for byte."""
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(data, target)
-    con = duckdb.connect()
-    changed = 0
+    stamp = re.compile(rb'"updated_at": ?"[^"]*"')
+    today = f'"updated_at":"{AS_OF.isoformat()}T23:00:00+08:00"'.encode()
+    every, changed = round(1 / share), 0
     for name in ("plans", "certificates"):
-        path = target / f"{name}.jsonl"
-        con.execute(f"""COPY (SELECT * REPLACE (CASE WHEN hash(row_number() OVER ()) % 100 < {int(share * 100)}
-                                  THEN '{AS_OF.isoformat()}T23:00:00+08:00' ELSE updated_at END AS updated_at)
-                              FROM read_json('{data / f"{name}.jsonl"}', format='newline_delimited'))
-                        TO '{path}' (FORMAT json)""")
-        changed += con.execute(f"""SELECT count(*) FROM read_json('{path}', format='newline_delimited')
-                                   WHERE updated_at LIKE '{AS_OF.isoformat()}T23%'""").fetchone()[0]
+        with open(data / f"{name}.jsonl", "rb") as src, open(target / f"{name}.jsonl", "wb") as dst:
+            for n, line in enumerate(src):
+                if n % every == 0:
+                    line, k = stamp.subn(today, line, count=1)
+                    changed += k
+                dst.write(line)
     return changed
 
 
@@ -87,7 +91,7 @@ def local_run(data: Path, work: Path, env: dict) -> float:
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "pipeline.local_run", "--as-of", AS_OF.isoformat(), "--data",
                              str(data), "--warehouse", str(work / "warehouse"), "--exports", str(work / "exports")],
-                            cwd=ROOT, env=env, capture_output=True, text=True)
+                            check=False, cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"the daily run failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return time.perf_counter() - started
@@ -172,7 +176,8 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
     work = BENCH / "work" / f"inst{institutions}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    certificates = sum(1 for _ in open(data / "certificates.jsonl"))
+    with open(data / "certificates.jsonl", "rb") as fh:
+        certificates = sum(1 for _ in fh)
     full_s = local_run(data, work, env)
     stages = stage_times()
     counts = run_metrics(work)

@@ -76,6 +76,25 @@ def run_pipeline_steps(settings: Settings, as_of: dt.date = AS_OF, data_tests: b
     assert result.returncode == 0, result.stdout[-4000:]
 
 
+def private_copy(settings: Settings, folder: Path) -> Settings:
+    """Settings on a private copy of a built warehouse (tests that change it must not touch the shared one)."""
+    import shutil
+    from dataclasses import replace
+
+    copy = replace(settings, warehouse_dir=folder / "warehouse", exports_dir=folder / "exports")
+    copy.warehouse_dir.mkdir(parents=True)
+    shutil.copy(settings.warehouse_db, copy.warehouse_db)
+    return copy
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file below a folder, by relative path."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture(scope="session")
 def built(tmp_path_factory, dataset, feed) -> Settings:
     """A warehouse built once from the small dataset (ingest + dbt), before the gate."""

@@ -2,7 +2,6 @@
 real dbt and DuckDB files: what `make run` does, twice, on a small dataset."""
 
 import csv
-import hashlib
 import io
 import json
 import re
@@ -16,7 +15,7 @@ from openpyxl import load_workbook
 
 from pipeline.settings import PROJECT_ROOT
 from publish.marts import MARTS
-from tests.conftest import AS_OF
+from tests.conftest import AS_OF, file_digests
 
 
 def run(dataset, warehouse, exports):
@@ -40,19 +39,14 @@ def mart_rows(published):
         con.close()
 
 
-def files(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory, dataset):
     tmp = tmp_path_factory.mktemp("e2e")
     warehouse, exports = tmp / "warehouse", tmp / "exports"
     out1 = run(dataset, warehouse, exports)
-    first = (mart_rows(warehouse / "published.duckdb"), files(exports / AS_OF.isoformat()))
+    first = (mart_rows(warehouse / "published.duckdb"), file_digests(exports / AS_OF.isoformat()))
     out2 = run(dataset, warehouse, exports)
-    second = (mart_rows(warehouse / "published.duckdb"), files(exports / AS_OF.isoformat()))
+    second = (mart_rows(warehouse / "published.duckdb"), file_digests(exports / AS_OF.isoformat()))
     return warehouse, exports, out1, out2, first, second
 
 

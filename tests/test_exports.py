@@ -2,7 +2,6 @@
 on rerun, pre-filled forms that match the source data, and delivery by e-mail through a real SMTP server."""
 
 import datetime as dt
-import hashlib
 import json
 import shutil
 import time
@@ -15,23 +14,15 @@ from openpyxl import load_workbook
 
 from pipeline import steps
 from publish.exports import NotPublishedForDate, _xlsx_bytes
-from tests.conftest import AS_OF, DBT_SKIP_TESTS, dbt_build
+from tests.conftest import AS_OF, DBT_SKIP_TESTS, dbt_build, file_digests, private_copy
 
 NEXT_DAY = AS_OF + dt.timedelta(days=1)
-
-
-def digest(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, built):
     """A copy of the built warehouse, published for D and exported once."""
-    tmp = tmp_path_factory.mktemp("exported")
-    settings = replace(built, warehouse_dir=tmp / "warehouse", exports_dir=tmp / "exports")
-    settings.warehouse_dir.mkdir()
-    shutil.copy(built.warehouse_db, settings.warehouse_db)
+    settings = private_copy(built, tmp_path_factory.mktemp("exported"))
     steps.publish(AS_OF, settings=settings)
     manifest = steps.export(AS_OF, settings=settings)
     return settings, manifest
@@ -77,7 +68,7 @@ def test_export_holds_exactly_the_reminders_due_and_not_yet_sent(exported):
     con.close()
     assert sorted((i, t, e) for i, t, e, _ in ledger) == sorted((d[0], d[1], d[3]) for d in due)
     assert {s for *_, s in ledger} == {AS_OF}
-    files = digest(folder)
+    files = file_digests(folder)
     listed = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["files"]
     assert set(listed) | {"manifest.json"} == set(files)
     assert all(files[p] == h for p, h in listed.items())
@@ -86,10 +77,10 @@ def test_export_holds_exactly_the_reminders_due_and_not_yet_sent(exported):
 def test_rerun_is_byte_identical_and_the_next_day_repeats_nothing(exported, tmp_path):
     settings, _ = exported
     folder = settings.exports_dir / AS_OF.isoformat()
-    before = digest(folder)
+    before = file_digests(folder)
     time.sleep(1.1)
     steps.export(AS_OF, settings=settings)
-    assert digest(folder) == before
+    assert file_digests(folder) == before
 
     # the next day: marts as of D+1, then its export leaves out everything already sent
     later = replace(settings, warehouse_dir=tmp_path / "warehouse", exports_dir=settings.exports_dir)

@@ -10,7 +10,7 @@ import pytest
 
 from expectations.gate import GateFailed, run_gate
 from pipeline import steps
-from tests.conftest import AS_OF
+from tests.conftest import AS_OF, private_copy
 
 
 def sha(path):
@@ -20,10 +20,7 @@ def sha(path):
 @pytest.fixture(scope="module")
 def published(tmp_path_factory, built):
     """A private copy of the built warehouse that passed the gate and was published once."""
-    tmp = tmp_path_factory.mktemp("published")
-    settings = replace(built, warehouse_dir=tmp / "warehouse", exports_dir=tmp / "exports")
-    settings.warehouse_dir.mkdir()
-    shutil.copy(built.warehouse_db, settings.warehouse_db)
+    settings = private_copy(built, tmp_path_factory.mktemp("published"))
     steps.quality_gate(AS_OF, "first", settings=settings)
     steps.publish(AS_OF, settings=settings)
     return settings
