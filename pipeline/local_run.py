@@ -55,7 +55,7 @@ def start_feed(data: Path, token: str, feed_opts: str) -> tuple[subprocess.Popen
            "--token", token, *shlex.split(feed_opts)]
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 900  # a province-scale dataset takes minutes to load and pre-serialise
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"mock feed exited: {proc.stderr.read().decode()[-2000:]}")
