@@ -37,7 +37,7 @@ run: install
 test: install
 	$(PY) -m pytest
 
-# Province-scale benchmark (about 20 minutes; bench/results.json). BENCH_SIZES=200,2000 BENCH_SCALE=4.5
+# Province-scale benchmark (bench/README.md; the 2,000-institution size alone takes ~23 min here).
 bench: install
 	$(PY) bench/run.py
 
