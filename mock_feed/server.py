@@ -1,16 +1,20 @@
 """HTTP stand-in for 技能人才评价工作网 (CONTRACT §2): paged resources, certificate lookup, fault injection.
 
-Every item is serialised to JSON once at start-up, so a page is a join of pre-built byte strings and the
-feed is never what limits ingest.
+At start-up DuckDB orders each resource's lines by (updated_at, key) and writes them, minus `_` fields, to a
+flat file in a temporary directory; the server keeps only each item's byte offset and update time (8 bytes
+each), so a page is one read and a province-scale dataset loads in seconds in bounded memory. Certificate
+lookups use a sorted array of the queryable numbers' hashes.
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import json
 import logging
+import os
 import random
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -18,17 +22,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import duckdb
+import numpy as np
+import orjson
+
 log = logging.getLogger("mock_feed")
 
 RESOURCES = {
-    # resource path -> (file, key field)
-    "institutions": ("institutions.jsonl", "institution_id"),
+    # resource path -> (file, key fields)
+    "institutions": ("institutions.jsonl", ("institution_id",)),
     "registered-occupations": ("registered_occupations.jsonl", ("institution_id", "occupation_code")),
-    "plans": ("plans.jsonl", "plan_no"),
-    "certificates": ("certificates.jsonl", "certificate_no"),
+    "plans": ("plans.jsonl", ("plan_no",)),
+    "certificates": ("certificates.jsonl", ("certificate_no",)),
 }
 MAX_LIMIT = 1000
 MAX_LOOKUP = 500
+FEED_TIMEZONE = "Asia/Shanghai"  # a timestamp without an offset is read as Beijing time
+MEMORY_LIMIT = "1GB"
 
 
 @dataclass
@@ -41,43 +51,103 @@ class FaultOptions:
     seed: int = 0
 
 
-class Resource:
-    """One resource's items, sorted by (updated_at, key), each pre-serialised."""
+def _table(name: str) -> str:
+    return '"' + name.replace("-", "_") + '"'
 
-    def __init__(self, records: list[dict], key: str | tuple[str, ...]) -> None:
-        # Imperfect records (a missing key or timestamp) are served too, first, as the real network would.
-        def updated(r: dict) -> float:
-            try:
-                return parse_ts(r["updated_at"])
-            except (KeyError, TypeError, ValueError):
-                return 0.0
 
-        def sort_key(r: dict) -> tuple:
-            k = tuple(r.get(f) for f in key) if isinstance(key, tuple) else (r.get(key),)
-            return (updated(r), *(str(v) for v in k))
+# The item as served: the stored line, re-serialised without its `_` fields only when it has any.
+SERVED_ITEM = """CASE WHEN contains(json, '"_') THEN json_merge_patch(json, '{' || array_to_string(list_transform(
+    list_filter(json_keys(json), lambda k: starts_with(k, '_')), lambda k: to_json(k) || ':null'), ',') || '}')
+    ELSE json END"""
 
-        records.sort(key=sort_key)
-        self.updated_at = [updated(r) for r in records]
-        self.items = [
-            json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False,
-                       separators=(",", ":")).encode()
-            for r in records
-        ]
+
+class SortedItems:
+    """One resource's items in (updated_at, key) order: a flat file of the serialised items, each followed by
+    a comma, with their byte offsets and update times in memory (8 bytes each), so a page is one read."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection, table: str, path: Path, chunk: int = 20_000) -> None:
+        """Write `table` (updated_us, item; rowid order) to `path`."""
+        arrays = db.execute(f"SELECT updated_us, strlen(item) AS size FROM {table} ORDER BY rowid").fetchnumpy()
+        self.updated_us = np.asarray(arrays["updated_us"], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(np.asarray(arrays["size"], dtype=np.int64))])
+        with open(path, "wb") as out:
+            for start in range(0, len(self.updated_us), chunk):
+                text = db.execute(f"SELECT string_agg(item, '' ORDER BY rowid) FROM {table} "
+                                  "WHERE rowid >= ? AND rowid < ?", [start, start + chunk]).fetchone()[0]
+                out.write(text.encode())
+            if out.tell() != self.offsets[-1]:
+                raise RuntimeError(f"{path}: wrote {out.tell()} bytes, expected {self.offsets[-1]}")
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return len(self.updated_us)
+
+    def position(self, since: float) -> int:
+        """The first position updated at or after `since` (epoch seconds)."""
+        return int(np.searchsorted(self.updated_us, round(since * 1_000_000), side="left"))
+
+    def fragment(self, start: int, end: int) -> bytes:
+        """Items start..end-1 as a comma-separated JSON fragment."""
+        if end <= start:
+            return b""
+        first, last = int(self.offsets[start]), int(self.offsets[end])
+        return os.pread(self._fd, last - first - 1, first)  # without the last comma
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 class FeedData:
+    """The dataset as served. DuckDB reads, orders and serialises it once at start-up (spilling to a temporary
+    directory instead of holding it in memory); pages are then read from flat files (SortedItems)."""
+
     def __init__(self, data_dir: Path) -> None:
-        self.resources: dict[str, Resource] = {}
-        self.queryable: dict[str, bool] = {}
-        for name, (filename, key) in RESOURCES.items():
-            path = data_dir / filename
-            records = []
-            if path.exists():
-                with open(path, encoding="utf-8") as fh:
-                    records = [json.loads(line) for line in fh if line.strip()]
-            if name == "certificates":
-                self.queryable = {r.get("certificate_no"): bool(r.get("_queryable", True)) for r in records}
-            self.resources[name] = Resource(records, key)
+        self._dir = Path(tempfile.mkdtemp(prefix="mock-feed-"))
+        self.resources: dict[str, SortedItems] = {}
+        queryable = []
+        db = duckdb.connect(str(self._dir / "load.duckdb"), config={"memory_limit": MEMORY_LIMIT})
+        try:
+            db.execute(f"SET TimeZone = '{FEED_TIMEZONE}'")
+            db.execute(f"SET temp_directory = '{self._dir / 'tmp'}'")
+            for name, (filename, key) in RESOURCES.items():
+                path = data_dir / filename
+                source = (f"read_json_objects('{path}', format='newline_delimited')" if path.exists()
+                          else "(SELECT NULL::JSON AS json WHERE false)")
+                # str() of a missing key was 'None' in the first (pure Python) server: kept, for the same order
+                keys = [f"coalesce(json_extract_string(json, '$.{k}'), 'None')" for k in key]
+                db.execute(f"""CREATE TABLE items AS
+                    SELECT coalesce(epoch_us(try_cast(json_extract_string(json, '$.updated_at') AS TIMESTAMPTZ)), 0)
+                               AS updated_us,
+                           {SERVED_ITEM} || ',' AS item, {keys[0]} AS k0,
+                           coalesce(try_cast(json_extract(json, '$._queryable') AS BOOLEAN), true) AS queryable
+                    FROM {source}
+                    ORDER BY updated_us, {", ".join(keys)}""")
+                self.resources[name] = SortedItems(db, "items", self._dir / f"{name}.items")
+                if name == "certificates":
+                    result = db.execute("SELECT k0 FROM items WHERE queryable")
+                    while rows := result.fetchmany(100_000):
+                        queryable.append(np.fromiter((hash(r[0]) for r in rows), dtype=np.int64, count=len(rows)))
+                db.execute("DROP TABLE items")
+        finally:
+            db.close()
+            (self._dir / "load.duckdb").unlink(missing_ok=True)
+        # the public lookup: Python hashes of the queryable certificate numbers, sorted for a binary search
+        self._queryable = np.sort(np.concatenate(queryable)) if queryable else np.zeros(0, dtype=np.int64)
+        self.sizes = {name: len(items) for name, items in self.resources.items()}
+
+    def found(self, certificate_nos: list[str]) -> list[bool]:
+        if not certificate_nos:
+            return []
+        hashes = np.fromiter(map(hash, certificate_nos), dtype=np.int64, count=len(certificate_nos))
+        at = np.searchsorted(self._queryable, hashes)
+        hit = at < len(self._queryable)
+        hit[hit] = self._queryable[at[hit]] == hashes[hit]
+        return hit.tolist()
+
+    def close(self) -> None:
+        for items in self.resources.values():
+            items.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def parse_ts(ts: str) -> float:
@@ -182,7 +252,7 @@ class FeedHandler(BaseHTTPRequestHandler):
                 self.send_json(200, dict(self.server.request_counts))
         elif len(parts) == 4 and parts[:3] == ["api", "v1", "certificates"]:
             if self.guard("certificate"):
-                found = self.server.data.queryable.get(parts[3], False)
+                found = self.server.data.found([parts[3]])[0]
                 self.send_json(200 if found else 404, {"certificate_no": parts[3], "found": found})
         elif len(parts) == 3 and parts[:2] == ["api", "v1"] and parts[2] in RESOURCES:
             if self.guard(parts[2]):
@@ -200,18 +270,18 @@ class FeedHandler(BaseHTTPRequestHandler):
         if not self.guard("lookup"):
             return
         try:
-            nos = json.loads(raw)["certificate_nos"]
-            if not isinstance(nos, list) or len(nos) > MAX_LOOKUP:
+            nos = orjson.loads(raw)["certificate_nos"]
+            if not isinstance(nos, list) or len(nos) > MAX_LOOKUP or not all(isinstance(n, str) for n in nos):
                 raise ValueError
         except (ValueError, KeyError, TypeError):
             self.send_json(400, {"error": f"body must be {{\"certificate_nos\": [... up to {MAX_LOOKUP}]}}"})
             return
-        q = self.server.data.queryable
-        results = [{"certificate_no": n, "found": q.get(n, False)} for n in nos]
-        self.send_body(200, self.maybe_truncate(json.dumps({"results": results}).encode()))
+        found = self.server.data.found(nos)
+        results = [{"certificate_no": n, "found": f} for n, f in zip(nos, found, strict=True)]
+        self.send_body(200, self.maybe_truncate(orjson.dumps({"results": results})))
 
     def page(self, name: str, query: dict[str, list[str]]) -> None:
-        res = self.server.data.resources[name]
+        data = self.server.data
         try:
             limit = int(query.get("limit", ["500"])[0])
             cursor = int(query.get("cursor", ["0"])[0] or 0)
@@ -227,28 +297,34 @@ class FeedHandler(BaseHTTPRequestHandler):
             except ValueError:
                 self.send_json(400, {"error": "updated_since must be an ISO 8601 timestamp"})
                 return
-            cursor = bisect.bisect_left(res.updated_at, since)
-        end = min(cursor + limit, len(res.items))
-        items = res.items[cursor:end]
+            cursor = data.resources[name].position(since)
+        res = data.resources[name]
+        total = len(res)
+        end = min(cursor + limit, total)
+        items = res.fragment(cursor, end)
         if items and self.server.chance(self.server.faults.duplicate_rate):
+            # items of the previous page again (on the first page, its first item twice)
             self.server.count("duplicated")
-            extra = res.items[max(0, cursor - 3):cursor] or items[:1]
-            items = list(extra) + list(items)
-        next_cursor = f'"{end}"'.encode() if end < len(res.items) else b"null"
-        body = b'{"items":[' + b",".join(items) + b'],"next_cursor":' + next_cursor + b"}"
+            extra = res.fragment(max(0, cursor - 3), cursor) if cursor else res.fragment(0, 1)
+            items = extra + b"," + items
+        next_cursor = f'"{end}"'.encode() if end < total else b"null"
+        body = b'{"items":[' + items + b'],"next_cursor":' + next_cursor + b"}"
         self.send_body(200, self.maybe_truncate(body))
 
 
 def serve(data_dir: Path, host: str, port: int, token: str | None, faults: FaultOptions) -> None:
+    started = time.perf_counter()
     data = FeedData(data_dir)
     server = FeedServer((host, port), data, token, faults)
-    sizes = ", ".join(f"{len(r.items):,} {n}" for n, r in data.resources.items())
-    log.info("mock feed serving %s on http://%s:%d (%s)", data_dir, host, server.server_port, sizes)
+    sizes = ", ".join(f"{n:,} {name}" for name, n in data.sizes.items())
+    log.info("mock feed serving %s on http://%s:%d (%s; loaded in %.1f s)", data_dir, host, server.server_port,
+             sizes, time.perf_counter() - started)
     print(f"mock feed ready on http://{host}:{server.server_port}", flush=True)
     try:
         server.serve_forever()
     finally:
         server.server_close()
+        data.close()
 
 
 def _page_params() -> list[dict]:

@@ -37,6 +37,7 @@ class RunningFeed:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.server.data.close()
 
 
 @pytest.fixture(scope="session")
