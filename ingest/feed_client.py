@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import orjson
 import requests
+import urllib3
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ class FeedClient:
         session.mount("https://", adapter)
         if self.token:
             session.headers["Authorization"] = f"Bearer {self.token}"
+        # Proxy settings from the environment, resolved once: per request, requests would re-read the
+        # environment and ~/.netrc, about a millisecond a page.
+        session.proxies = requests.utils.get_environ_proxies(self.base_url)
+        session.trust_env = False
         return session
 
     def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
@@ -69,9 +74,12 @@ class FeedClient:
         last = "no attempt made"
         for attempt in range(self.max_attempts):
             try:
-                response = session.request(method, url, timeout=self.timeout, **kwargs)
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                cause, last = "timeout" if isinstance(exc, requests.Timeout) else "connection", repr(exc)
+                response = session.request(method, url, timeout=self.timeout, stream=True, **kwargs)
+                # the whole body in one read (iterating .content reads it in 10 kB pieces)
+                body = response.raw.read(decode_content=True)
+            except (requests.Timeout, requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
+                timed_out = isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError))
+                cause, last = "timeout" if timed_out else "connection", repr(exc)
                 self.retries[cause] += 1
                 self._sleep(attempt)
                 continue
@@ -88,8 +96,8 @@ class FeedClient:
             if response.status_code in (401, 403):
                 raise FeedError(f"{what}: {url} answered {response.status_code}; check FEED_TOKEN")
             if response.status_code >= 400:
-                raise FeedError(f"{what}: {url} answered {response.status_code}: {response.text[:200]}")
-            body = response.content
+                raise FeedError(f"{what}: {url} answered {response.status_code}: "
+                                f"{body[:200].decode(errors='replace')}")
             try:
                 parsed = orjson.loads(body)
                 if not isinstance(parsed, dict):

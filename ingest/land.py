@@ -1,22 +1,29 @@
 """Land feed pages in DuckDB in bulk, pseudonymising personal data before anything is stored.
 
-Pages are parsed once in Python (to follow the cursor and reject malformed bodies), then handed to DuckDB
-as newline-delimited JSON held in memory: DuckDB unnests the items, replaces the resident ID number with an
-HMAC-SHA256 and masks the holder's name in one INSERT … SELECT. One resource is one transaction, so a pull
-that fails half-way leaves nothing of itself visible.
+Pages are parsed once in Python (to follow the cursor and reject malformed bodies), in a thread that fetches
+the next batch of pages while DuckDB lands this one. The batch goes to DuckDB as newline-delimited JSON held in
+memory: DuckDB unnests the items, reads the fields it checks in one parse per item, replaces the resident ID
+number with an HMAC-SHA256 and masks the holder's name, in one statement. One resource is one transaction, so
+a pull that fails half-way leaves nothing of itself visible.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import logging
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from queue import Full, Queue
 
 import duckdb
 
-from ingest.feed_client import FeedClient
+from ingest.feed_client import FeedClient, Page
 from ingest.warehouse import FEED_KEYS, FEED_RESOURCES
 
 log = logging.getLogger(__name__)
@@ -32,15 +39,30 @@ def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
-# Per-table item rewrite applied while landing. HMAC-SHA256(key, id) = sha256(opad || sha256(ipad || id)),
-# with $ipad/$opad bound per statement; the holder's name keeps only the surname.
+# Fields read from each item beyond RECORD_SCHEMA's: the personal data that is pseudonymised while landing.
+PERSONAL_FIELDS = {"certificates": ["holder_id_no", "holder_name"]}
+
+# Per-table item rewrite applied while landing, over `item` and `v` (the fields of `extracted_fields`, parsed
+# once). HMAC-SHA256(key, id) = sha256(opad || sha256(ipad || id)), with $ipad/$opad bound per statement; the
+# holder's name keeps only the surname. The fast path replaces the two values in the item's text; when the text
+# is not in the plain form that makes this exact (escapes, spacing, a non-string value), json_merge_patch
+# rewrites the item instead.
 ITEM_SQL = {
-    "certificates": """json_merge_patch(item, json_object(
-        'holder_id_no', NULL,
-        'holder_id_hash', sha256($opad || unhex(sha256($ipad || encode(item->>'holder_id_no')))),
-        'holder_name', left(item->>'holder_name', 1)
-                       || repeat('*', greatest(length(item->>'holder_name') - 1, 1))))""",
+    "certificates": """CASE WHEN {id} IS NULL AND {name} IS NULL AND NOT contains(item, '"holder_')
+                            THEN item
+                            WHEN NOT contains(fast, '"holder_id_no"')
+                                 AND ({id} IS NULL OR contains(fast, '"holder_id_hash":"' || id_hash || '"'))
+                                 AND ({name} IS NULL OR contains(fast, '"holder_name":"' || masked_name || '"'))
+                            THEN fast
+                            ELSE json_merge_patch(item, json_object('holder_id_no', NULL, 'holder_id_hash', id_hash,
+                                                                    'holder_name', masked_name)) END""",
 }
+PERSONAL_SQL = """sha256($opad || unhex(sha256($ipad || encode({id})))) AS id_hash,
+    left({name}, 1) || repeat('*', greatest(length({name}) - 1, 1)) AS masked_name"""
+FAST_REWRITE_SQL = """replace(CASE WHEN {id} IS NULL THEN item ELSE
+                replace(item, '"holder_id_no":"' || {id} || '"', '"holder_id_hash":"' || id_hash || '"') END,
+            '"holder_name":"' || coalesce({name}, '') || '"', '"holder_name":"' || coalesce(masked_name, '') || '"')
+        AS fast"""
 
 
 # What a feed record must carry for the marts to use it: (field, DuckDB type, required). A record missing a
@@ -72,17 +94,48 @@ RECORD_SCHEMA: dict[str, list[tuple[str, str, bool]]] = {
 TYPE_NAMES = {"DATE": "a date", "TIMESTAMPTZ": "a timestamp", "INTEGER": "an integer", "BOOLEAN": "true/false"}
 
 
+def extracted_fields(table: str) -> list[str]:
+    return [f for f, _, _ in RECORD_SCHEMA[table]] + PERSONAL_FIELDS.get(table, [])
+
+
+def field_sql(table: str, field: str) -> str:
+    """The field's text in `v`, the list that json_extract_string made of the item in one parse."""
+    return f"v[{extracted_fields(table).index(field) + 1}]"
+
+
 def reason_sql(table: str) -> str:
-    """A SQL expression over `item`: NULL for a usable record, else why it is quarantined ('; '-joined)."""
+    """A SQL expression over `v`: NULL for a usable record, else why it is quarantined ('; '-joined)."""
     checks = []
     for field, type_, required in RECORD_SCHEMA[table]:
-        value = f"(item->>'{field}')"
+        value = field_sql(table, field)
         if required:
             checks.append(f"CASE WHEN {value} IS NULL OR {value} = '' THEN '{field}: missing' END")
         if type_ != "VARCHAR":
             checks.append(f"CASE WHEN {value} <> '' AND try_cast({value} AS {type_}) IS NULL "
                           f"THEN '{field}: expected {TYPE_NAMES[type_]}, got ' || left({value}, 40) END")
     return "nullif(concat_ws('; ', " + ", ".join(checks) + "), '')"
+
+
+def stage_sql(table: str) -> str:
+    """One batch of pages (the file $spool) → the temp table landing_items(page_no, item, reason, key,
+    updated_at): each item parsed once, checked, and pseudonymised."""
+    paths = ", ".join(f"'$.{f}'" for f in extracted_fields(table))
+    key = " || chr(31) || ".join(f"coalesce({field_sql(table, k)}, '')" for k in FEED_KEYS[table])
+    columns = ["page_no", "v", "item"]
+    item = "item"
+    if table in ITEM_SQL:
+        names = {"id": field_sql(table, "holder_id_no"), "name": field_sql(table, "holder_name")}
+        columns += [PERSONAL_SQL.format(**names)]
+        item = ITEM_SQL[table].format(**names)
+    parsed = (f"SELECT page_no, item, json_extract_string(item, [{paths}]) AS v "
+              "FROM (SELECT page_no, unnest(page.items) AS item FROM read_json($spool, format='newline_delimited', "
+              "columns={'page_no': 'INTEGER', 'page': 'STRUCT(items JSON[], next_cursor VARCHAR)'}, "
+              "maximum_object_size=268435456))")
+    personal = f"SELECT *, {FAST_REWRITE_SQL.format(**names)} FROM ({{}})" if table in ITEM_SQL else "{}"
+    inner = personal.format(f"SELECT {', '.join(columns)} FROM ({parsed})")
+    return (f"CREATE OR REPLACE TEMP TABLE landing_items AS "
+            f"SELECT page_no, {item} AS item, {reason_sql(table)} AS reason, {key} AS key, "
+            f"try_cast({field_sql(table, 'updated_at')} AS TIMESTAMPTZ) AS updated_at FROM ({inner})")
 
 
 @dataclass
@@ -93,6 +146,44 @@ class LandResult:
     updated_since: str | None
     quarantined: int = 0
     repeated: int = 0  # landed items whose key came more than once in this pull (collapsed by staging)
+
+
+def _batches(pages: Iterator[Page], size: int = PAGES_PER_BATCH) -> Iterator[list[tuple[bytes, int]]]:
+    """Batches of (page line for read_json, item count), fetched one batch ahead in a thread."""
+    done, stop = object(), threading.Event()
+    queue: Queue = Queue(maxsize=1)
+
+    def put(value) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(value, timeout=0.5)
+                return True
+            except Full:
+                continue
+        return False  # the landing side gave up
+
+    def fetch() -> None:
+        batch: list[tuple[bytes, int]] = []
+        try:
+            for page in pages:
+                batch.append((b'{"page_no":%d,"page":%s}' % (page.page_no, page.body), page.items))
+                if len(batch) >= size:
+                    if not put(batch):
+                        return
+                    batch = []
+            put(batch) and put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the landing side, which raises it
+            put(exc)
+
+    threading.Thread(target=fetch, name="feed-prefetch", daemon=True).start()
+    try:
+        while (batch := queue.get()) is not done:
+            if isinstance(batch, BaseException):
+                raise batch
+            if batch:
+                yield batch
+    finally:
+        stop.set()
 
 
 def watermark(con: duckdb.DuckDBPyConnection, resource: str, overlap: dt.timedelta) -> str | None:
@@ -118,61 +209,58 @@ def land_resource(
     updated_since = None if full_refresh else watermark(con, resource, overlap)
     started = dt.datetime.now(dt.UTC)
     ipad, opad = hmac_pads(pseudonym_key)
-    item_sql = ITEM_SQL.get(table, "item")
-    stage = (
-        f"CREATE OR REPLACE TEMP TABLE landing_items AS SELECT page_no, item, {reason_sql(table)} AS reason "
-        f"FROM (SELECT page_no, {item_sql} AS item "
-        "      FROM (SELECT page_no, unnest(page.items) AS item FROM landing_batch))"
-    )
-    params = {"ipad": ipad, "opad": opad} if "$ipad" in item_sql else {}
+    stage = stage_sql(table)
+    params = {"ipad": ipad, "opad": opad} if "$ipad" in stage else {}
+    # Pages wait for DuckDB in a file in memory (/dev/shm; readable by this user only, deleted on close)
+    spool = tempfile.NamedTemporaryFile(prefix=f"landing-{table}-", suffix=".jsonl",  # noqa: SIM115 - closed below
+                                        dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     quarantine = (
         "INSERT INTO raw.quarantine SELECT ?, 'feed', ?, page_no, split_part(reason, ':', 1), reason, item "
         "FROM landing_items WHERE reason IS NOT NULL"
     )
     insert = f"INSERT INTO raw.{table} SELECT ?, page_no, item FROM landing_items WHERE reason IS NULL"
+    keep_keys = "INSERT INTO landing_keys SELECT key, updated_at FROM landing_items WHERE reason IS NULL"
     pages = items = quarantined = 0
-    batch: list[bytes] = []
+    timing = Counter()
 
-    def flush() -> None:
+    def land(batch: list[bytes]) -> None:
         nonlocal quarantined
-        if not batch:
-            return
-        rel = con.read_json(
-            io.BytesIO(b"\n".join(batch)),
-            columns={"page_no": "INTEGER", "page": "STRUCT(items JSON[], next_cursor VARCHAR)"},
-            format="newline_delimited",
-            maximum_object_size=256 * 1024 * 1024,
-        )
-        con.register("landing_batch", rel)
-        con.execute(stage, params)
+        # DuckDB reads a file by itself, in parallel; a Python file object would hold the GIL while it reads
+        spool.seek(0)
+        spool.truncate()
+        spool.write(b"\n".join(batch))
+        spool.flush()
+        con.execute(stage, params | {"spool": spool.name})
         quarantined += con.execute(quarantine, [load_id, resource]).fetchone()[0]
         con.execute(insert, [load_id])
-        batch.clear()
+        con.execute(keep_keys)
 
     con.begin()
     try:
-        for page in client.fetch_pages(resource, updated_since):
-            batch.append(b'{"page_no":%d,"page":%s}' % (page.page_no, page.body))
-            pages += 1
-            items += page.items
-            if len(batch) >= PAGES_PER_BATCH:
-                flush()
-        flush()
-        key = ", ".join(f"item->>'{k}'" for k in FEED_KEYS[table])
-        repeated = con.execute(f"SELECT count(*) - count(DISTINCT ({key})) FROM raw.{table} WHERE load_id = ?",
-                               [load_id]).fetchone()[0]
-        con.execute(
-            f"""INSERT INTO raw.feed_loads
-                SELECT ?, ?, ?, ?::TIMESTAMPTZ, ?, now(), ?, ?,
-                       (SELECT max(try_cast(item->>'updated_at' AS TIMESTAMPTZ)) FROM raw.{table}
-                        WHERE load_id = ?)""",
-            [load_id, resource, full_refresh, updated_since, started, pages, items, load_id],
-        )
+        con.execute("CREATE OR REPLACE TEMP TABLE landing_keys (key VARCHAR, updated_at TIMESTAMPTZ)")
+        # pages are fetched in a thread while DuckDB lands the previous batch (it releases the GIL)
+        waited = time.perf_counter()
+        for batch in _batches(client.fetch_pages(resource, updated_since)):
+            busy = time.perf_counter()
+            timing["waiting for the feed"] += busy - waited
+            pages += len(batch)
+            items += sum(n for _, n in batch)
+            land([body for body, _ in batch])
+            waited = time.perf_counter()
+            timing["landing"] += waited - busy
+        repeated, max_updated_at = con.execute(
+            "SELECT count(*) - count(DISTINCT key), max(updated_at) FROM landing_keys").fetchone()
+        con.execute("INSERT INTO raw.feed_loads VALUES (?, ?, ?, ?::TIMESTAMPTZ, ?, now(), ?, ?, ?)",
+                    [load_id, resource, full_refresh, updated_since, started, pages, items, max_updated_at])
+        con.execute("DROP TABLE landing_keys")
         con.commit()
     except BaseException:
         con.rollback()
         raise
+    finally:
+        spool.close()
     since = f" updated since {updated_since}" if updated_since else " (full refresh)"
-    log.info("landed %s %s in %s pages%s; %s quarantined, %s repeated", f"{items - quarantined:,}", resource,
-             f"{pages:,}", since, f"{quarantined:,}", f"{repeated:,}")
+    log.info("landed %s %s in %s pages%s; %s quarantined, %s repeated (%s)", f"{items - quarantined:,}", resource,
+             f"{pages:,}", since, f"{quarantined:,}", f"{repeated:,}",
+             ", ".join(f"{what} {seconds:.1f} s" for what, seconds in timing.items()))
     return LandResult(resource, pages, items, updated_since, quarantined, repeated)

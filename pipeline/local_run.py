@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feed-opts", default=os.environ.get("FEED_OPTS", ""))
     parser.add_argument("--institutions", type=int, default=200)
     parser.add_argument("--full-refresh", action="store_true")
+    parser.add_argument("--feed-url", default=None,
+                        help="use this running feed instead of starting the mock feed on DATA (benchmarks)")
+    parser.add_argument("--feed-token", default=os.environ.get("FEED_TOKEN"))
     args = parser.parse_args(argv)
 
     as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date()
@@ -94,8 +97,11 @@ def main(argv: list[str] | None = None) -> int:
                             as_of.isoformat(), "--institutions", str(args.institutions)], check=True)
     warehouse, exports = resolve(args.warehouse), resolve(args.exports)
 
-    token = secrets.token_hex(16)
-    feed, url = start_feed(data, token, args.feed_opts)
+    if args.feed_url:
+        feed, url, token = None, args.feed_url, args.feed_token or ""
+    else:
+        token = secrets.token_hex(16)
+        feed, url = start_feed(data, token, args.feed_opts)
     env = airflow_env({
         # the feed's address and token reach the tasks as an Airflow connection, as in production
         f"AIRFLOW_CONN_{FEED_CONN_ID.upper()}": json.dumps({"conn_type": "http", "host": url, "password": token}),
@@ -123,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\nthe run FAILED; full Airflow log: {log_path}", file=sys.stderr)
                 return 1
     finally:
-        feed.terminate()
-        feed.wait(timeout=10)
+        if feed is not None:
+            feed.terminate()
+            feed.wait(timeout=10)
 
     from pipeline.steps import summary_text
 

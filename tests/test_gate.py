@@ -107,3 +107,44 @@ def test_planted_bad_row_fails_the_gate_and_publishes_nothing(category, publishe
     failed = [line for line in str(failure.value).splitlines() if line.startswith(f"  - {check}: ")]
     assert failed and any(text in line for line in failed), str(failure.value)
     assert sha(candidate.published_db) == before
+
+
+def test_narrowing_to_suspects_never_hides_a_row_gx_would_fail():
+    """GX judges only the rows DuckDB flags as suspects (expectations/gate.py). For every expectation type the
+    suites use, GX must give the same verdict and unexpected count on the suspects as on every row."""
+    import great_expectations as gx
+
+    from expectations.gate import SUSPECT_SQL, suspects_sql
+    from expectations.suites import SUITES
+
+    E = gx.expectations
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE t AS SELECT * FROM (VALUES
+        (1, 'Y123435000001243000001', 'a', 5, true, 'x'), (2, 'Y123435000001243000001', 'b', 0, true, 'x'),
+        (3, 'bad-number', 'a', 40, false, 'y'), (4, NULL, NULL, NULL, NULL, NULL),
+        (5, 'S123435000001245000002', 'c', -1, true, 'z'), (6, 'S123435000001245000003', 'c', 31, NULL, 'z'))
+        t(id, no, code, days, ok, grp)""")
+    cases = {
+        "ExpectColumnValuesToNotBeNull": E.ExpectColumnValuesToNotBeNull(column="no"),
+        "ExpectColumnValuesToBeInSet": E.ExpectColumnValuesToBeInSet(column="ok", value_set=[True]),
+        "ExpectColumnValuesToBeBetween": E.ExpectColumnValuesToBeBetween(column="days", min_value=0, max_value=31),
+        "ExpectColumnValuesToMatchRegex": E.ExpectColumnValuesToMatchRegex(column="no", regex=r"^[YS][0-9]{4}35"),
+        "ExpectColumnValuesToBeUnique": E.ExpectColumnValuesToBeUnique(column="code"),
+        "ExpectCompoundColumnsToBeUnique": E.ExpectCompoundColumnsToBeUnique(column_list=["code", "grp"]),
+    }
+    used = {type(e).__name__ for check in SUITES for e in check.expectations()}
+    assert used <= set(cases) == set(SUSPECT_SQL)
+    context = gx.get_context(mode="ephemeral")
+    batch = (context.data_sources.add_pandas("p").add_dataframe_asset("t")
+             .add_batch_definition_whole_dataframe("whole"))
+    text_set = E.ExpectColumnValuesToBeInSet(column="code", value_set=["a", "c"])
+    for name, expectation in [*cases.items(), ("text set", text_set)]:
+        everything = con.execute("SELECT * FROM t").df()
+        sql, params = suspects_sql("SELECT * FROM t", [expectation])
+        suspects = con.execute(sql, params).df()
+        full = batch.get_batch(batch_parameters={"dataframe": everything}).validate(expectation)
+        narrowed = batch.get_batch(batch_parameters={"dataframe": suspects}).validate(expectation)
+        assert not full.success, f"{name}: the table must contain rows this expectation fails"
+        assert (narrowed.success, narrowed.result.get("unexpected_count")) == (
+            full.success, full.result.get("unexpected_count")), name
+        assert len(suspects) < len(everything), f"{name}: nothing was narrowed away"

@@ -28,6 +28,43 @@ def test_certificates_land_pseudonymised(tmp_path, feed, dataset):
     assert not any(c["holder_id_no"] in dump for c in source[:500])
 
 
+@pytest.mark.parametrize("form", ["compact", "spaced", "escaped", "number", "quote in name", "no name"])
+def test_personal_data_is_rewritten_whatever_the_json_form(tmp_path, form):
+    """The fast text rewrite applies only to the plain form; every other form must take json_merge_patch and
+    still leave no resident ID and no full name."""
+    from ingest.feed_client import Page
+
+    id_no, name = "350521196510134129", '付"怡浩' if form == "quote in name" else "付怡浩"
+    record = {"certificate_no": "S179935000001243000001", "plan_no": "P1", "institution_id": "35000001",
+              "level": 3, "issued_on": "2024-02-17", "holder_name": name, "holder_id_no": id_no,
+              "updated_at": "2024-02-17T10:00:00+08:00"}
+    if form == "number":
+        record["holder_id_no"] = int(id_no[:17])
+    if form == "no name":
+        del record["holder_name"]
+    text = json.dumps(record, ensure_ascii=form == "escaped", separators=(", ", ": ") if form == "spaced"
+                      else (",", ":"))
+    if form == "escaped":
+        text = text.replace(f'"{id_no}"', '"' + "".join(f"\\u{ord(c):04x}" for c in id_no) + '"')
+
+    class OnePage:
+        def fetch_pages(self, resource, updated_since=None):
+            body = ('{"items":[' + text + '],"next_cursor":null}').encode()
+            return iter([Page(0, None, body, 1, None)])
+
+    con = connect(tmp_path / "w.duckdb")
+    land_resource(con, OnePage(), "certificates", "L1", b"secret")
+    stored = con.execute("SELECT item FROM raw.certificates").fetchone()[0]
+    row = json.loads(stored)
+    assert "holder_id_no" not in row and id_no[:17] not in stored
+    assert row["holder_id_hash"] == hmac.new(b"secret", str(record["holder_id_no"]).encode(),
+                                             hashlib.sha256).hexdigest()
+    if form == "no name":
+        assert "holder_name" not in row
+    else:
+        assert row["holder_name"] == name[0] + "*" * (len(name) - 1) and name[1:] not in stored
+
+
 def test_failed_pull_leaves_nothing_visible(tmp_path, dataset):
     from mock_feed.server import FaultOptions
     from tests.conftest import RunningFeed
