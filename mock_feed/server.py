@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -197,6 +198,12 @@ class FeedServer(ThreadingHTTPServer):
 class FeedHandler(BaseHTTPRequestHandler):
     server: FeedServer
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out as two writes; without this, Nagle's algorithm holds the body back until
+        # the client's delayed ACK of the headers (about 40 ms a response)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args) -> None:
         log.debug("%s %s", self.address_string(), format % args)
