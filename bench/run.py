@@ -89,10 +89,11 @@ def changed_copy(data: Path, target: Path, share: float = 0.01) -> int:
     return changed
 
 
-def rss_kb(pid: int) -> int:
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """A process's resident memory now (VmRSS) or at its highest so far (VmHWM), in kB."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except OSError:
         pass
@@ -145,10 +146,10 @@ class Feed:
         started = time.perf_counter()
         self.proc, self.url = start_feed(data, self.token, "")
         self.load_s = round(time.perf_counter() - started, 1)
-        self.rss = PeakRss(self.proc.pid)
 
     def stop(self) -> int:
-        peak = self.rss.stop()
+        """Stop the feed; its peak RSS in MB (VmHWM, which covers the load)."""
+        peak = round(rss_kb(self.proc.pid, "VmHWM") / 1024)
         self.proc.terminate()
         self.proc.wait(timeout=30)
         return peak

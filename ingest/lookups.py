@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from ingest.feed_client import FeedClient
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500  # the feed's maximum per lookup request (CONTRACT §2)
+INSERT_EVERY = 200  # responses (100,000 answers) per INSERT: memory stays bounded at any size
 
 DUE_FOR_LOOKUP_SQL = """
 WITH certificates AS (
@@ -70,34 +72,34 @@ def verify_lookups(
         checked_at = dt.datetime.now(dt.UTC).isoformat().encode()
         return b'{"checked_at":"%s","response":%s}' % (checked_at, body)
 
-    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="lookup") as pool:
-        bodies = list(pool.map(check, batches))
-
     found = 0
-    if bodies:
-        rel = con.read_json(
-            io.BytesIO(b"\n".join(bodies)),
-            columns={"checked_at": "TIMESTAMPTZ",
-                     "response": "STRUCT(results STRUCT(certificate_no VARCHAR, found BOOLEAN)[])"},
-            format="newline_delimited",
-            maximum_object_size=256 * 1024 * 1024,
-        )
-        con.register("lookup_batch", rel)
-        con.begin()
-        try:
-            con.execute(
-                """INSERT INTO raw.certificate_lookups
-                   SELECT $load_id, r.certificate_no, r.found, checked_at
-                   FROM (SELECT checked_at, unnest(response.results) AS r FROM lookup_batch)""",
-                {"load_id": load_id},
-            )
-            found = con.execute(
-                "SELECT count(*) FILTER (WHERE found) FROM raw.certificate_lookups WHERE load_id = ?", [load_id]
-            ).fetchone()[0]
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
+    con.begin()
+    try:
+        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="lookup") as pool:
+            answers = pool.map(check, batches)
+            # answers are stored as they arrive, INSERT_EVERY responses at a time, in one transaction
+            while bodies := list(itertools.islice(answers, INSERT_EVERY)):
+                rel = con.read_json(
+                    io.BytesIO(b"\n".join(bodies)),
+                    columns={"checked_at": "TIMESTAMPTZ",
+                             "response": "STRUCT(results STRUCT(certificate_no VARCHAR, found BOOLEAN)[])"},
+                    format="newline_delimited",
+                    maximum_object_size=16 * 1024 * 1024,
+                )
+                con.register("lookup_batch", rel)
+                con.execute(
+                    """INSERT INTO raw.certificate_lookups
+                       SELECT $load_id, r.certificate_no, r.found, checked_at
+                       FROM (SELECT checked_at, unnest(response.results) AS r FROM lookup_batch)""",
+                    {"load_id": load_id},
+                )
+        found = con.execute(
+            "SELECT count(*) FILTER (WHERE found) FROM raw.certificate_lookups WHERE load_id = ?", [load_id]
+        ).fetchone()[0]
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
     log.info("looked up %s certificates in %s requests: %s found, %s not found",
              f"{len(due):,}", f"{len(batches):,}", f"{found:,}", f"{len(due) - found:,}")
     return LookupResult(len(due), found, len(batches))

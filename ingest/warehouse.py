@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from pathlib import Path
 
@@ -50,10 +51,16 @@ def new_load_id(as_of: dt.date) -> str:
     return f"{as_of.isoformat()}-{dt.datetime.now(dt.UTC):%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
+def duckdb_config() -> dict[str, str]:
+    """DuckDB spills to disk beyond DUCKDB_MEMORY_LIMIT (default 1 GB; dbt's profile reads the same variable),
+    so that memory stays bounded whatever the data size (DuckDB's own default is 80 % of the machine)."""
+    return {"memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT") or "1GB"}
+
+
 def connect(path: Path) -> duckdb.DuckDBPyConnection:
     """Open the warehouse for writing and make sure the raw layer exists."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config=duckdb_config())
     for ddl in RAW_DDL:
         con.execute(ddl)
     return con
