@@ -1,6 +1,6 @@
 """`make bench`: the daily run at province scale, stage by stage, against the real mock feed and Airflow.
 
-For each size (BENCH_SIZES, default 200,1000,2000 institutions; BENCH_SCALE multiplies candidates per plan,
+For each size (BENCH_SIZES, default 200,2000 institutions; BENCH_SCALE multiplies candidates per plan,
 default 4.5, i.e. about 2,400 certificates an institution, so 2,000 institutions hold about 4.7 million):
 1. generate the dataset (cached in bench/data/ between runs);
 2. the whole daily run through Airflow (`python -m pipeline.local_run`: feed server, renewal_daily and
@@ -279,7 +279,7 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
 
 
 def main() -> int:
-    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "200,1000,2000").split(",")]
+    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "200,2000").split(",")]
     scale = float(os.environ.get("BENCH_SCALE", "4.5"))
     env = dict(os.environ)
     results: dict = {"machine": machine(), "as_of": AS_OF.isoformat(), "candidates_scale": scale, "sizes": []}
