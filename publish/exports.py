@@ -30,12 +30,11 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from pipeline.centres import CENTRES
-from publish.forms import Institution, annex1_xlsx, annex2_docx
+from publish.forms import INSTITUTION_TYPES_ZH, Institution, annex1_xlsx, annex2_docx
 from publish.xlsx import fixed_zip
 
 log = logging.getLogger(__name__)
 
-INSTITUTION_TYPES_ZH = {"employer": "用人单位", "school": "院校", "social_org": "社会培训评价组织"}
 AUDIENCE_ZH = {"institution": "评价机构", "supervising_centre": "鉴定中心", "institution_and_centre": "评价机构及鉴定中心"}
 REMINDER_ORDER = ["window_opens_soon", "window_open", "expiring_30d", "overdue", "grace_period", "grace_ending",
                   "abandoned"]
