@@ -19,21 +19,8 @@ stage_days as (
     select institution_id, judged_on, 'abandoned' from stages where lifecycle_stage = 'abandoned'
 ),
 
-stage_runs as (
-    select
-        institution_id,
-        flag,
-        judged_on,
-        judged_on - cast(row_number() over (partition by institution_id, flag order by judged_on) as integer)
-            as run_key
-    from stage_days
-),
-
 stage_flags as (
-    select institution_id, flag, min(judged_on) as first_held_on
-    from stage_runs
-    group by institution_id, flag, run_key
-    having max(judged_on) = {{ as_of() }}
+    {{ current_run_start('stage_days', ['institution_id', 'flag'], as_column='first_held_on') }}
 ),
 
 record_flags as (

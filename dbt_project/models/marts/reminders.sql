@@ -44,23 +44,8 @@ holding as (
     where lifecycle_stage = 'abandoned' and judged_on <= grace_ends_on + abandoned_notice_days
 ),
 
-runs as (
-    -- consecutive days share run_start (gaps-and-islands)
-    select
-        institution_id,
-        reminder_type,
-        judged_on,
-        judged_on - cast(row_number() over (
-            partition by institution_id, reminder_type order by judged_on
-        ) as integer) as run_key
-    from holding
-),
-
 current_runs as (
-    select institution_id, reminder_type, min(judged_on) as first_due_on
-    from runs
-    group by institution_id, reminder_type, run_key
-    having max(judged_on) = {{ as_of() }}
+    {{ current_run_start('holding', ['institution_id', 'reminder_type'], as_column='first_due_on') }}
 ),
 
 eligibility as (
