@@ -66,3 +66,19 @@ def test_paging_auth_and_lookup(feed, dataset):
                                             params={"limit": 5}).text
     assert requests.get(f"{feed.url}/openapi.json").json()["openapi"].startswith("3.")
     assert requests.get(f"{feed.url}/healthz").json() == {"status": "ok"}
+
+
+def test_every_item_is_served_as_stored_minus_underscore_fields(feed, dataset):
+    """The feed serves items from flat files written by DuckDB at start-up: every record of the dataset comes
+    back exactly once, equal to what is stored minus `_` fields, in (updated_at, key) order."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    served, cursor = [], None
+    while True:
+        page = requests.get(f"{feed.url}/api/v1/certificates", headers=headers,
+                            params={"limit": 1000, **({"cursor": cursor} if cursor else {})}).json()
+        served += page["items"]
+        if not (cursor := page["next_cursor"]):
+            break
+    stored = [{k: v for k, v in c.items() if not k.startswith("_")} for c in read(dataset / "certificates.jsonl")]
+    key = lambda c: (dt.datetime.fromisoformat(c["updated_at"]), c["certificate_no"])  # noqa: E731
+    assert served == sorted(stored, key=key)
