@@ -43,7 +43,7 @@ STAGES = {  # result key -> renewal_daily task ids (prefix match for the dbt gro
     "ingest_s": ["extract_feed"],
     "centre_records_s": ["load_centre_records"],
     "lookup_s": ["verify_certificates"],
-    "dbt_build_s": ["dbt."],
+    "dbt_build_s": ["dbt_staging_intermediate", "dbt."],
     "gate_s": ["quality_gate"],
     "publish_s": ["publish"],
     "publish_postgres_s": ["publish_postgres"],
