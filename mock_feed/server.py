@@ -52,10 +52,6 @@ class FaultOptions:
     seed: int = 0
 
 
-def _table(name: str) -> str:
-    return '"' + name.replace("-", "_") + '"'
-
-
 # The item as served: the stored line, re-serialised without its `_` fields only when it has any.
 SERVED_ITEM = """CASE WHEN contains(json, '"_') THEN json_merge_patch(json, '{' || array_to_string(list_transform(
     list_filter(json_keys(json), lambda k: starts_with(k, '_')), lambda k: to_json(k) || ':null'), ',') || '}')

@@ -80,5 +80,5 @@ def test_every_item_is_served_as_stored_minus_underscore_fields(feed, dataset):
         if not (cursor := page["next_cursor"]):
             break
     stored = [{k: v for k, v in c.items() if not k.startswith("_")} for c in read(dataset / "certificates.jsonl")]
-    key = lambda c: (dt.datetime.fromisoformat(c["updated_at"]), c["certificate_no"])  # noqa: E731
+    key = lambda c: (dt.datetime.fromisoformat(c["updated_at"]), c["certificate_no"])
     assert served == sorted(stored, key=key)
