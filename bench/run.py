@@ -64,9 +64,12 @@ def dataset(institutions: int, scale: float) -> tuple[Path, float | None]:
     if (out / "certificates.jsonl").exists():
         return out, None
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mock_feed", "generate", "--out", str(out), "--as-of", AS_OF.isoformat(),
-                    "--institutions", str(institutions), "--candidates-scale", str(scale), "--seed", "2026"],
-                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    partial = out.with_name(out.name + ".partial")  # renamed when complete: an interrupted run is not cached
+    shutil.rmtree(partial, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "mock_feed", "generate", "--out", str(partial), "--as-of",
+                    AS_OF.isoformat(), "--institutions", str(institutions), "--candidates-scale", str(scale),
+                    "--seed", "2026"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    partial.rename(out)
     return out, time.perf_counter() - started
 
 

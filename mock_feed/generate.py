@@ -13,6 +13,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from mock_feed.reference import (
     BRAND_WORDS,
@@ -63,14 +64,19 @@ class Institution:
 
 
 class DatasetGenerator:
-    def __init__(self, as_of: dt.date, institutions: int, seed: int, candidates_scale: float = 1.0) -> None:
+    """Certificates are the bulk of the data (millions at province scale), so they are written to
+    `certificates_out` as they are made rather than kept; everything else is kept and written by `write`."""
+
+    def __init__(self, as_of: dt.date, institutions: int, seed: int, candidates_scale: float,
+                 certificates_out: TextIO) -> None:
         self.as_of = as_of
         self.candidates_scale = candidates_scale  # bigger plans, for benchmarks; 1.0 keeps the usual data
         self.count = institutions
         self.rng = random.Random(f"{seed}:{as_of.isoformat()}:{institutions}")
         self.institutions: list[Institution] = []
         self.plans: list[dict] = []
-        self.certificates: list[dict] = []
+        self.certificates_out = certificates_out
+        self.certificate_count = 0
         self.occupations: list[dict] = []
         self.records: dict[str, list[dict]] = {
             "renewal_applications": [],
@@ -259,7 +265,8 @@ class DatasetGenerator:
                 }
                 if n >= unq_from:
                     cert["_queryable"] = False
-                self.certificates.append(cert)
+                self.certificates_out.write(json_line(cert))
+                self.certificate_count += 1
 
     # -- centre records --------------------------------------------------------------------------------
     def make_centre_records(self, inst: Institution) -> None:
@@ -378,13 +385,13 @@ class DatasetGenerator:
             "institutions.jsonl": [i.record for i in self.institutions],
             "registered_occupations.jsonl": self.occupations,
             "plans.jsonl": self.plans,
-            "certificates.jsonl": self.certificates,
         }
         counts = {}
         for name, rows in files.items():
             with open(out / name, "w", encoding="utf-8") as fh:
-                fh.writelines(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows)
+                fh.writelines(json_line(r) for r in rows)
             counts[name] = len(rows)
+        counts["certificates.jsonl"] = self.certificate_count
         centre = out / "centre_records"
         centre.mkdir(exist_ok=True)
         for kind, rows in self.records.items():
@@ -395,6 +402,10 @@ class DatasetGenerator:
                 writer.writerows(rows)
             counts[f"centre_records/{kind}.csv"] = len(rows)
         return counts
+
+
+def json_line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 CENTRE_COLUMNS = {
@@ -412,6 +423,8 @@ CENTRE_COLUMNS = {
 
 def generate_dataset(out: Path, as_of: dt.date, institutions: int = 200, seed: int = 2022,
                      candidates_scale: float = 1.0) -> dict[str, int]:
-    gen = DatasetGenerator(as_of, institutions, seed, candidates_scale)
-    gen.generate()
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "certificates.jsonl", "w", encoding="utf-8") as certificates:
+        gen = DatasetGenerator(as_of, institutions, seed, candidates_scale, certificates)
+        gen.generate()
     return gen.write(out)
