@@ -71,3 +71,48 @@ def test_as_of_is_required(built):
                              "renewal_eligibility", "--target-path", str(built.warehouse_dir / "t2")],
                             check=False, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "as_of" in result.stdout
+
+
+def test_incremental_certificates_staging_equals_a_full_rebuild(built, tmp_path):
+    """stg_feed__certificates parses only the loads landed since its last run. After a load with a newer
+    version of one certificate, an older version of another (which must not win), a same-time repeat and a new
+    certificate, the incremental result must equal a rebuild from every load."""
+    import duckdb
+
+    from tests.conftest import private_copy
+
+    copy = private_copy(built, tmp_path)
+    con = duckdb.connect(str(copy.warehouse_db))
+    first, second, third = [r[0] for r in con.execute(
+        "SELECT item FROM raw.certificates ORDER BY item->>'certificate_no' LIMIT 3").fetchall()]
+    con.execute("""
+        INSERT INTO raw.certificates VALUES
+          ('next', 0, json_merge_patch(?, '{"updated_at": "2030-01-01T00:00:00+08:00", "level": 9}')),
+          ('next', 0, json_merge_patch(?, '{"updated_at": "2001-01-01T00:00:00+08:00", "level": 9}')),
+          ('next', 0, ?),
+          ('next', 0, json_merge_patch(?, '{"certificate_no": "NEW-CERTIFICATE"}'))""",
+                [first, second, third, third])
+    con.execute("INSERT INTO raw.feed_loads (load_id, resource, finished_at) VALUES ('next', 'certificates', now())")
+    con.close()
+
+    def staged() -> list[tuple]:
+        con = duckdb.connect(str(copy.warehouse_db), read_only=True)
+        try:
+            return con.execute("SELECT * FROM staging.stg_feed__certificates ORDER BY certificate_no").fetchall()
+        finally:
+            con.close()
+
+    result = dbt_build(copy, AS_OF, "--select", "stg_feed__certificates", command="run")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "incremental model staging.stg_feed__certificates" in result.stdout
+    incremental = staged()
+    result = dbt_build(copy, AS_OF, "--select", "stg_feed__certificates", "--full-refresh", command="run")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert incremental == staged()
+    level = {row[0]: row[4] for row in incremental}
+    load = {row[0]: row[-1] for row in incremental}
+    first, second, third = (json.loads(item) for item in (first, second, third))
+    assert level[first["certificate_no"]] == 9  # the newer version won
+    assert level[second["certificate_no"]] == second["level"] != 9  # the older one did not
+    assert load[third["certificate_no"]] == "next"  # the same version again: the later load's row
+    assert "NEW-CERTIFICATE" in level

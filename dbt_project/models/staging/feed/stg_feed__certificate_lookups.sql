@@ -1,3 +1,6 @@
+-- a view: one reader (int_certificates_with_latest_lookup); a table would copy millions of answers a run
+{{ config(materialized='view') }}
+
 with source as (
     select * from {{ source('feed', 'certificate_lookups') }}
 ),
