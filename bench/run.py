@@ -10,9 +10,10 @@ default 4.5, i.e. about 2,400 certificates an institution, so 2,000 institutions
 4. peak RSS of the run: the highest sum over its process tree (local_run, Airflow, dbt), sampled every 0.2 s.
 The mock feed runs in its own process, started before the run as the national network would be; its load
 time and peak RSS are reported apart (feed_load_s, feed_peak_rss_mb).
-Once, on a smaller dataset (BENCH_PEER_INSTITUTIONS, default 60): our ingest of the certificates alone against dlt's rest_api source into DuckDB,
-over the same feed served the same way. Writes bench/results.json and prints a table (bench/README.md
-holds the measured tables and the analysis).
+Once, on a smaller dataset (BENCH_PEER_INSTITUTIONS, default 60): our ingest of the certificates alone against
+dlt's rest_api source into DuckDB, over the same feed served the same way. Writes bench/results.json (a size
+not rerun keeps its earlier entry, with the commit it was measured on: `BENCH_SIZES=6000 make bench` adds the
+largest size, about 35 minutes here) and prints it; bench/README.md holds the measured tables and the analysis.
 """
 
 from __future__ import annotations
@@ -174,18 +175,26 @@ def local_run(data: Path, work: Path, env: dict, feed: Feed) -> tuple[float, int
 
 
 def stage_times() -> dict[str, float]:
-    """Durations of the latest renewal_daily run's tasks, from Airflow's own metadata."""
+    """Durations of the latest renewal_daily run's tasks, from Airflow's own metadata; and each DAG's span,
+    first task start to last task end (the rest of a run's wall time is Airflow's and Python's start-up)."""
     con = sqlite3.connect(ROOT / ".airflow" / "airflow.db")
     try:
-        run_id = con.execute("""SELECT run_id FROM dag_run WHERE dag_id = 'renewal_daily'
-                                ORDER BY start_date DESC LIMIT 1""").fetchone()[0]
-        tasks = con.execute("""SELECT task_id, duration FROM task_instance WHERE dag_id = 'renewal_daily'
-                               AND run_id = ?""", [run_id]).fetchall()
+        spans, tasks = {}, []
+        for dag_id in ("renewal_daily", "renewal_reminders"):
+            run_id = con.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
+                                 [dag_id]).fetchone()[0]
+            rows = con.execute("""SELECT task_id, duration, start_date, end_date FROM task_instance
+                                  WHERE dag_id = ? AND run_id = ?""", [dag_id, run_id]).fetchall()
+            first = min(dt.datetime.fromisoformat(r[2]) for r in rows)
+            last = max(dt.datetime.fromisoformat(r[3]) for r in rows)
+            spans[f"{dag_id}_span_s"] = round((last - first).total_seconds(), 1)
+            if dag_id == "renewal_daily":
+                tasks = [(t, d) for t, d, _, _ in rows]
     finally:
         con.close()
     return {key: round(sum(d or 0 for t, d in tasks if any(t == p or (p.endswith(".") and t.startswith(p))
                                                              for p in prefixes)), 2)
-            for key, prefixes in STAGES.items()}
+            for key, prefixes in STAGES.items()} | spans
 
 
 def run_metrics(work: Path) -> dict[str, int]:
@@ -198,7 +207,11 @@ def run_metrics(work: Path) -> dict[str, int]:
         con.close()
     fetched = sum(v for s, _, m, v in rows if s == "extract_feed" and m == "fetched")
     checked = sum(v for s, sub, m, v in rows if sub == "lookups" and m == "checked")
-    return {"feed_rows": fetched, "certificates_checked": checked}
+    # the steps' own clocks (no Airflow task start-up): fetching and landing every resource, the lookups
+    landing_ms = sum(v for s, _, m, v in rows if s == "extract_feed" and m == "elapsed_ms")
+    lookup_ms = sum(v for s, sub, m, v in rows if sub == "lookups" and m == "elapsed_ms")
+    return {"feed_rows": fetched, "certificates_checked": checked, "landing_s": round(landing_ms / 1000, 2),
+            "lookup_step_s": round(lookup_ms / 1000, 2)}
 
 
 def our_certificates_rate(data: Path, work: Path) -> tuple[int, float]:
@@ -274,11 +287,38 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
         "ingest_rows_per_s": round(counts["feed_rows"] / stages["ingest_s"]) if stages["ingest_s"] else None,
         "lookup_certs_per_s": round(counts["certificates_checked"] / stages["lookup_s"]) if stages["lookup_s"]
         else None,
+        # the same two rates by the steps' own clocks, without the Airflow task's start-up (ingest: ~6 s)
+        "landing_s": counts["landing_s"],
+        "landing_rows_per_s": round(counts["feed_rows"] / counts["landing_s"]) if counts["landing_s"] else None,
+        "lookup_step_certs_per_s": round(counts["certificates_checked"] / counts["lookup_step_s"])
+        if counts["lookup_step_s"] else None,
         "incremental_changed_rows": changed, "incremental_run_s": round(incremental_s, 1),
         "incremental_feed_rows": incremental_counts["feed_rows"],
         "incremental_certificates_checked": incremental_counts["certificates_checked"],
         "incremental_stages": incremental_stages,
+        # the run's wall time outside both DAGs' tasks: airflow db migrate, two `dags test` start-ups, DAG parsing
+        "outside_tasks_s": round(full_s - stages["renewal_daily_span_s"] - stages["renewal_reminders_span_s"], 1),
+        "incremental_outside_tasks_s": round(incremental_s - incremental_stages["renewal_daily_span_s"]
+                                             - incremental_stages["renewal_reminders_span_s"], 1),
     }
+
+
+def commit() -> str:
+    run = subprocess.run(["git", "describe", "--always", "--dirty"], check=False, cwd=ROOT, capture_output=True,
+                         text=True)
+    return run.stdout.strip() or "unknown"
+
+
+def kept_sizes(measured: list[dict], scale: float) -> list[dict]:
+    """The sizes measured now, plus those of bench/results.json that were not rerun (same scale), each with
+    the commit and date it was measured on: BENCH_SIZES=6000 adds the largest size without losing the others."""
+    path = BENCH / "results.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    if old.get("candidates_scale") != scale:
+        return measured
+    rerun = {s["institutions"] for s in measured}
+    return sorted(measured + [s for s in old.get("sizes", []) if s["institutions"] not in rerun],
+                  key=lambda s: s["institutions"])
 
 
 def main() -> int:
@@ -286,6 +326,7 @@ def main() -> int:
     scale = float(os.environ.get("BENCH_SCALE", "4.5"))
     env = dict(os.environ)
     results: dict = {"machine": machine(), "as_of": AS_OF.isoformat(), "candidates_scale": scale, "sizes": []}
+    stamp = {"commit": commit(), "measured_on": dt.date.today().isoformat()}
     bindir = postgres_bin()
     pg = running_postgres(bindir) if bindir else None
     try:
@@ -294,7 +335,7 @@ def main() -> int:
         started = time.perf_counter()
         for n in sizes:
             print(f"benchmarking {n} institutions …", flush=True)
-            results["sizes"].append(bench_size(n, scale, env))
+            results["sizes"].append(bench_size(n, scale, env) | stamp)
             print(json.dumps(results["sizes"][-1], ensure_ascii=False), flush=True)
         # dlt loads about 2,000 rows/s here: compare on a smaller feed (both rates are per row)
         small, _ = dataset(int(os.environ.get("BENCH_PEER_INSTITUTIONS", "60")), scale)
@@ -305,10 +346,12 @@ def main() -> int:
         dlt_rows, dlt_s = dlt_certificates_rate(small, work)
         results["peer"] = {"resource": "certificates", "rows": ours_rows, "ours_s": round(ours_s, 2),
                            "dlt_rows": dlt_rows, "dlt_s": round(dlt_s, 2)}
-        results["bench_s"] = round(time.perf_counter() - started, 1)
+        results["bench_s"] = round(time.perf_counter() - started, 1)  # this invocation, for bench_sizes_run
+        results["bench_sizes_run"] = sizes
     finally:
         if pg:
             pg.__exit__(None, None, None)
+    results["sizes"] = kept_sizes(results["sizes"], scale)
     province = next((s for s in results["sizes"] if s["institutions"] == 2000), results["sizes"][-1])
     peer = results["peer"]
     results |= {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -69,14 +70,17 @@ def extract_feed(as_of: dt.date, load_id: str, full_refresh: bool = False,
     try:
         summary, metrics = {}, []
         for resource in FEED_RESOURCES:
+            started = time.perf_counter()
             r = land_resource(con, client, resource, load_id, s.pseudonym_key, full_refresh=full_refresh)
+            elapsed_ms = round((time.perf_counter() - started) * 1000)
             summary[resource] = {"pages": r.pages, "fetched": r.items, "landed": r.items - r.quarantined,
                                  "quarantined": r.quarantined, "repeated": r.repeated,
                                  "updated_since": r.updated_since}
             since = f"updated_since {r.updated_since}" if r.updated_since else "full refresh"
             metrics += [(resource, "pages", r.pages, since), (resource, "fetched", r.items, None),
                         (resource, "landed", r.items - r.quarantined, None),
-                        (resource, "quarantined", r.quarantined, None), (resource, "repeated", r.repeated, None)]
+                        (resource, "quarantined", r.quarantined, None), (resource, "repeated", r.repeated, None),
+                        (resource, "elapsed_ms", elapsed_ms, "fetch and land")]
         summary["retries"] = dict(client.retries)
         load_calendar(con)
         _record(con, load_id, as_of, "extract_feed", metrics + _retry_metrics(client))
@@ -104,12 +108,15 @@ def verify_certificates(as_of: dt.date, load_id: str, settings: Settings | None 
     client = FeedClient(s.feed_url, s.feed_token)
     con = connect(s.warehouse_db)
     try:
+        started = time.perf_counter()
         result = verify_lookups(con, client, load_id)
+        elapsed_ms = round((time.perf_counter() - started) * 1000)
         summary = {"checked": result.checked, "found": result.found, "requests": result.requests,
                    "retries": dict(client.retries)}
         _record(con, load_id, as_of, "verify_certificates",
                 [("lookups", "checked", result.checked, None), ("lookups", "found", result.found, None),
-                 ("lookups", "requests", result.requests, None), *_retry_metrics(client)])
+                 ("lookups", "requests", result.requests, None), ("lookups", "elapsed_ms", elapsed_ms, None),
+                 *_retry_metrics(client)])
         return summary
     finally:
         con.close()

@@ -87,6 +87,7 @@ def test_each_fault_changes_nothing(fault, tmp_path, dataset, reference):
                "malformed": "retries_malformed"}
     if fault in retried:
         assert summary[("feed", retried[fault])] > 0
+    assert summary[("certificates", "elapsed_ms")] > 0 and summary[("lookups", "elapsed_ms")] > 0  # for make bench
     if fault == "duplicates":
         assert summary[("certificates", "repeated")] > 0
 

@@ -8,13 +8,13 @@
 with source as (
     select * from {{ source('feed', 'certificates') }}
     {% if is_incremental() %}
-    -- Loads land one at a time, one transaction each (ingest/land.py), so every load that finished before the
-    -- newest one held here was already there when this model last ran. `>=` re-reads that newest load, which
-    -- is harmless: the choice below is the same whichever rows it sees twice.
+    -- Loads land one at a time, one transaction each (ingest/land.py), so every load up to the newest one
+    -- held here was already there when this model last ran, and was read then. (A later load all of whose
+    -- versions lost is read again next time: harmless, as the choice below is the same for rows seen twice.)
     where load_id in (
         select load_id from {{ source('feed', 'feed_loads') }}
         where resource = 'certificates'
-          and finished_at >= (
+          and finished_at > (
               select coalesce(max(finished_at), '-infinity'::timestamptz)
               from {{ source('feed', 'feed_loads') }}
               where resource = 'certificates' and load_id in (select load_id from {{ this }})
