@@ -39,7 +39,7 @@ run: install
 test: install
 	$(PY) -m pytest
 
-# Province-scale benchmark (bench/README.md; the 2,000-institution size alone takes ~23 min here).
+# Province-scale benchmark (bench/README.md): 200 and 2,000 institutions, about 14 min here; BENCH_SIZES=6000 adds the largest size.
 bench: install
 	$(PY) bench/run.py
 

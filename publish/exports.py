@@ -30,7 +30,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from pipeline.centres import CENTRES
-from publish.forms import INSTITUTION_TYPES_ZH, Institution, annex1_xlsx, annex2_docx
+from publish.forms import INSTITUTION_TYPES_ZH, Institution, build_forms
 from publish.xlsx import fixed_zip
 
 log = logging.getLogger(__name__)
@@ -240,6 +240,7 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
     for row in rows:
         by_centre.setdefault(row["supervising_centre"], []).append(row)
     institutions = {i.institution_id: i for i in _institutions(published_db, rows)}
+    forms = dict(zip(institutions, build_forms(list(institutions.values()), as_of)))
 
     target = exports_dir / as_of.isoformat()
     staging = exports_dir / f".{as_of.isoformat()}.{uuid.uuid4().hex}.tmp"
@@ -254,8 +255,9 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
             for iid in sorted({r["institution_id"] for r in centre_rows}):
                 inst = institutions[iid]
                 folder = f"{code}_{name}_申请材料/{iid}_{_safe(inst.name)}"
-                files[f"{folder}/附件1_备案续期申请表_{iid}.xlsx"] = annex1_xlsx(inst, as_of)
-                files[f"{folder}/附件2_认定工作总结_{iid}.docx"] = annex2_docx(inst, as_of)
+                annex1, annex2 = forms[iid]
+                files[f"{folder}/附件1_备案续期申请表_{iid}.xlsx"] = annex1
+                files[f"{folder}/附件2_认定工作总结_{iid}.docx"] = annex2
         manifest = {
             "as_of": as_of.isoformat(),
             "reminders": len(rows),

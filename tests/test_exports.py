@@ -217,3 +217,20 @@ def test_workbook_renders_with_chinese_text_in_libreoffice(exported, tmp_path):
                     str(tmp_path / "page")], check=True)
     png = next(tmp_path.glob("page*.png"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_forms_made_by_worker_processes_equal_forms_made_in_process(exported):
+    """A province's reminders are made by one worker process per core (publish.forms.build_forms): the same
+    bytes, in the same order, as made in the task's own process."""
+    from publish.exports import _institutions
+    from publish.forms import build_forms
+
+    settings, _ = exported
+    con = duckdb.connect(str(settings.published_db), read_only=True)
+    ids = [r[0] for r in con.execute("SELECT institution_id FROM marts.renewal_eligibility ORDER BY 1 LIMIT 7")
+           .fetchall()]
+    con.close()
+    institutions = _institutions(settings.published_db, [{"institution_id": iid} for iid in ids])
+    in_process = build_forms(institutions, AS_OF, workers=1)
+    assert build_forms(institutions, AS_OF, workers=2) == in_process
+    assert len(in_process) == 7 and len(set(in_process)) == 7
