@@ -42,27 +42,33 @@ def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
 # Fields read from each item beyond RECORD_SCHEMA's: the personal data that is pseudonymised while landing.
 PERSONAL_FIELDS = {"certificates": ["holder_id_no", "holder_name"]}
 
-# Per-table item rewrite applied while landing, over `item` and `v` (the fields of `extracted_fields`, parsed
-# once). HMAC-SHA256(key, id) = sha256(opad || sha256(ipad || id)), with $ipad/$opad bound per statement; the
-# holder's name keeps only the surname. The fast path replaces the two values in the item's text; when the text
-# is not in the plain form that makes this exact (escapes, spacing, a non-string value), json_merge_patch
-# rewrites the item instead.
-ITEM_SQL = {
-    "certificates": """CASE WHEN {id} IS NULL AND {name} IS NULL AND NOT contains(item, '"holder_')
-                            THEN item
-                            WHEN NOT contains(fast, '"holder_id_no"')
-                                 AND ({id} IS NULL OR contains(fast, '"holder_id_hash":"' || id_hash || '"'))
-                                 AND ({name} IS NULL OR contains(fast, '"holder_name":"' || masked_name || '"'))
-                            THEN fast
-                            ELSE json_merge_patch(item, json_object('holder_id_no', NULL, 'holder_id_hash', id_hash,
-                                                                    'holder_name', masked_name)) END""",
-}
-PERSONAL_SQL = """sha256($opad || unhex(sha256($ipad || encode({id})))) AS id_hash,
-    left({name}, 1) || repeat('*', greatest(length({name}) - 1, 1)) AS masked_name"""
-FAST_REWRITE_SQL = """replace(CASE WHEN {id} IS NULL THEN item ELSE
-                replace(item, '"holder_id_no":"' || {id} || '"', '"holder_id_hash":"' || id_hash || '"') END,
-            '"holder_name":"' || coalesce({name}, '') || '"', '"holder_name":"' || coalesce(masked_name, '') || '"')
-        AS fast"""
+
+def pseudonymised(rows: str, id_no: str, name: str) -> tuple[str, str]:
+    """Wrap the query `rows` (columns page_no, item, v) so that the holder's resident ID number becomes
+    holder_id_hash, an HMAC-SHA256 of it, and the holder's name keeps only its surname. Returns the query and
+    the SQL expression of the rewritten item. `id_no` and `name` are the fields' expressions over `v`.
+
+    HMAC-SHA256(key, id) = sha256(opad || sha256(ipad || id)), with $ipad/$opad bound per statement. The fast
+    path replaces the two values in the item's text. When the text is not in the plain form that makes that
+    exact (escapes, spacing, a value that is not a string), json_merge_patch rewrites the item instead.
+    """
+    hashed = (f"SELECT *, sha256($opad || unhex(sha256($ipad || encode({id_no})))) AS id_hash, "
+              f"left({name}, 1) || repeat('*', greatest(length({name}) - 1, 1)) AS masked_name FROM ({rows})")
+    fast = f"""SELECT *, replace(
+                CASE WHEN {id_no} IS NULL THEN item
+                     ELSE replace(item, '"holder_id_no":"' || {id_no} || '"', '"holder_id_hash":"' || id_hash || '"')
+                END,
+                '"holder_name":"' || coalesce({name}, '') || '"', '"holder_name":"' || coalesce(masked_name, '') || '"'
+            ) AS fast FROM ({hashed})"""
+    item = f"""CASE WHEN {id_no} IS NULL AND {name} IS NULL AND NOT contains(item, '"holder_')
+                    THEN item
+                    WHEN NOT contains(fast, '"holder_id_no"')
+                         AND ({id_no} IS NULL OR contains(fast, '"holder_id_hash":"' || id_hash || '"'))
+                         AND ({name} IS NULL OR contains(fast, '"holder_name":"' || masked_name || '"'))
+                    THEN fast
+                    ELSE json_merge_patch(item, json_object('holder_id_no', NULL, 'holder_id_hash', id_hash,
+                                                            'holder_name', masked_name)) END"""
+    return fast, item
 
 
 # What a feed record must carry for the marts to use it: (field, DuckDB type, required). A record missing a
@@ -121,21 +127,16 @@ def stage_sql(table: str) -> str:
     updated_at): each item parsed once, checked, and pseudonymised."""
     paths = ", ".join(f"'$.{f}'" for f in extracted_fields(table))
     key = " || chr(31) || ".join(f"coalesce({field_sql(table, k)}, '')" for k in FEED_KEYS[table])
-    columns = ["page_no", "v", "item"]
+    rows = (f"SELECT page_no, item, json_extract_string(item, [{paths}]) AS v "
+            "FROM (SELECT page_no, unnest(page.items) AS item FROM read_json($spool, format='newline_delimited', "
+            "columns={'page_no': 'INTEGER', 'page': 'STRUCT(items JSON[], next_cursor VARCHAR)'}, "
+            "maximum_object_size=268435456))")
     item = "item"
-    if table in ITEM_SQL:
-        names = {"id": field_sql(table, "holder_id_no"), "name": field_sql(table, "holder_name")}
-        columns += [PERSONAL_SQL.format(**names)]
-        item = ITEM_SQL[table].format(**names)
-    parsed = (f"SELECT page_no, item, json_extract_string(item, [{paths}]) AS v "
-              "FROM (SELECT page_no, unnest(page.items) AS item FROM read_json($spool, format='newline_delimited', "
-              "columns={'page_no': 'INTEGER', 'page': 'STRUCT(items JSON[], next_cursor VARCHAR)'}, "
-              "maximum_object_size=268435456))")
-    personal = f"SELECT *, {FAST_REWRITE_SQL.format(**names)} FROM ({{}})" if table in ITEM_SQL else "{}"
-    inner = personal.format(f"SELECT {', '.join(columns)} FROM ({parsed})")
+    if table in PERSONAL_FIELDS:
+        rows, item = pseudonymised(rows, field_sql(table, "holder_id_no"), field_sql(table, "holder_name"))
     return (f"CREATE OR REPLACE TEMP TABLE landing_items AS "
             f"SELECT page_no, {item} AS item, {reason_sql(table)} AS reason, {key} AS key, "
-            f"try_cast({field_sql(table, 'updated_at')} AS TIMESTAMPTZ) AS updated_at FROM ({inner})")
+            f"try_cast({field_sql(table, 'updated_at')} AS TIMESTAMPTZ) AS updated_at FROM ({rows})")
 
 
 @dataclass
