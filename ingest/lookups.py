@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import itertools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -21,24 +20,27 @@ from ingest.feed_client import FeedClient
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500  # the feed's maximum per lookup request (CONTRACT §2)
-INSERT_EVERY = 200  # responses (100,000 answers) per INSERT: memory stays bounded at any size
+REQUESTS_PER_WINDOW = 200  # 100,000 certificate numbers in Python at a time, and one INSERT of their answers
 
+# The certificates due, numbered in order, into a temp table: Python takes them a window at a time (a province
+# has millions; as a list of Python strings 4.9 M took about 400 MB).
 DUE_FOR_LOOKUP_SQL = """
+CREATE OR REPLACE TEMP TABLE lookups_due AS
 WITH certificates AS (
-    SELECT DISTINCT item->>'certificate_no' AS certificate_no
-    FROM raw.certificates
-    WHERE item->>'certificate_no' IS NOT NULL
+    SELECT DISTINCT certificate_no
+    FROM (SELECT item->>'certificate_no' AS certificate_no FROM raw.certificates)
+    WHERE certificate_no IS NOT NULL
 ),
 latest AS (
     SELECT certificate_no, arg_max(found, checked_at) AS found, max(checked_at) AS checked_at
     FROM raw.certificate_lookups
     GROUP BY certificate_no
 )
-SELECT c.certificate_no
+SELECT row_number() OVER (ORDER BY c.certificate_no) - 1 AS n, c.certificate_no
 FROM certificates AS c
 LEFT JOIN latest AS l USING (certificate_no)
 WHERE l.certificate_no IS NULL OR NOT l.found OR l.checked_at < $stale_before
-ORDER BY c.certificate_no
+ORDER BY n
 """
 
 
@@ -49,9 +51,11 @@ class LookupResult:
     requests: int
 
 
-def certificates_due(con: duckdb.DuckDBPyConnection, recheck_after: dt.timedelta) -> list[str]:
+def certificates_due(con: duckdb.DuckDBPyConnection, recheck_after: dt.timedelta) -> int:
+    """Number the certificates due for a lookup into the temp table lookups_due(n, certificate_no)."""
     stale_before = dt.datetime.now(dt.UTC) - recheck_after
-    return [r[0] for r in con.execute(DUE_FOR_LOOKUP_SQL, {"stale_before": stale_before}).fetchall()]
+    con.execute(DUE_FOR_LOOKUP_SQL, {"stale_before": stale_before})
+    return con.execute("SELECT count(*) FROM lookups_due").fetchone()[0]
 
 
 def verify_lookups(
@@ -62,7 +66,7 @@ def verify_lookups(
     in_flight: int = 4,
 ) -> LookupResult:
     due = certificates_due(con, recheck_after)
-    batches = [due[i : i + BATCH_SIZE] for i in range(0, len(due), BATCH_SIZE)]
+    window = BATCH_SIZE * REQUESTS_PER_WINDOW
     local = threading.local()
 
     def check(batch: list[str]) -> bytes:
@@ -72,13 +76,17 @@ def verify_lookups(
         checked_at = dt.datetime.now(dt.UTC).isoformat().encode()
         return b'{"checked_at":"%s","response":%s}' % (checked_at, body)
 
-    found = 0
+    requests = 0
     con.begin()
     try:
         with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="lookup") as pool:
-            answers = pool.map(check, batches)
-            # answers are stored as they arrive, INSERT_EVERY responses at a time, in one transaction
-            while bodies := list(itertools.islice(answers, INSERT_EVERY)):
+            for start in range(0, due, window):
+                numbers = [r[0] for r in con.execute(
+                    "SELECT certificate_no FROM lookups_due WHERE n >= ? AND n < ? ORDER BY n",
+                    [start, start + window]).fetchall()]
+                batches = [numbers[i:i + BATCH_SIZE] for i in range(0, len(numbers), BATCH_SIZE)]
+                bodies = list(pool.map(check, batches))
+                requests += len(batches)
                 rel = con.read_json(
                     io.BytesIO(b"\n".join(bodies)),
                     columns={"checked_at": "TIMESTAMPTZ",
@@ -96,10 +104,11 @@ def verify_lookups(
         found = con.execute(
             "SELECT count(*) FILTER (WHERE found) FROM raw.certificate_lookups WHERE load_id = ?", [load_id]
         ).fetchone()[0]
+        con.execute("DROP TABLE lookups_due")
         con.commit()
     except BaseException:
         con.rollback()
         raise
     log.info("looked up %s certificates in %s requests: %s found, %s not found",
-             f"{len(due):,}", f"{len(batches):,}", f"{found:,}", f"{len(due) - found:,}")
-    return LookupResult(len(due), found, len(batches))
+             f"{due:,}", f"{requests:,}", f"{found:,}", f"{due - found:,}")
+    return LookupResult(due, found, requests)

@@ -28,6 +28,26 @@ def test_certificates_land_pseudonymised(tmp_path, feed, dataset):
     assert not any(c["holder_id_no"] in dump for c in source[:500])
 
 
+def test_every_certificate_is_looked_up_once_across_windows(tmp_path, feed, dataset, monkeypatch):
+    """Lookups take the due certificate numbers from DuckDB a window at a time: with windows of 3 requests
+    (1,500 numbers) the test feed spans many windows, and every certificate must get exactly one answer."""
+    from ingest import lookups
+
+    monkeypatch.setattr(lookups, "REQUESTS_PER_WINDOW", 3)
+    con = connect(tmp_path / "w.duckdb")
+    client = FeedClient(feed.url, TOKEN)
+    landed = land_resource(con, client, "certificates", "L1", b"secret")
+    assert landed.items > 10 * 1_500
+    result = lookups.verify_lookups(con, client, "L1")
+    answers = con.execute("""SELECT count(*), count(DISTINCT certificate_no),
+                                    (SELECT count(DISTINCT item->>'certificate_no') FROM raw.certificates)
+                             FROM raw.certificate_lookups""").fetchone()
+    assert answers[0] == answers[1] == answers[2] == result.checked == landed.items
+    assert result.requests == -(-landed.items // lookups.BATCH_SIZE)
+    assert 0 < result.found < result.checked  # the test data holds certificates the feed cannot find
+    assert lookups.verify_lookups(con, client, "L2").checked == result.checked - result.found  # rechecked
+
+
 @pytest.mark.parametrize("form", ["compact", "spaced", "escaped", "number", "quote in name", "no name"])
 def test_personal_data_is_rewritten_whatever_the_json_form(tmp_path, form):
     """The fast text rewrite applies only to the plain form; every other form must take json_merge_patch and
