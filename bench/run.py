@@ -13,7 +13,7 @@ time and peak RSS are reported apart (feed_load_s, feed_peak_rss_mb).
 Once, on a smaller dataset (BENCH_PEER_INSTITUTIONS, default 60): our ingest of the certificates alone (the
 median of 5 runs) against dlt's rest_api source into DuckDB (one run: ~50 s), over the same feed served the
 same way. Writes bench/results.json (a size not rerun keeps its earlier entry, with the commit it was measured
-on: `BENCH_SIZES=6000 make bench` adds the largest size, about 35 minutes here) and prints it; bench/README.md
+on: `BENCH_SIZES=6000 make bench` adds the largest size, about 23 minutes here) and prints it; bench/README.md
 holds the measured tables and the analysis.
 """
 
