@@ -94,10 +94,14 @@ def load_centre(as_of: dt.date, load_id: str, settings: Settings | None = None) 
     con = connect(s.warehouse_db)
     try:
         result = load_centre_records(con, s.centre_records_dir, load_id)
-        summary = {"loaded": result.loaded, "quarantined": result.quarantined}
+        # each file's form (encoding or workbook, sheet, header row) goes into the summary: when a centre's
+        # numbers change, the first question is what it sent
+        summary = {"loaded": result.loaded, "quarantined": result.quarantined,
+                   "files": [f.note for f in result.files]}
         _record(con, load_id, as_of, "load_centre_records",
                 [(kind, "loaded", n, None) for kind, n in result.loaded.items()]
-                + [(kind, "quarantined", n, None) for kind, n in result.quarantined.items()])
+                + [(kind, "quarantined", n, None) for kind, n in result.quarantined.items()]
+                + [(f.path.stem, "file_rows", f.rows, f.note) for f in result.files])
         return summary
     finally:
         con.close()
