@@ -326,9 +326,9 @@ def decode_text(path: Path, data: bytes) -> tuple[str, str]:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        if "\x00" in text:  # binary content, or UTF-16 without its BOM
+        if text.count("\x00") * 10 > len(text):  # binary content, or UTF-16 without its BOM
             continue
-        return text, {"utf-8-sig": "UTF-8 with BOM", "utf-16": "UTF-16", "utf-8": "UTF-8",
+        return text.replace("\x00", ""), {"utf-8-sig": "UTF-8 with BOM", "utf-16": "UTF-16", "utf-8": "UTF-8",
                       "gb18030": "GB18030/GBK"}[encoding]
     raise CentreFileError(path, "the text cannot be decoded", "a CSV or tab-separated text file in UTF-8 (with or "
                           "without BOM), UTF-16 with BOM or GBK/GB18030, or an .xlsx/.xls workbook",
