@@ -94,8 +94,9 @@ def write_xlsx(path: Path, header: list[str], rows: list[list[object]], title: s
     the data, a blank row and a note row (填表人…)."""
     wb = Workbook()
     first = wb.active
-    first.title = "填表说明"
-    first.append(["请按表头填写，日期格式：2026年9月1日"])
+    if sheets_before:
+        first.title = "填表说明"
+        first.append(["请按表头填写，日期格式：2026年9月1日"])
     for n in range(sheets_before - 1):
         wb.create_sheet(f"说明{n + 2}").append(["(空)"])
     ws = wb.create_sheet(sheet_title) if sheets_before else first
