@@ -136,8 +136,12 @@ def main(argv: list[str] | None = None) -> int:
             with open(log_path, "w") as log:
                 result = subprocess.run(cmd, check=False, env=env, stdout=log, stderr=subprocess.STDOUT)
             if result.returncode != 0 or "state=failed" in log_path.read_text(errors="replace"):
-                tail = log_path.read_text(errors="replace").splitlines()[-60:]
-                print("\n".join(tail), file=sys.stderr)
+                lines = log_path.read_text(errors="replace").splitlines()
+                print("\n".join(lines[-60:]), file=sys.stderr)
+                # a centre file that cannot be read: its message, not the traceback, is what the person needs
+                causes = sorted({line[line.index("CentreFileError: "):] for line in lines if "CentreFileError: " in line})
+                for cause in causes:
+                    print(f"\n{cause}", file=sys.stderr)
                 print(f"\nthe run FAILED; full Airflow log: {log_path}", file=sys.stderr)
                 return 1
     finally:

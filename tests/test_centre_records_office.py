@@ -211,8 +211,8 @@ def test_the_run_summary_records_each_files_encoding(tmp_path, dataset, feed):
     assert summary["files"] == ["renewal_applications.csv: CSV, GB18030/GBK, header row 3"]
     con = duckdb.connect(str(settings.warehouse_db), read_only=True)
     notes = con.execute("SELECT subject, value, note FROM raw.run_metrics WHERE metric = 'file_rows'").fetchall()
-    assert notes == [("renewal_applications", len(CLEAN) + 1, "renewal_applications.csv: CSV, GB18030/GBK, "
-                      "header row 3")]
+    note = "renewal_applications.csv: CSV, GB18030/GBK, header row 3"
+    assert notes == [("renewal_applications", len(CLEAN) + 1, note)]
 
 
 def test_the_sheet_whose_header_matches_is_taken(tmp_path, clean_rows):
@@ -417,7 +417,7 @@ def test_fuzz_workbook_cells_load_or_are_quarantined(tmp_path_factory, rows):
 @settings(max_examples=80, deadline=None)
 @given(data=st.binary(max_size=400),
        prefix=st.sampled_from([b"", b"\xef\xbb\xbf", b"\xff\xfe", b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
-                               "application_id,institution_id,received_on\n".encode()]),
+                               b"application_id,institution_id,received_on\n"]),
        suffix=st.sampled_from([".csv", ".txt", ".xlsx", ".xls"]))
 def test_fuzz_bytes_load_or_fail_with_a_message_naming_the_file(tmp_path_factory, data, prefix, suffix):
     tmp = tmp_path_factory.mktemp("fuzz")
