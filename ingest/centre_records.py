@@ -113,9 +113,11 @@ class CentreFileError(ValueError):
 class RowError(ValueError):
     """Why one row cannot load: the field, the reason in Chinese and English, and what a valid value is."""
 
-    def __init__(self, field: str, reason: str, reason_zh: str = "", expected_zh: str = "") -> None:
+    def __init__(self, field: str, reason: str, reason_zh: str = "", expected_zh: str = "",
+                 whole_row: bool = False) -> None:
         super().__init__(reason)
         self.field = field
+        self.whole_row = whole_row  # a note or repeated header: no one column is at fault
         self.reason_zh = reason_zh or reason
         self.expected_zh = expected_zh
 
@@ -523,10 +525,11 @@ def read_kind(kind: str, path: Path, institutions: set[str], seen: dict[tuple, s
             if _is_note(cells):
                 written = {"备注行": _masked_note(cells)}
                 raise RowError(fields[0].name, "a note row below the table (填表人…), not a record",
-                               "表格下方的备注行（如填表人、审核人），不是数据行", "删除此行，数据区只保留数据行")
+                               "表格下方的备注行（如填表人、审核人），不是数据行", "删除此行，数据区只保留数据行",
+                               whole_row=True)
             if set(match_header(kind, cells)) == header_fields:
                 raise RowError(fields[0].name, "the header row repeated inside the data", "表头行重复出现",
-                               "删除此行，表头只保留一行")
+                               "删除此行，表头只保留一行", whole_row=True)
             parsed = {f.name: parse_value(f, raw.get(f.name), institutions) for f in fields}
             k = tuple(parsed[name] for name in key)
             if k in seen:
@@ -554,8 +557,12 @@ def _zh(kind: str, name: str) -> str:
 
 def _quarantine_row(kind: str, path: Path, sheet: str | None, n: int, exc: RowError, written: dict[str, str],
                     institution: str | None, columns: dict[str, int], names: list[str]) -> dict:
-    column = names[columns[exc.field]] if exc.field in columns and columns[exc.field] < len(names) else _zh(
-        kind, exc.field)
+    if exc.whole_row:
+        column = "（整行）"
+    elif exc.field in columns and columns[exc.field] < len(names):
+        column = names[columns[exc.field]]  # the header as the file writes it
+    else:
+        column = _zh(kind, exc.field)
     record = {"kind": kind, "sheet": sheet, "institution_id": institution, "column": column,
               "reason_zh": exc.reason_zh, "expected_zh": exc.expected_zh, "cells": written}
     return {"file": str(path), "row_number": n, "field": exc.field, "reason": exc.stored,
