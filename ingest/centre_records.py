@@ -500,7 +500,7 @@ def kind_files(folder: Path, kind: str) -> list[Path]:
     return paths
 
 
-def read_kind(kind: str, path: Path, institutions: set[str], seen: dict[tuple, str],
+def read_kind(kind: str, path: Path, institutions: set[str], seen: dict[tuple, tuple[str, int]],
               good: list[dict], bad: list[dict]) -> FileRead:
     """Read one file of a kind, adding its rows to `good` (typed) or `bad` (quarantine rows)."""
     fields, key = KINDS[kind]
@@ -533,11 +533,12 @@ def read_kind(kind: str, path: Path, institutions: set[str], seen: dict[tuple, s
             parsed = {f.name: parse_value(f, raw.get(f.name), institutions) for f in fields}
             k = tuple(parsed[name] for name in key)
             if k in seen:
-                shown_key = "/".join(str(v) for v in k)
-                raise RowError(key[0], f"duplicate {'/'.join(key)} {k}; first at {seen[k]}",
-                               f"{'、'.join(_zh(kind, name) for name in key)}重复：{shown_key}（首次出现在 {seen[k]}）",
-                               f"每个{'、'.join(_zh(kind, name) for name in key)}只填一行")
-            seen[k] = f"{path.name} 第 {n} 行"
+                first_file, first_row = seen[k]
+                key_zh = "、".join(_zh(kind, name) for name in key)
+                raise RowError(key[0], f"duplicate {'/'.join(key)} {k}; first at {first_file} row {first_row}",
+                               f"{key_zh}重复：{'/'.join(str(v) for v in k)}（首次出现在 {first_file} 第 {first_row} 行）",
+                               f"每个{key_zh}只填一行")
+            seen[k] = (path.name, n)
         except RowError as exc:
             bad.append(_quarantine_row(kind, path, table.sheet, n, exc, written, institution, columns, names))
             continue
