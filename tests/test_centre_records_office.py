@@ -518,6 +518,12 @@ def test_office_forms_give_the_same_marts_and_each_centre_its_return_list(tmp_pa
     assert office == marts(built.warehouse_db)
 
     publish_marts(settings.warehouse_db, settings.published_db)
+    text = steps.summary_text(settings.published_db, settings.exports_dir)
+    assert "renewal_applications.csv: CSV, GB18030/GBK, header row 2" in text
+    assert "terminations.txt: tab-separated text, UTF-16, header row 1" in text
+    assert "disciplinary_cases.xls: Excel 97-2003 workbook (.xls), sheet '续期申请', header row 1" in text
+    assert "rectification_notices.xlsx: Excel workbook (.xlsx), sheet '整改', header row 3" in text
+    assert "退回清单" in text and "350000 3" in text
     manifest = steps.export(AS_OF, settings=settings)
     folder = settings.exports_dir / AS_OF.isoformat()
     lists = sorted(folder.glob("*_退回清单_*.xlsx"))
