@@ -134,6 +134,9 @@ def clean_text(value: object) -> str:
     ASCII), invisible characters removed, stray spaces and Excel's leading apostrophe (forced text) dropped."""
     if value is None:
         return ""
+    if type(value) is str and value.isascii():  # the common case: NFKC leaves ASCII as it is
+        text = value.strip()
+        return text[1:].strip() if text.startswith("'") else text
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
@@ -344,8 +347,10 @@ def read_text_tables(path: Path, data: bytes) -> tuple[list[Table], str]:
                               "a CSV file or an .xlsx/.xls workbook (in Excel: 另存为 → Excel 工作簿)",
                               f"text starting {text.lstrip()[:40]!r}")
     tables = []
-    # the delimiter is whichever gives a header: "Unicode 文本" is tab-separated, "CSV" comma-separated
-    for delimiter in DELIMITERS:
+    # the delimiter is whichever gives a header: "Unicode 文本" is tab-separated, "CSV" comma-separated; only
+    # those that occur in the first lines are tried
+    head = "\n".join(text.splitlines()[:HEADER_SEARCH_ROWS])
+    for delimiter in [d for d in DELIMITERS if d in head] or [","]:
         try:
             rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
         except csv.Error as exc:
@@ -468,8 +473,8 @@ def _column_names(header: list[object]) -> list[str]:
     return names
 
 
-def _is_note(cells: list[object]) -> bool:
-    first = next((clean_text(c) for c in cells if clean_text(c)), "")
+def _is_note(texts: list[str]) -> bool:
+    first = next((t for t in texts if t), "")
     return re.sub(r"\s+", "", first).startswith(NOTE_PREFIXES)
 
 
@@ -508,26 +513,30 @@ def read_kind(kind: str, path: Path, institutions: set[str], seen: dict[tuple, t
     table, header_index, columns = find_header(kind, path, tables)
     names = _column_names(table.rows[header_index])
     header_fields = set(columns)
+    aliases = header_aliases()[kind]
     if table.delimiter is not None:
         form = f"{DELIMITERS[table.delimiter]}, {form}"
     read = FileRead(path, form, table.sheet, header_index + 1)
     for index in range(header_index + 1, len(table.rows)):
         cells = table.rows[index]
         n = index + 1  # the row number as Excel (or a text editor) shows it
-        if not any(clean_text(c) for c in cells):
+        texts = [clean_text(c) for c in cells]
+        if not any(texts):
             continue
         read.rows += 1
-        written = {names[i] if i < len(names) else f"列{i + 1}": clean_text(c) for i, c in enumerate(cells)
-                   if clean_text(c) or i < len(names)}
+        written = {names[i] if i < len(names) else f"列{i + 1}": t for i, t in enumerate(texts)
+                   if t or i < len(names)}
         raw = {name: (cells[i] if i < len(cells) else None) for name, i in columns.items()}
-        institution = clean_text(raw.get("institution_id")) or None
+        institution = (texts[columns["institution_id"]] if columns.get("institution_id", len(texts)) < len(texts)
+                       else "") or None
+        first = texts[columns[key[0]]] if columns.get(key[0], len(texts)) < len(texts) else ""
         try:
-            if _is_note(cells):
+            if _is_note(texts):
                 written = {"备注行": _masked_note(cells)}
                 raise RowError(fields[0].name, "a note row below the table (填表人…), not a record",
                                "表格下方的备注行（如填表人、审核人），不是数据行", "删除此行，数据区只保留数据行",
                                whole_row=True)
-            if set(match_header(kind, cells)) == header_fields:
+            if header_key(first) in aliases and set(match_header(kind, cells)) == header_fields:
                 raise RowError(fields[0].name, "the header row repeated inside the data", "表头行重复出现",
                                "删除此行，表头只保留一行", whole_row=True)
             parsed = {f.name: parse_value(f, raw.get(f.name), institutions) for f in fields}
