@@ -30,7 +30,10 @@ carry `backfill: true`, so `renewal_reminders` neither exports, marks the ledger
 
 1. `extract_feed` pulls institutions, registered occupations, plans and certificates from 技能人才评价工作网
    (incremental by watermark; param `full_refresh` pulls everything) into `warehouse.duckdb` schema `raw`.
-2. `load_centre_records` reads the centre's spreadsheets; bad rows go to `raw.quarantine` with their reason.
+2. `load_centre_records` reads the centre's spreadsheets (CSV/text in UTF-8, GBK or UTF-16, .xlsx, .xls;
+   docs/centre_records.md); bad rows go to `raw.quarantine` with their reason, and back to their centre in its
+   退回清单. **A file that cannot be read at all fails this task** (`CentreFileError`: the log names the file,
+   what was expected and what was found); nothing is published until the file is fixed or replaced.
 3. `verify_certificates` asks the feed's batch lookup about new, not-found and stale certificates.
 4. `dbt_staging_intermediate` builds the seeds, staging and intermediate models with their data and unit
    tests, in one `dbt build`; then the `dbt` group (Cosmos) runs one task per mart and a task for the marts'

@@ -172,7 +172,11 @@ def run_dag(airflow: str, env: dict[str, str], dag_id: str, as_of: dt.date, conf
     try:
         judge_run(dag_id, as_of, state, tis)
     except RunFailed:
-        print("\n".join(log_path.read_text(errors="replace").splitlines()[-60:]), file=sys.stderr)
+        lines = log_path.read_text(errors="replace").splitlines()
+        print("\n".join(lines[-60:]), file=sys.stderr)
+        # a centre file that cannot be read: its message, not the traceback, is what the person needs
+        for cause in sorted({line[line.index("CentreFileError: "):] for line in lines if "CentreFileError: " in line}):
+            print(f"\n{cause}", file=sys.stderr)
         print(f"\nfull Airflow log: {log_path}", file=sys.stderr)
         raise
     print(f"  {dag_id} succeeded in {time.monotonic() - started:.0f} s", flush=True)
