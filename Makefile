@@ -20,7 +20,7 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/seeds dbt_project/mac
 FROM ?=
 TO ?=
 
-.PHONY: install run backfill test test-fast lint clean bench
+.PHONY: install run backfill test test-fast mutants lint clean bench
 
 install: .venv/.installed $(MANIFEST)
 
@@ -52,6 +52,10 @@ test: install
 # The quick loop: everything that starts no Airflow, dbt or server (tests marked slow are left out).
 test-fast: install
 	$(PY) -m pytest -m "not slow" -q
+
+# Mutation testing of the rules: each mutation of tests/mutation/mutants.tsv alone against the fast tier.
+mutants: install
+	$(PY) tests/mutation/run.py
 
 # Province-scale benchmark (bench/README.md): 200 and 2,000 institutions, about 14 min here; BENCH_SIZES=6000 adds the largest size.
 bench: install
