@@ -15,10 +15,20 @@ calendar as (
     select * from {{ ref('int_working_days') }}
 ),
 
+centre_labels as (
+    select code, label_zh from {{ ref('code_labels') }} where code_type = 'supervising_centre'
+),
+
+as_of_day as (
+    select workday_seq from calendar where calendar_day = {{ as_of() }}
+),
+
 counting as (
     select
         applications.application_id,
         applications.institution_id,
+        institutions.institution_name,
+        institutions.supervising_centre,
         applications.received_on,
         case when applications.review_completed_on <= {{ as_of() }} then applications.review_result end
             as review_result,
@@ -70,7 +80,16 @@ select
             then greatest(datediff('day', due.review_due_on, counting.review_completed_on), 0)
         else greatest(datediff('day', due.review_due_on, {{ as_of() }}), 0)
     end as days_overdue,
+    -- open reviews only: working days from D to the deadline (0 = due today, negative = overdue), so the
+    -- dashboards can show "due within 10 working days" on the PRC calendar
+    case when counting.review_result is null then counting.due_seq - as_of_day.workday_seq end
+        as working_days_left,
+    counting.institution_name,
+    counting.supervising_centre,
+    centre_labels.label_zh as supervising_centre_zh,
     {{ as_of() }} as as_of
 from counting
 inner join due on counting.application_id = due.application_id
 inner join estimated on counting.application_id = estimated.application_id
+cross join as_of_day
+left join centre_labels on counting.supervising_centre = centre_labels.code
