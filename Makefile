@@ -17,7 +17,7 @@ FEED_OPTS ?=
 MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/seeds dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml
 
-.PHONY: install run test lint clean bench
+.PHONY: install run test lint clean bench bi dashboards docs
 
 install: .venv/.installed $(MANIFEST)
 
@@ -36,7 +36,7 @@ run: install
 	AS_OF="$(AS_OF)" DATA="$(DATA)" WAREHOUSE="$(WAREHOUSE)" EXPORTS="$(EXPORTS)" FEED_OPTS="$(FEED_OPTS)" \
 		$(PY) -m pipeline.local_run $(if $(FULL_REFRESH),--full-refresh)
 
-test: install
+test: install bi/.venv/.installed
 	$(PY) -m pytest
 
 # Province-scale benchmark (bench/README.md): 200 and 2,000 institutions, about 14 min here; BENCH_SIZES=6000 adds the largest size.
@@ -48,3 +48,29 @@ lint: install
 
 clean:
 	rm -rf .airflow warehouse exports data dbt_project/target dbt_project/logs
+
+# ---- BI: Apache Superset in its own locked virtualenv (bi/), the dashboards as code (bi/dashboards/) ----
+SHOTS ?= shots
+BI_PY := bi/.venv/bin/python
+
+bi/.venv/.installed: bi/pyproject.toml bi/uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	cd bi && $(UV) sync --frozen --python 3.11 --compile-bytecode
+	@touch $@
+
+# Superset on http://localhost:8088 over $(WAREHOUSE)/published.duckdb (read-only); admin password printed once.
+bi: bi/.venv/.installed
+	$(BI_PY) bi/serve.py --warehouse "$(WAREHOUSE)"
+
+# Every dashboard opened in headless Chromium, checked chart by chart; one PNG per dashboard into $(SHOTS).
+dashboards: bi/.venv/.installed
+	$(BI_PY) bi/render_dashboards.py --warehouse "$(WAREHOUSE)" --shots "$(SHOTS)"
+
+# The dbt docs site (lineage down to the dashboards and reminder exports) in dbt_project/target/index.html;
+# column types come from $(WAREHOUSE)/warehouse.duckdb when a run has built it (else an empty catalog).
+DOCS_DB := $(abspath $(WAREHOUSE))/warehouse.duckdb
+docs: install
+	cd dbt_project && if [ -f "$(DOCS_DB)" ]; then db="$(DOCS_DB)"; catalog=; else db=:memory:; catalog=--empty-catalog; fi; \
+		WAREHOUSE_DB="$$db" ../.venv/bin/dbt docs generate --profiles-dir . $$catalog \
+		--vars '{as_of: "$(or $(AS_OF),$(shell date +%F))"}'
+	@echo "dbt docs: dbt_project/target/index.html (serve: cd dbt_project && ../.venv/bin/dbt docs serve --profiles-dir .)"
