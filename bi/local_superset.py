@@ -42,12 +42,15 @@ def _superset(state_dir: Path, *args: str, quiet: bool = True) -> None:
                            f"{(result.stdout or '')[-3000:]}{(result.stderr or '')[-3000:]}")
 
 
-def set_up(state_dir: Path, published_db: Path) -> str | None:
-    """Creates or upgrades Superset's state in state_dir, its admin login and the dashboards on published_db.
-    Returns the admin password when this call created the login (it is kept in state_dir/admin_password),
-    else None."""
-    if not published_db.exists():
-        raise SystemExit(f"{published_db} does not exist: publish the marts first (make run)")
+def set_up(state_dir: Path, published_db: Path | None = None, database_uri: str | None = None,
+           database_password: str | None = None) -> str | None:
+    """Creates or upgrades Superset's state in state_dir, its admin login and the dashboards on the marts:
+    published_db read-only, or another database (database_uri, e.g. the PostgreSQL marts). Returns the admin
+    password when this call created the login (it is kept in state_dir/admin_password), else None."""
+    if database_uri is None:
+        if published_db is None or not published_db.exists():
+            raise SystemExit(f"{published_db} does not exist: publish the marts first (make run)")
+        database_uri = duckdb_uri(published_db)
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir.chmod(0o700)
     key = state_dir / "secret_key"
@@ -66,9 +69,10 @@ def set_up(state_dir: Path, published_db: Path) -> str | None:
         _superset(state_dir, "fab", "reset-password", "--username", ADMIN, "--password", created)
         password_file.write_text(created)
         password_file.chmod(0o600)
-    log.info("importing the dashboards over %s …", published_db)
-    result = subprocess.run([sys.executable, str(BI_DIR / "import_dashboards.py"), "--database-uri",
-                             duckdb_uri(published_db)], env=superset_env(state_dir), capture_output=True,
+    log.info("importing the dashboards over %s …", database_uri)
+    env = dict(superset_env(state_dir), MARTS_DATABASE_PASSWORD=database_password or "")
+    result = subprocess.run([sys.executable, str(BI_DIR / "import_dashboards.py"), "--database-uri", database_uri,
+                             "--password-env", "MARTS_DATABASE_PASSWORD"], env=env, capture_output=True,
                             text=True, check=False, cwd=PROJECT_ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"importing the dashboards failed:\n{result.stdout[-3000:]}{result.stderr[-5000:]}")

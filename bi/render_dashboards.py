@@ -71,16 +71,40 @@ def chromium_path() -> str:
     return path
 
 
-def direct_rows(published_db: Path, sql: str) -> int:
-    """Rows the chart's own SQL returns when run on the published file directly, outside Superset."""
-    con = duckdb.connect(str(published_db), read_only=True)
-    try:
-        return len(con.execute(sql).fetchall())
-    finally:
-        con.close()
+@dataclass
+class Marts:
+    """Where the charts' SQL is re-run outside Superset: the published file, or another database."""
+
+    published_db: Path
+    database_uri: str | None = None
+    password: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.published_db.name if self.database_uri is None else self.database_uri.split("@")[-1]
+
+    def rows(self, sql: str) -> int:
+        """Rows the chart's own SQL returns when run on the marts directly."""
+        if self.database_uri is None:
+            con = duckdb.connect(str(self.published_db), read_only=True)
+            try:
+                return len(con.execute(sql).fetchall())
+            finally:
+                con.close()
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine.url import make_url
+        from sqlalchemy.pool import NullPool
+
+        url = make_url(self.database_uri)
+        engine = create_engine(url.set(password=self.password) if self.password else url, poolclass=NullPool)
+        try:
+            with engine.connect() as con:
+                return len(con.exec_driver_sql(sql).fetchall())  # as Superset sent it: no bind parameters
+        finally:
+            engine.dispose()
 
 
-def check_dashboard(page, base_url: str, dashboard: dict, published_db: Path, shots: Path, index: int) -> DashboardCheck:
+def check_dashboard(page, base_url: str, dashboard: dict, marts: Marts, shots: Path, index: int) -> DashboardCheck:
     charts = page.request.get(f"{base_url}/api/v1/dashboard/{dashboard['id']}/charts").json()["result"]
     wanted = {c["id"] for c in charts}
     slug = dashboard.get("slug") or str(dashboard["id"])
@@ -122,14 +146,14 @@ def check_dashboard(page, base_url: str, dashboard: dict, published_db: Path, sh
         if shown != len(charts):
             result.problems.append(f"{shown} charts on the page, the dashboard has {len(charts)}")
         for chart in charts:
-            result.charts.append(check_chart(page, chart, answers.get(chart["id"]), published_db, result))
+            result.charts.append(check_chart(page, chart, answers.get(chart["id"]), marts, result))
         page.screenshot(path=str(shots / result.png), full_page=True)
     finally:
         page.remove_listener("response", on_response)
     return result
 
 
-def check_chart(page, chart: dict, answer: dict | None, published_db: Path, dashboard: DashboardCheck) -> ChartCheck:
+def check_chart(page, chart: dict, answer: dict | None, marts: Marts, dashboard: DashboardCheck) -> ChartCheck:
     check = ChartCheck(chart_id=chart["id"], name=chart["slice_name"], viz_type=(chart.get("form_data") or {}).get("viz_type", ""))
     element = page.locator(f"[data-test-chart-id='{chart['id']}']").first
     check.shown_text = element.inner_text(timeout=10_000) if element.count() else ""
@@ -150,12 +174,12 @@ def check_chart(page, chart: dict, answer: dict | None, published_db: Path, dash
     main = results[0]
     # sql_rowcount: rows the SQL returned, before post-processing (a stacked bar pivots them to one per bar)
     check.rows = main.get("sql_rowcount", main.get("rowcount"))
-    check.direct_rows = direct_rows(published_db, main["query"])
+    check.direct_rows = marts.rows(main["query"])
     shows_empty = any(text in check.shown_text for text in EMPTY_TEXTS)
     if check.direct_rows and (not check.rows or shows_empty):
-        check.problems.append(f"shows no data, but its SQL returns {check.direct_rows} rows on {published_db.name}")
+        check.problems.append(f"shows no data, but its SQL returns {check.direct_rows} rows on {marts.name}")
     elif check.rows != check.direct_rows:
-        check.problems.append(f"{check.rows} rows in Superset, {check.direct_rows} from the published file")
+        check.problems.append(f"{check.rows} rows in Superset, {check.direct_rows} from {marts.name} directly")
     for row in main.get("data") or []:
         if "as_of_text" in row:  # the 数据截至 chart: the date must be on the page, not only in the answer
             dashboard.as_of.append(row["as_of_text"])
@@ -164,7 +188,7 @@ def check_chart(page, chart: dict, answer: dict | None, published_db: Path, dash
     return check
 
 
-def check_all(base_url: str, password: str, published_db: Path, shots: Path) -> list[DashboardCheck]:
+def check_all(base_url: str, password: str, marts: Marts, shots: Path) -> list[DashboardCheck]:
     from playwright.sync_api import sync_playwright
 
     shots.mkdir(parents=True, exist_ok=True)
@@ -183,7 +207,7 @@ def check_all(base_url: str, password: str, published_db: Path, shots: Path) -> 
             listing = sorted(answer.json()["result"], key=lambda d: d["id"])
             if not listing:
                 raise SystemExit("Superset has no dashboards: the import did not run")
-            return [check_dashboard(page, base_url, d, published_db, shots, n) for n, d in enumerate(listing, 1)]
+            return [check_dashboard(page, base_url, d, marts, shots, n) for n, d in enumerate(listing, 1)]
         finally:
             browser.close()
 
@@ -211,21 +235,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", type=Path, required=True, help="folder for the PNGs and report.json")
     parser.add_argument("--url", help="a Superset already running over the warehouse (else one is started)")
     parser.add_argument("--state-dir", type=Path, help="that Superset's state folder (its admin_password)")
+    parser.add_argument("--database-uri", help="the marts in another database than WAREHOUSE/published.duckdb, "
+                        "e.g. postgresql+psycopg2://bi_metabase@host:5432/marts (what docker-compose's Superset reads)")
+    parser.add_argument("--password-env", help="environment variable holding that database's password")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    published = args.warehouse.resolve() / "published.duckdb"
+    password = os.environ.get(args.password_env) if args.password_env else None
+    marts = Marts(args.warehouse.resolve() / "published.duckdb", args.database_uri, password)
     shots = args.shots.resolve()
     if args.url:
         if not args.state_dir:
             parser.error("--url needs --state-dir (for the admin password)")
-        checks = check_all(args.url.rstrip("/"), admin_password(args.state_dir), published, shots)
+        checks = check_all(args.url.rstrip("/"), admin_password(args.state_dir), marts, shots)
     else:
         with tempfile.TemporaryDirectory(prefix="superset-") as tmp:
             state = Path(tmp)
-            set_up(state, published)
+            set_up(state, marts.published_db, args.database_uri, password)
             with running(state) as url:
                 log.info("Superset answering at %s; opening the dashboards in %s", url, chromium_path())
-                checks = check_all(url, admin_password(state), published, shots)
+                checks = check_all(url, admin_password(state), marts, shots)
     return 0 if report(checks, shots) else 1
 
 
