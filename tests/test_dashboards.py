@@ -19,7 +19,7 @@ from tests.conftest import AS_OF, PROJECT_ROOT, private_copy, require_system_too
 pytestmark = pytest.mark.slow
 
 BI_PY = PROJECT_ROOT / "bi" / ".venv" / "bin" / "python"
-DASHBOARDS = {"全省续期工作看板": 10, "续期评估时限": 7, "机构明细": 4, "趋势": 4}  # title: charts
+DASHBOARDS = {"全省续期工作看板": 10, "续期评估时限": 7, "机构明细": 4, "趋势": 5}  # title: charts
 
 
 @pytest.fixture(scope="module")
