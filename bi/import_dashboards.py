@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-uri", required=True, help="SQLAlchemy URI of the marts database")
     parser.add_argument("--password-env", help="environment variable holding the database password")
     parser.add_argument("--username", default="admin", help="Superset user who owns the imported objects")
+    parser.add_argument("--all-dashboards", action="store_true",
+                        help="import every dashboard, also those whose marts are not published yet (a new "
+                             "deployment before the pipeline's first run: they fill in after it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -142,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         from sqlalchemy.engine.url import make_url
 
         uri_with_password = make_url(args.database_uri).set(password=password)
-    bundle = without_missing_marts(bundle, database_tables(uri_with_password))
+    if not args.all_dashboards:
+        bundle = without_missing_marts(bundle, database_tables(uri_with_password))
     app = create_app()
     with app.app_context():
         import_bundle(bundle, args.username)
