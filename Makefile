@@ -51,6 +51,7 @@ clean:
 
 # ---- BI: Apache Superset in its own locked virtualenv (bi/), the dashboards as code (bi/dashboards/) ----
 SHOTS ?= shots
+BI_PORT ?= 8088
 BI_PY := bi/.venv/bin/python
 
 bi/.venv/.installed: bi/pyproject.toml bi/uv.lock
@@ -58,9 +59,9 @@ bi/.venv/.installed: bi/pyproject.toml bi/uv.lock
 	cd bi && $(UV) sync --frozen --python 3.11 --compile-bytecode
 	@touch $@
 
-# Superset on http://localhost:8088 over $(WAREHOUSE)/published.duckdb (read-only); admin password printed once.
+# Superset on http://localhost:$(BI_PORT) over $(WAREHOUSE)/published.duckdb (read-only); admin password printed once.
 bi: bi/.venv/.installed
-	$(BI_PY) bi/serve.py --warehouse "$(WAREHOUSE)"
+	$(BI_PY) bi/serve.py --warehouse "$(WAREHOUSE)" --port $(BI_PORT)
 
 # Every dashboard opened in headless Chromium, checked chart by chart; one PNG per dashboard into $(SHOTS).
 dashboards: bi/.venv/.installed
