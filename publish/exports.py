@@ -31,6 +31,7 @@ from openpyxl.utils import get_column_letter
 
 from pipeline.centres import CENTRES
 from publish.forms import INSTITUTION_TYPES_ZH, Institution, build_forms
+from publish.returns import return_lists
 from publish.xlsx import fixed_zip
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,7 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
                 annex1, annex2 = forms[iid]
                 files[f"{folder}/附件1_备案续期申请表_{iid}.xlsx"] = annex1
                 files[f"{folder}/附件2_认定工作总结_{iid}.docx"] = annex2
+        files |= return_lists(published_db, as_of)  # each centre's 退回清单 (issue 17), in the manifest too
         manifest = {
             "as_of": as_of.isoformat(),
             "reminders": len(rows),
