@@ -20,7 +20,7 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/seeds dbt_project/mac
 FROM ?=
 TO ?=
 
-.PHONY: install run backfill test test-fast mutants lint clean bench
+.PHONY: install run backfill test test-fast mutants lint clean bench bi dashboards docs
 
 install: .venv/.installed $(MANIFEST)
 
@@ -46,7 +46,7 @@ backfill: install
 	FROM="$(FROM)" TO="$(TO)" DATA="$(DATA)" WAREHOUSE="$(WAREHOUSE)" EXPORTS="$(EXPORTS)" FEED_OPTS="$(FEED_OPTS)" \
 		$(PY) -m pipeline.local_run
 
-test: install
+test: install bi/.venv/.installed
 	$(PY) -m pytest
 
 # The quick loop: everything that starts no Airflow, dbt or server (tests marked slow are left out).
@@ -66,3 +66,30 @@ lint: install
 
 clean:
 	rm -rf .airflow warehouse exports data dbt_project/target dbt_project/logs
+
+# ---- BI: Apache Superset in its own locked virtualenv (bi/), the dashboards as code (bi/dashboards/) ----
+SHOTS ?= shots
+BI_PORT ?= 8088
+BI_PY := bi/.venv/bin/python
+
+bi/.venv/.installed: bi/pyproject.toml bi/uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	cd bi && $(UV) sync --frozen --python 3.11 --compile-bytecode
+	@touch $@
+
+# Superset on http://localhost:$(BI_PORT) over $(WAREHOUSE)/published.duckdb (read-only); admin password printed once.
+bi: bi/.venv/.installed
+	$(BI_PY) bi/serve.py --warehouse "$(WAREHOUSE)" --port $(BI_PORT)
+
+# Every dashboard opened in headless Chromium, checked chart by chart; one PNG per dashboard into $(SHOTS).
+dashboards: bi/.venv/.installed
+	$(BI_PY) bi/render_dashboards.py --warehouse "$(WAREHOUSE)" --shots "$(SHOTS)"
+
+# The dbt docs site (lineage down to the dashboards and reminder exports) in dbt_project/target/index.html;
+# column types come from $(WAREHOUSE)/warehouse.duckdb when a run has built it (else an empty catalog).
+DOCS_DB := $(abspath $(WAREHOUSE))/warehouse.duckdb
+docs: install
+	cd dbt_project && if [ -f "$(DOCS_DB)" ]; then db="$(DOCS_DB)"; catalog=; else db=:memory:; catalog=--empty-catalog; fi; \
+		WAREHOUSE_DB="$$db" ../.venv/bin/dbt docs generate --profiles-dir . $$catalog \
+		--vars '{as_of: "$(or $(AS_OF),$(shell date +%F))"}'
+	@echo "dbt docs: dbt_project/target/index.html (serve: cd dbt_project && ../.venv/bin/dbt docs serve --profiles-dir .)"

@@ -3,6 +3,10 @@ with applications as (
     select * from {{ ref('int_applications_in_period') }}
 ),
 
+institutions as (
+    select institution_id, institution_name, supervising_centre from {{ ref('int_institutions_dated') }}
+),
+
 policy as (
     select * from {{ ref('int_policy_parameters') }}
 ),
@@ -11,10 +15,20 @@ calendar as (
     select * from {{ ref('int_working_days') }}
 ),
 
+centre_labels as (
+    select code, label_zh from {{ ref('code_labels') }} where code_type = 'supervising_centre'
+),
+
+as_of_day as (
+    select workday_seq from calendar where calendar_day = {{ as_of() }}
+),
+
 counting as (
     select
         applications.application_id,
         applications.institution_id,
+        institutions.institution_name,
+        institutions.supervising_centre,
         applications.received_on,
         case when applications.review_completed_on <= {{ as_of() }} then applications.review_result end
             as review_result,
@@ -22,6 +36,7 @@ counting as (
             as review_completed_on,
         received_day.workday_seq + policy.review_working_days as due_seq
     from applications
+    left join institutions on applications.institution_id = institutions.institution_id
     cross join policy
     inner join calendar as received_day on applications.received_on = received_day.calendar_day
     where applications.timing = 'counting'
@@ -65,7 +80,16 @@ select
             then greatest(datediff('day', due.review_due_on, counting.review_completed_on), 0)
         else greatest(datediff('day', due.review_due_on, {{ as_of() }}), 0)
     end as days_overdue,
+    -- open reviews only: working days from D to the deadline (0 = due today, negative = overdue), so the
+    -- dashboards can show "due within 10 working days" on the PRC calendar
+    case when counting.review_result is null then counting.due_seq - as_of_day.workday_seq end
+        as working_days_left,
+    counting.institution_name,
+    counting.supervising_centre,
+    centre_labels.label_zh as supervising_centre_zh,
     {{ as_of() }} as as_of
 from counting
 inner join due on counting.application_id = due.application_id
 inner join estimated on counting.application_id = estimated.application_id
+cross join as_of_day
+left join centre_labels on counting.supervising_centre = centre_labels.code

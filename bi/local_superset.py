@@ -1,0 +1,128 @@
+"""Superset on this machine, without Docker, over a published.duckdb: set up its state (metadata DB, secret
+key, admin login), import the dashboards, and run the web server. Used by `make bi` (serve.py) and
+`make dashboards` (render_dashboards.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+BI_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = BI_DIR.parent
+SUPERSET = str(Path(sys.executable).parent / "superset")
+ADMIN = "admin"
+log = logging.getLogger("local_superset")
+
+
+def duckdb_uri(published_db: Path) -> str:
+    """The marts file, opened read-only by every query: a publication renames a new file over it, and the
+    next query's connection (Superset opens one per query) reads the new snapshot."""
+    return f"duckdb:///{published_db.resolve()}?access_mode=read_only"
+
+
+def superset_env(state_dir: Path) -> dict[str, str]:
+    return dict(os.environ, SUPERSET_CONFIG_PATH=str(BI_DIR / "superset_config.py"), SUPERSET_STATE_DIR=str(state_dir),
+                FLASK_APP="superset", PYTHONPATH=str(BI_DIR), SUPERSET_LOAD_EXAMPLES="no")
+
+
+def _superset(state_dir: Path, *args: str, quiet: bool = True) -> None:
+    result = subprocess.run([SUPERSET, *args], env=superset_env(state_dir), capture_output=quiet, text=True,
+                            check=False, cwd=PROJECT_ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"superset {' '.join(args[:2])} failed (state {state_dir}):\n"
+                           f"{(result.stdout or '')[-3000:]}{(result.stderr or '')[-3000:]}")
+
+
+def set_up(state_dir: Path, published_db: Path | None = None, database_uri: str | None = None,
+           database_password: str | None = None) -> str | None:
+    """Creates or upgrades Superset's state in state_dir, its admin login and the dashboards on the marts:
+    published_db read-only, or another database (database_uri, e.g. the PostgreSQL marts). Returns the admin
+    password when this call created the login (it is kept in state_dir/admin_password), else None."""
+    if database_uri is None:
+        if published_db is None or not published_db.exists():
+            raise SystemExit(f"{published_db} does not exist: publish the marts first (make run)")
+        database_uri = duckdb_uri(published_db)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+    key = state_dir / "secret_key"
+    if not key.exists():
+        key.write_text(secrets.token_urlsafe(42))
+        key.chmod(0o600)
+    log.info("Superset state in %s: upgrading the metadata database …", state_dir)
+    _superset(state_dir, "db", "upgrade")
+    _superset(state_dir, "init")
+    password_file = state_dir / "admin_password"
+    created = None
+    if not password_file.exists():
+        created = secrets.token_urlsafe(12)
+        _superset(state_dir, "fab", "create-admin", "--username", ADMIN, "--firstname", "备案续期",
+                  "--lastname", "管理员", "--email", "admin@localhost", "--password", created)
+        _superset(state_dir, "fab", "reset-password", "--username", ADMIN, "--password", created)
+        password_file.write_text(created)
+        password_file.chmod(0o600)
+    log.info("importing the dashboards over %s …", database_uri)
+    env = dict(superset_env(state_dir), MARTS_DATABASE_PASSWORD=database_password or "")
+    result = subprocess.run([sys.executable, str(BI_DIR / "import_dashboards.py"), "--database-uri", database_uri,
+                             "--password-env", "MARTS_DATABASE_PASSWORD"], env=env, capture_output=True,
+                            text=True, check=False, cwd=PROJECT_ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"importing the dashboards failed:\n{result.stdout[-3000:]}{result.stderr[-5000:]}")
+    log.info(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "dashboards imported")
+    return created
+
+
+def admin_password(state_dir: Path) -> str:
+    return (state_dir / "admin_password").read_text().strip()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen | None = None, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"Superset exited with code {process.returncode} before answering at {url}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+            if response.status == 200:
+                return
+        time.sleep(1)
+    raise RuntimeError(f"Superset did not answer at {url}/health within {timeout:.0f} s")
+
+
+def server_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    # Flask's threaded server: one officer at a time on this machine; docker-compose runs gunicorn instead
+    return [SUPERSET, "run", "--host", host, "--port", str(port), "--with-threads"]
+
+
+@contextlib.contextmanager
+def running(state_dir: Path, port: int | None = None, log_file: Path | None = None) -> Iterator[str]:
+    """Superset's web server on localhost for the duration of the block; yields its base URL."""
+    port = port or free_port()
+    out = open(log_file or state_dir / "server.log", "w")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(server_command(port), env=superset_env(state_dir), stdout=out,
+                               stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        out.close()

@@ -1,0 +1,240 @@
+"""The provincial centre's Superset dashboards, proven in a real browser: `make dashboards` on a published
+warehouse of the small dataset (real Superset from bi/.venv, Debian's headless Chromium), and a running
+Superset that shows the next publication on refresh and fails the check when a publication breaks a chart."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline import steps
+from tests.conftest import AS_OF, PROJECT_ROOT, private_copy, require_system_tool
+
+sys.path.insert(0, str(PROJECT_ROOT / "bi"))
+import import_dashboards  # bi/ is Superset's project, not a package of this one
+
+BI_PY = PROJECT_ROOT / "bi" / ".venv" / "bin" / "python"
+DASHBOARDS = {"全省续期工作看板": 10, "续期评估时限": 7, "机构明细": 4, "趋势": 5}  # title: charts
+
+
+@pytest.fixture(scope="module")
+def published(built, tmp_path_factory):
+    """A private copy of the built warehouse, published (published.duckdb) as the DAG's publish step does."""
+    require_system_tool("chromium")
+    if not BI_PY.exists():
+        pytest.fail("bi/.venv is missing: `make test` installs it (make bi/.venv/.installed)")
+    settings = private_copy(built, tmp_path_factory.mktemp("dashboards"))
+    steps.publish(AS_OF, settings=settings)
+    return settings
+
+
+def render(*args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BI_PY), "bi/render_dashboards.py", *args], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=timeout, check=False, env=dict(os.environ, **(env or {})))
+
+
+def load_report(shots: Path) -> dict[str, dict]:
+    return {d["title"]: d for d in json.loads((shots / "report.json").read_text(encoding="utf-8"))}
+
+
+@pytest.mark.slow
+def test_make_dashboards_renders_every_dashboard_with_data(published, tmp_path):
+    shots = tmp_path / "shots"
+    result = subprocess.run(["make", "--no-print-directory", "dashboards", f"WAREHOUSE={published.warehouse_dir}",
+                             f"SHOTS={shots}"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1200,
+                            check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    report = load_report(shots)
+    assert set(DASHBOARDS) <= set(report)  # a fifth (work_items) joins once that mart is published
+    con = duckdb.connect(str(published.published_db), read_only=True)
+    institutions = con.execute("SELECT count(*) FROM marts.renewal_eligibility").fetchone()[0]
+    con.close()
+    for title, charts in DASHBOARDS.items():
+        dashboard = report[title]
+        assert not dashboard["failed"], dashboard
+        assert dashboard["header"] == title  # the Chinese title, read from the page
+        assert len(dashboard["charts"]) == charts
+        assert set(dashboard["as_of"]) == {AS_OF.isoformat()}
+        png = shots / dashboard["png"]
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
+        for chart in dashboard["charts"]:
+            assert not chart["problems"] and chart["rows"] == chart["direct_rows"], chart
+    charts = {c["name"]: c for d in report.values() for c in d["charts"]}
+    # the overview's charts have data, with the Chinese labels of the _zh columns on the page
+    assert charts["各鉴定中心机构续期阶段"]["rows"] > 0 and charts["续期评估结论"]["rows"] > 0
+    assert charts["机构总数"]["shown_text"].split("\n")[1] == str(institutions)
+    detail = charts["机构明细"]["shown_text"]
+    assert "职业技能鉴定指导中心" in detail and "备案有效期截止日" in detail
+    assert any(label in detail for label in ("未到续期申请期", "续期申请期", "存续期", "视为自动放弃续期"))
+    assert "Data error" not in result.stdout and "FAIL" not in result.stdout
+
+
+@pytest.fixture
+def own_published(built, tmp_path):
+    """A published warehouse of this test's own, which it publishes again (the module's one stays as is)."""
+    require_system_tool("chromium")
+    settings = private_copy(built, tmp_path / "own")
+    steps.publish(AS_OF, settings=settings)
+    return settings
+
+
+@pytest.fixture
+def running_superset(own_published, tmp_path):
+    """`bi/serve.py` (what `make bi` runs) over a published warehouse, on a free port."""
+    import socket
+
+    published = own_published
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    state = tmp_path / "superset-state"
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen([str(BI_PY), "bi/serve.py", "--warehouse", str(published.warehouse_dir),
+                                "--state-dir", str(state), "--port", str(port)], cwd=PROJECT_ROOT, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            assert process.poll() is None, (tmp_path / "serve.log").read_text()[-4000:]
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "Superset did not start in 10 minutes"
+            time.sleep(2)
+        yield url, state, tmp_path / "serve.log"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # serve.py and the Superset server it started
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_running_superset_shows_the_next_publication_and_a_broken_one_fails(own_published, running_superset,
+                                                                          tmp_path):
+    published = own_published
+    url, state, serve_log = running_superset
+    printed = serve_log.read_text()
+    password = (state / "admin_password").read_text().strip()
+    assert f"password: {password}" in printed  # printed once, on first start, and kept in the state folder
+    args = ["--warehouse", str(published.warehouse_dir), "--url", url, "--state-dir", str(state)]
+
+    first = render(*args, "--shots", str(tmp_path / "first"))
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    assert {d["as_of"][0] for d in load_report(tmp_path / "first").values()} == {AS_OF.isoformat()}
+
+    # The next day's publication: the real publish step renames a new file over published.duckdb while
+    # Superset keeps running; a refresh must show the new as-of date.
+    next_day = "2026-11-26"
+    con = duckdb.connect(str(published.warehouse_db))
+    for (table,) in con.execute("""SELECT table_name FROM duckdb_columns() WHERE schema_name = 'marts'
+                                   AND column_name = 'as_of' AND database_name = current_database()""").fetchall():
+        con.execute(f"UPDATE marts.{table} SET as_of = DATE '{next_day}'")
+    con.close()
+    steps.publish(AS_OF, settings=published)
+    second = render(*args, "--shots", str(tmp_path / "second"))
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+    assert {d["as_of"][0] for d in load_report(tmp_path / "second").values()} == {next_day}
+
+    # A publication that breaks the charts of one dashboard: the check fails, and names them.
+    con = duckdb.connect(str(published.warehouse_db))
+    con.execute("ALTER TABLE marts.review_sla DROP COLUMN working_days_left")
+    con.close()
+    steps.publish(AS_OF, settings=published)
+    broken = render(*args, "--shots", str(tmp_path / "broken"))
+    assert broken.returncode == 1, broken.stdout[-4000:] + broken.stderr[-4000:]
+    report = load_report(tmp_path / "broken")
+    assert {title for title, d in report.items() if d["failed"]} == {"续期评估时限"}
+    failed = [c for c in report["续期评估时限"]["charts"] if c["problems"]]
+    assert failed and all("error" in " ".join(c["problems"]) for c in failed)
+    assert "FAIL 续期评估时限" in broken.stdout
+
+
+@pytest.mark.slow
+def test_the_same_dashboards_on_the_postgresql_marts(published, postgres, tmp_path):
+    """What docker-compose's Superset does: the same bundle imported over the PostgreSQL marts (filled by the
+    DAG's publish_postgres step), read with a read-only login in role bi_reader; every chart has its data."""
+    import psycopg2
+    from psycopg2.extensions import parse_dsn
+
+    admin = psycopg2.connect(postgres)
+    admin.autocommit = True
+    cur = admin.cursor()
+    cur.execute("DROP DATABASE IF EXISTS dashboards_marts")
+    cur.execute("CREATE DATABASE dashboards_marts")
+    admin.close()
+    dsn = postgres.replace("dbname=postgres", "dbname=dashboards_marts")
+    steps.publish_to_postgres(AS_OF, settings=published, dsn=dsn)
+    pg = psycopg2.connect(dsn)
+    pg.autocommit = True
+    cur = pg.cursor()
+    cur.execute("DROP ROLE IF EXISTS dashboards_reader")
+    cur.execute("CREATE ROLE dashboards_reader LOGIN PASSWORD 'pw' IN ROLE bi_reader")
+    cur.execute("ALTER ROLE dashboards_reader SET default_transaction_read_only = on")
+    pg.close()
+    server = parse_dsn(postgres)
+    uri = f"postgresql+psycopg2://dashboards_reader@{server['host']}:{server['port']}/dashboards_marts"
+    shots = tmp_path / "pg"
+    result = render("--warehouse", str(published.warehouse_dir), "--shots", str(shots), "--database-uri", uri,
+                    "--password-env", "DASHBOARDS_PG_PASSWORD", env={"DASHBOARDS_PG_PASSWORD": "pw"})
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    report = load_report(shots)
+    for title, charts in DASHBOARDS.items():
+        assert not report[title]["failed"] and len(report[title]["charts"]) == charts, report[title]
+        assert set(report[title]["as_of"]) == {AS_OF.isoformat()}
+    assert all(c["rows"] == c["direct_rows"] for d in report.values() for c in d["charts"])
+    assert sum(c["rows"] for d in report.values() for c in d["charts"]) > 100
+
+
+def test_bundle_is_whole_and_reads_only_published_marts(tmp_path):
+    """Every chart's dataset and every dashboard's chart is in the bundle; physical datasets name marts that
+    the dbt project builds; titles are Chinese."""
+    bundle = import_dashboards.read_bundle()
+    datasets = {c["uuid"]: c for p, c in bundle.items() if p.startswith("datasets/")}
+    charts = {c["uuid"]: c for p, c in bundle.items() if p.startswith("charts/")}
+    dashboards = [c for p, c in bundle.items() if p.startswith("dashboards/")]
+    marts = {p.stem for p in (PROJECT_ROOT / "dbt_project" / "models" / "marts").glob("*.sql")}
+    assert {c["dashboard_title"] for c in dashboards} >= set(DASHBOARDS)
+    for dataset in datasets.values():
+        assert dataset["schema"] == "marts" and (dataset["sql"] or dataset["table_name"] in marts), dataset["table_name"]
+    assert all(chart["dataset_uuid"] in datasets for chart in charts.values())
+    for dashboard in dashboards:
+        shown = [item["meta"]["uuid"] for item in dashboard["position"].values()
+                 if isinstance(item, dict) and item.get("type") == "CHART"]
+        assert shown and set(shown) <= set(charts), dashboard["dashboard_title"]
+        for native in dashboard["metadata"]["native_filter_configuration"]:
+            assert native["targets"][0]["datasetUuid"] in datasets
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in c["slice_name"]) for c in charts.values())
+
+
+def test_a_dashboard_waits_for_its_mart():
+    """A dashboard on a mart that is not published yet (the work list, marts.work_items) is left out of the
+    import with its dataset and charts, and comes in once the mart exists; the others are untouched."""
+    bundle = import_dashboards.read_bundle()
+    database = next(c["uuid"] for p, c in bundle.items() if p.startswith("databases/"))
+    bundle["datasets/renewal_marts/work_items.yaml"] = {"uuid": "d-work", "table_name": "work_items",
+                                                        "schema": "marts", "sql": None, "database_uuid": database}
+    bundle["charts/work_list.yaml"] = {"uuid": "c-work", "dataset_uuid": "d-work", "slice_name": "工作清单"}
+    bundle["dashboards/work_items.yaml"] = {"uuid": "b-work", "dashboard_title": "工作清单", "position": {
+        "CHART-work": {"type": "CHART", "meta": {"uuid": "c-work", "chartId": 1}}}}
+    tables = {("marts", t) for t in ("renewal_eligibility", "review_sla", "institution_flags", "renewal_history")}
+    without = import_dashboards.without_missing_marts(bundle, tables)
+    assert "dashboards/work_items.yaml" not in without and "charts/work_list.yaml" not in without
+    assert "datasets/renewal_marts/work_items.yaml" not in without
+    assert set(bundle) - set(without) == {"dashboards/work_items.yaml", "charts/work_list.yaml",
+                                          "datasets/renewal_marts/work_items.yaml"}
+    assert import_dashboards.without_missing_marts(bundle, tables | {("marts", "work_items")}) == bundle
