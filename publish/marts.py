@@ -27,6 +27,8 @@ MARTS = {
     "renewal_history": "as_of, institution_id",
     "evaluation_plans": "plan_no",
     "renewal_application_facts": "institution_id",
+    "renewal_warnings": "institution_id",
+    "work_items": "list_centre, sort_order",
 }
 # schema ops: about the runs, not a function of D (so not compared between reruns)
 OPS = {
