@@ -222,6 +222,15 @@ SUITES: list[Check] = [
         ],
     ),
     Check(
+        "centre_summary",
+        "SELECT supervising_centre, lifecycle_stage, institutions FROM marts.centre_summary",
+        lambda: [
+            E.ExpectCompoundColumnsToBeUnique(column_list=["supervising_centre", "lifecycle_stage"]),
+            E.ExpectColumnValuesToBeInSet(column="lifecycle_stage", value_set=STAGES),
+            E.ExpectColumnValuesToNotBeNull(column="institutions"),
+        ],
+    ),
+    Check(
         "volume_against_last_publication",
         """WITH candidate AS (
                SELECT (SELECT count(*) FROM staging.stg_feed__institutions) AS institutions,
