@@ -75,6 +75,9 @@ select
         when 'apply_by' then institutions.apply_by
         when 'grace_ends_on' then institutions.grace_ends_on
     end) as days_left,
+    -- what the deadline is: for window_opens_soon the day the window opens, not a 截止日期
+    types.deadline_kind,
+    types.deadline_label_zh,
     institutions.registered_on,
     institutions.expires_on,
     institutions.window_opens_on,
