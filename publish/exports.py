@@ -255,8 +255,9 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
             centre_warnings = warnings if province else [r for r in warnings if r["supervising_centre"] == code]
             files[f"{stem}.csv"] = _csv_bytes(centre_rows)
             files[f"{stem}.xlsx"] = centre_workbook(
-                code, as_of, centre_work, centre_warnings, rows if province else centre_rows,
-                summary if province else None, sent_by_centre if province else None)
+                code, as_of, centre_work, centre_warnings, centre_rows, summary if province else None,
+                sent_by_centre if province else None,
+                new_ids={r["institution_id"] for r in (rows if province else centre_rows)})
             for iid in sorted({r["institution_id"] for r in centre_rows}):
                 inst = institutions[iid]
                 folder = f"{code}_{name}_申请材料/{iid}_{_safe(inst.name)}"

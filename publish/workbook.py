@@ -201,10 +201,12 @@ def _reminder_order(reminder_type: str) -> tuple[int, str]:
 
 
 def centre_workbook(code: str, as_of: dt.date, work: list[dict], warnings: list[dict], sent: list[dict],
-                    summary: list[dict] | None = None, sent_by_centre: dict[str, int] | None = None) -> bytes:
+                    summary: list[dict] | None = None, sent_by_centre: dict[str, int] | None = None,
+                    new_ids: set[str] | None = None) -> bytes:
     """The workbook of centre `code` for D. `work`: its work_items rows in order; `warnings`: its
-    renewal_warnings rows; `sent`: the reminders it sends today; for the province also `summary` (centre_summary
-    rows) and the number of reminders every centre sends today."""
+    renewal_warnings rows; `sent`: the reminders it sends today (its CSV's rows); `new_ids`: the institutions
+    marked 新增 (default: those of `sent`; the province's list marks every centre's); for the province also
+    `summary` (centre_summary rows) and the number of reminders every centre sends today."""
     name = centre_name(code)
     province = code == PROVINCE
     wb = Workbook()
@@ -219,8 +221,8 @@ def centre_workbook(code: str, as_of: dt.date, work: list[dict], warnings: list[
     ws = wb.active
     ws.title = "今日须办"
     if work:
-        new_ids = {r["institution_id"] for r in sent}
-        _table(ws, work_columns(as_of, province, new_ids), work, _urgency_fill)
+        marked = new_ids if new_ids is not None else {r["institution_id"] for r in sent}
+        _table(ws, work_columns(as_of, province, marked), work, _urgency_fill)
         print_like_an_office_document(ws, header("今日须办（全省）" if province else "今日须办"))
     else:
         _one_line(ws, EMPTY_WORK_LIST)
