@@ -16,9 +16,12 @@ Runs whenever `renewal_daily` publishes the marts (Asset `renewal_published_mart
 that publication; run it by hand with a logical date, or the param `as_of`, to export a given date.
 
 1. `export_reminders` selects the reminders of `marts.reminders` not yet sent before D (ledger
-   `reminder_ledger.duckdb`), writes `exports/<D>/`: per centre an `.xlsx` (summary and one sheet per reminder
-   type) and a `.csv`, per institution the pre-filled 附件1 申请表 and 附件2 工作总结 draft, and `manifest.json`
-   (counts, sha256 of every file); then records them as sent. A rerun for D gives identical files.
+   `reminder_ledger.duckdb`), writes `exports/<D>/`: per centre an `.xlsx` that opens on `今日须办` (mart
+   `work_items`, R-WORK: a standing to-do list, not "sent once"; the province's covers every centre, with a
+   roll-up `各中心汇总` and its own tasks `省中心事项`), then `预警` (R-WARN), `汇总` and one sheet per reminder
+   type, and a `.csv` of the reminders sent that day; per institution reminded, the pre-filled 附件1 申请表 and
+   附件2 工作总结 draft if it can apply now, else a one-page 告知; and `manifest.json` (counts, sha256 of every
+   file); then records the reminders as sent. A rerun for D gives identical files.
 2. `email_reminders` mails each centre its files through the `smtp_default` connection, once per centre and
    date; skipped unless recipients are configured (Variable `reminder_recipients` or `REMINDER_RECIPIENTS`).
 """

@@ -307,7 +307,7 @@ def _province_sheets(wb, as_of, work, summary, sent_by_centre, header) -> None:
                + [Column(labels[s], 8, lambda r, s=s: r[f"stage:{s}"], "number") for s in stages]
                + [Column("续期评估超期", 8, lambda r: r["overdue_reviews"], "number"),
                   Column("预警机构", 7, lambda r: r["at_risk"], "number"),
-                  Column("今日须办（机构）", 8, lambda r: r["work"], "number"),
+                  Column("今日须办机构数（本中心）", 9, lambda r: r["work"], "number"),
                   Column("今日发出提醒", 8, lambda r: r["sent"], "number")])
     _table(ws, columns, [*rows, totals])
     for cell in ws[ws.max_row]:
