@@ -146,6 +146,8 @@ class _PhoneQuotingWriter:
             text = str(value)
             if i in quoted and text:
                 cells.append('"' + text.replace('"', '""') + '"')
+            elif not text:
+                cells.append("")  # (a csv.writer given one empty field alone writes "")
             else:
                 one = io.StringIO()
                 csv.writer(one, lineterminator="").writerow([value])

@@ -83,7 +83,7 @@ def work_columns(as_of: dt.date, province: bool, new_ids: set[str]) -> list[Colu
         Column("机构备案号", 12, lambda r: r["registration_no"]),
         Column("待办事项", 12, lambda r: r["item_codes_zh"]),
         Column("办理事项", 28, lambda r: r["actions_zh"]),
-        Column("截止日期", 13, lambda r: r["deadline"], "date"),
+        Column("最早期限", 13, lambda r: r["deadline"], "date"),
         Column("剩余天数", 7, lambda r: days_text(r["days_left"])),
         Column("当前阶段", 8, lambda r: r["lifecycle_stage_zh"]),
         Column(_conditions_header(as_of), 10, lambda r: r["conditions_zh"]),

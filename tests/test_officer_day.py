@@ -186,13 +186,15 @@ def test_city_workbook_opens_on_todays_work_most_urgent_first(officer_day):
     # today's deadlines first, then the centre's overdue review, then the rest by deadline
     assert names[:3] == [name["I01"], name["I02"], name["I03"]]
     assert [r["紧急程度"] for r in rows[:3]] == ["今日到期", "今日到期", "评估超期"]
-    assert inst[name["I01"]]["剩余天数"] == "今日" and inst[name["I01"]]["截止日期"].date() == D
+    assert inst[name["I01"]]["剩余天数"] == "今日" and inst[name["I01"]]["最早期限"].date() == D
     assert "备案今日到期" in inst[name["I01"]]["待办事项"]
     assert "存续期今日结束" in inst[name["I02"]]["待办事项"]
     assert "续期评估已超期" in inst[name["I03"]]["待办事项"] and "逾期" in inst[name["I03"]]["剩余天数"]
     assert "续期评估期限临近" in inst[name["I04"]]["待办事项"]
     assert "暂停受理" in inst[name["I06"]]["待办事项"]
     assert "续期预警" in inst[name["I08"]]["待办事项"]
+    # a reminder's date is named for what it is: the window's opening day is not a 截止日期
+    assert "续期申请期开始日期为2026年12月25日" in inst[name["I13"]]["办理事项"]
     assert name["I12"] not in inst and name["P01"] not in inst  # nothing to do; another centre's institution
     assert name["I10"] not in inst and name["I11"] not in inst  # the province's tasks, not the city's
     # a reminder first due on D is 新增; one sent on D − 1 stays listed, unmarked
@@ -202,7 +204,7 @@ def test_city_workbook_opens_on_todays_work_most_urgent_first(officer_day):
     colours = [sheet.cell(row=n, column=1).fill.fgColor.rgb for n in (2, 4, len(rows) + 1)]
     assert len(set(colours)) == 3
     # dates are real date cells shown as 2026年11月25日
-    deadline_col = [c.value for c in sheet[1]].index("截止日期") + 1
+    deadline_col = [c.value for c in sheet[1]].index("最早期限") + 1
     assert sheet.cell(row=2, column=deadline_col).number_format == 'yyyy"年"m"月"d"日"'
     # the contact is there, with the notice's wording
     assert LANDLINE in inst[name["I01"]]["评价业务联系人"]

@@ -70,7 +70,13 @@ centre_items as (
             when reminder_type = 'window_opens_soon' then window_opens_on
             when reminder_type in ('grace_period', 'grace_ending') then grace_ends_on
         end),
-        string_agg(reminder_type_zh, '、' order by reminder_type)
+        -- each reminder with its key date named for what it is (a window's opening day is no 截止日期)
+        string_agg(
+            reminder_type_zh || coalesce(
+                '，' || deadline_label_zh || '为' || strftime(deadline, '%Y年%-m月%-d日'), ''
+            ),
+            '；' order by reminder_type
+        )
     from reminders
     group by institution_id
     union all
