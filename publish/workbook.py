@@ -140,7 +140,7 @@ def reminder_columns(as_of: dt.date, date_header: str) -> list[Column]:
 
 def _display_width(text: str) -> float:
     """Width in column units at 10 pt: a CJK character takes about two, a Latin one about one."""
-    return sum(1.8 if ord(ch) > 0x2E80 else 1.0 for ch in text)
+    return sum(2.0 if ord(ch) > 0x2E80 else 1.0 for ch in text)
 
 
 def _row_height(values: list, columns: list[Column], size: float = 10, header: bool = False) -> float:
