@@ -17,7 +17,10 @@ FEED_OPTS ?=
 MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/seeds dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml
 
-.PHONY: install run test lint clean bench
+FROM ?=
+TO ?=
+
+.PHONY: install run backfill test test-fast mutants lint clean bench
 
 install: .venv/.installed $(MANIFEST)
 
@@ -36,8 +39,23 @@ run: install
 	AS_OF="$(AS_OF)" DATA="$(DATA)" WAREHOUSE="$(WAREHOUSE)" EXPORTS="$(EXPORTS)" FEED_OPTS="$(FEED_OPTS)" \
 		$(PY) -m pipeline.local_run $(if $(FULL_REFRESH),--full-refresh)
 
+# Rebuild the marts and renewal_history for every day FROM..TO (oldest first), one DAG run a day, through Airflow;
+# a backfill exports, marks and e-mails no reminders.
+backfill: install
+	@[ -n "$(FROM)" ] && [ -n "$(TO)" ] || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [DATA=DIR]" >&2; exit 2; }
+	FROM="$(FROM)" TO="$(TO)" DATA="$(DATA)" WAREHOUSE="$(WAREHOUSE)" EXPORTS="$(EXPORTS)" FEED_OPTS="$(FEED_OPTS)" \
+		$(PY) -m pipeline.local_run
+
 test: install
 	$(PY) -m pytest
+
+# The quick loop: everything that starts no Airflow, dbt or server (tests marked slow are left out).
+test-fast: install
+	$(PY) -m pytest -m "not slow" -q
+
+# Mutation testing of the rules: each mutation of tests/mutation/mutants.tsv alone against the fast tier.
+mutants: install
+	$(PY) tests/mutation/run.py
 
 # Province-scale benchmark (bench/README.md): 200 and 2,000 institutions, about 14 min here; BENCH_SIZES=6000 adds the largest size.
 bench: install

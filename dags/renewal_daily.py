@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Asset, Param, get_current_context, task
+from airflow.sdk import DAG, Param, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtBuildLocalOperator
-from pendulum import datetime
 
-from pipeline.settings import DBT_PROJECT_DIR, TIMEZONE, load_settings
-
-PUBLISHED_MARTS = Asset("renewal_published_marts")
-AS_OF = "{{ logical_date.in_timezone('Asia/Shanghai').strftime('%Y-%m-%d') }}"
+from pipeline.dag_common import (
+    AS_OF_TEMPLATE,
+    DEFAULT_ARGS,
+    PUBLISHED_MARTS,
+    START_DATE,
+    TRANSIENT,
+    USER_DEFINED_MACROS,
+    WRITER_POOL,
+    is_backfill,
+    run_as_of,
+)
+from pipeline.settings import DBT_PROJECT_DIR, warehouse_dir
 
 DOC = """
 ### 备案续期 daily run (闽劳鉴〔2022〕26号)
 
-The run's **logical date, read in Asia/Shanghai, is the as-of date D** of every mart.
+The run's **logical date, read in Asia/Shanghai, is the as-of date D** of every mart (a run without a
+logical date uses its `run_after`). Any D from 2022-12-15 (the notice's date) on can be run or backfilled;
+a backfill (`make backfill`, `airflow backfill create`) rebuilds marts and history only: its publications
+carry `backfill: true`, so `renewal_reminders` neither exports, marks the ledger nor sends e-mail for them.
 
 1. `extract_feed` pulls institutions, registered occupations, plans and certificates from 技能人才评价工作网
    (incremental by watermark; param `full_refresh` pulls everything) into `warehouse.duckdb` schema `raw`.
-2. `load_centre_records` reads the centre's spreadsheets; bad rows go to `raw.quarantine` with their reason.
+2. `load_centre_records` reads the centre's spreadsheets (CSV/text in UTF-8, GBK or UTF-16, .xlsx, .xls;
+   docs/centre_records.md); bad rows go to `raw.quarantine` with their reason, and back to their centre in its
+   退回清单. **A file that cannot be read at all fails this task** (`CentreFileError`: the log names the file,
+   what was expected and what was found); nothing is published until the file is fixed or replaced.
 3. `verify_certificates` asks the feed's batch lookup about new, not-found and stale certificates.
 4. `dbt_staging_intermediate` builds the seeds, staging and intermediate models with their data and unit
    tests, in one `dbt build`; then the `dbt` group (Cosmos) runs one task per mart and a task for the marts'
@@ -33,18 +46,16 @@ The run's **logical date, read in Asia/Shanghai, is the as-of date D** of every 
    marts into PostgreSQL for BI tools (skipped when no `marts_postgres` connection or `MARTS_POSTGRES_DSN`).
    Publishing updates the Asset `renewal_published_marts`, which starts `renewal_reminders` (exports/<D>/).
 
-Tasks run one at a time (`max_active_tasks=1`): DuckDB allows one writer per file.
+Every task that writes a DuckDB file takes the one slot of the pool `renewal_duckdb_writer`, so no two tasks
+of either DAG write at once. A failed task e-mails `ALERT_RECIPIENTS` (or the Variable `alert_recipients`)
+through `smtp_default`; the feed, lookup and PostgreSQL tasks retry with exponential backoff first. The gate
+never retries: its failure is a verdict on the data.
 Rerunning a date is safe: marts and exports are a function of the data and D.
 """
 
-settings = load_settings()
-
 
 def _as_of():
-    from pipeline.settings import as_of_date
-
-    context = get_current_context()
-    return as_of_date(context["logical_date"] or context["dag_run"].run_after)
+    return run_as_of(get_current_context())
 
 
 def _load_id() -> str:
@@ -56,17 +67,20 @@ with DAG(
     dag_id="renewal_daily",
     description="Daily renewal-eligibility marts and reminders for Fujian skill-evaluation institutions",
     schedule="0 6 * * *",
-    start_date=datetime(2026, 1, 1, tz=TIMEZONE),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     max_active_tasks=1,
     doc_md=DOC,
-    params={"full_refresh": Param(False, type="boolean", description="pull every record, not only changes")},
-    default_args={"retries": 0},
+    params={"full_refresh": Param(False, type="boolean", description="pull every record, not only changes"),
+            "backfill": Param(False, type="boolean",
+                              description="rebuild history only: the reminders DAG exports and sends nothing")},
+    default_args={**DEFAULT_ARGS, "pool": WRITER_POOL},
+    user_defined_macros=USER_DEFINED_MACROS,
     tags=["renewal", "闽劳鉴〔2022〕26号"],
 ) as dag:
 
-    @task
+    @task(**TRANSIENT)
     def extract_feed(params: dict | None = None) -> dict:
         from pipeline.steps import extract_feed as step
 
@@ -78,7 +92,7 @@ with DAG(
 
         return load_centre(_as_of(), _load_id())
 
-    @task
+    @task(**TRANSIENT)
     def verify_certificates() -> dict:
         from pipeline.steps import verify_certificates as step
 
@@ -88,9 +102,10 @@ with DAG(
     profile = ProfileConfig(profile_name="renewal", target_name="duckdb",
                             profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml")
     dbt_args = {
-        "vars": {"as_of": AS_OF},
-        "env": {"WAREHOUSE_DB": str(settings.warehouse_db)},
+        "vars": {"as_of": AS_OF_TEMPLATE},
+        "env": {"WAREHOUSE_DB": str(warehouse_dir() / "warehouse.duckdb")},
         "install_deps": False,
+        "pool": WRITER_POOL,
     }
     staging_intermediate = DbtBuildLocalOperator(
         task_id="dbt_staging_intermediate",
@@ -116,28 +131,40 @@ with DAG(
         operator_args=dbt_args,
     )
 
-    @task
+    @task(retries=0)
     def quality_gate() -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from expectations.gate import GateFailed
         from pipeline.steps import quality_gate as step
 
-        return step(_as_of(), get_current_context()["run_id"])
+        try:
+            return step(_as_of(), get_current_context()["run_id"])
+        except GateFailed as failed:  # a verdict on the data, not a glitch: no retry
+            raise AirflowFailException(str(failed)) from failed
 
     @task(outlets=[PUBLISHED_MARTS])
-    def publish() -> dict:
+    def publish(*, outlet_events=None) -> dict:
         from pipeline.steps import publish as step
 
-        return step(_as_of())
+        context = get_current_context()
+        counts = step(_as_of())
+        # renewal_reminders reads D (and whether this is a backfill) from the event, never from the newest file
+        outlet_events[PUBLISHED_MARTS].extra = {"as_of": _as_of().isoformat(), "backfill": is_backfill(context)}
+        return counts
 
-    @task
+    @task(**TRANSIENT)
     def publish_postgres() -> dict:
         from pipeline.steps import publish_to_postgres
 
         return publish_to_postgres(_as_of())
 
-    @task
+    @task(pool="default_pool")
     def report() -> str:
+        from pipeline.settings import load_settings
         from pipeline.steps import summary_text
 
+        settings = load_settings()
         text = summary_text(settings.published_db, settings.exports_dir)
         print(text)
         return text

@@ -1,5 +1,6 @@
-"""`make run`: generate (or use) a dataset, serve it with the mock feed, run the daily DAG with
-`airflow dags test` on an embedded SQLite metadata database, stop the feed and print a summary."""
+"""`make run` and `make backfill`: generate (or use) a dataset, serve it with the mock feed, run the DAGs with
+`airflow dags test` on an embedded SQLite metadata database, show each task as it runs, judge the run by its
+recorded state, stop the feed and print a summary."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import secrets
 import shlex
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -40,7 +42,6 @@ def airflow_env(extra: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(AIRFLOW_HOME / "logs"),
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
         "GX_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -69,20 +70,124 @@ def start_feed(data: Path, token: str, feed_opts: str) -> tuple[subprocess.Popen
 
 
 def migrate_metadata_db(airflow: str, env: dict[str, str]) -> None:
-    """`airflow db migrate`, skipped (about 7 s) when this Airflow version already migrated the database."""
+    """`airflow db migrate` and the writer pool, skipped (about 10 s) when this Airflow version already did both."""
     from importlib.metadata import version
 
+    from pipeline.dag_common import WRITER_POOL, WRITER_POOL_DESCRIPTION
+
     stamp = AIRFLOW_HOME / "migrated-by"
-    current = f"apache-airflow {version('apache-airflow')}"
+    current = f"apache-airflow {version('apache-airflow')}; pool {WRITER_POOL}"
     if (AIRFLOW_HOME / "airflow.db").exists() and stamp.exists() and stamp.read_text() == current:
         return
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([airflow, "pools", "set", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
     stamp.write_text(current)
 
 
-def main(argv: list[str] | None = None) -> int:
+def local_pseudonym_key() -> str:
+    """PSEUDONYM_KEY from the environment, else a random key made once and kept in .airflow/ (so reruns of
+    `make run` give identical pseudonyms, and no built-in key exists that anyone could know)."""
+    if os.environ.get("PSEUDONYM_KEY"):
+        return os.environ["PSEUDONYM_KEY"]
+    path = AIRFLOW_HOME / "pseudonym_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class RunFailed(RuntimeError):
+    """A DAG run that did not succeed, or in which no task ran."""
+
+
+def _metadata(query: str, params: tuple) -> list[tuple]:
+    con = sqlite3.connect(f"file:{AIRFLOW_HOME / 'airflow.db'}?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute(query, params).fetchall()
+    except sqlite3.OperationalError:  # locked for a moment by the run itself: try at the next poll
+        return []
+    finally:
+        con.close()
+
+
+def _newest_run_id() -> int:
+    rows = _metadata("SELECT coalesce(max(id), 0) FROM dag_run", ())
+    return rows[0][0] if rows else 0
+
+
+def watch_dag_run(proc: subprocess.Popen, dag_id: str, after_id: int) -> tuple[str | None, list[tuple]]:
+    """While `airflow dags test` runs, print each task as it starts and ends (task, state, seconds), read from
+    the metadata database; return the run's final state and its task instances."""
+    shown: dict[str, str] = {}
+    run = None
+    while True:
+        finished = proc.poll() is not None
+        found = _metadata("SELECT run_id, state FROM dag_run WHERE dag_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
+                          (dag_id, after_id))
+        run = found[0] if found else run
+        tis = _metadata("""SELECT task_id, state, duration, try_number FROM task_instance
+                           WHERE dag_id = ? AND run_id = ? ORDER BY start_date""", (dag_id, run[0])) if run else []
+        for task_id, state, duration, tries in tis:
+            if state and shown.get(task_id) != state:
+                if state == "running":
+                    print(f"  {task_id} …", flush=True)
+                elif state in ("success", "failed", "skipped", "upstream_failed", "up_for_retry"):
+                    took = f" {duration:6.1f} s" if duration is not None else ""
+                    retry = f" (try {tries})" if tries and tries > 1 else ""
+                    print(f"  {task_id:<40} {state}{took}{retry}", flush=True)
+                shown[task_id] = state
+        if finished:
+            return (run[1] if run else None), tis
+        time.sleep(0.5)
+
+
+def judge_run(dag_id: str, as_of: dt.date, state: str | None, tis: list[tuple]) -> None:
+    """Raise RunFailed unless the DAG run succeeded and at least one of its tasks ran and succeeded."""
+    if state is None:
+        raise RunFailed(f"{dag_id} for {as_of}: Airflow recorded no DAG run at all")
+    bad = [(t, s) for t, s, *_ in tis if s not in ("success", "skipped")]
+    if state != "success" or bad:
+        detail = ", ".join(f"{t}={s}" for t, s in bad) or "no task failed"
+        raise RunFailed(f"{dag_id} for {as_of}: the DAG run ended {state} ({detail})")
+    if not any(s == "success" for _, s, *_ in tis):
+        raise RunFailed(f"{dag_id} for {as_of}: the DAG run ran no task (is {as_of} before the DAG's start_date?); "
+                        "nothing was published")
+
+
+def run_dag(airflow: str, env: dict[str, str], dag_id: str, as_of: dt.date, conf: dict | None = None) -> None:
+    """`airflow dags test DAG D` with progress on the terminal, judged by the run's recorded state."""
+    logical = f"{as_of.isoformat()}T06:00:00+08:00"
+    cmd = [airflow, "dags", "test", dag_id, logical] + (["--conf", json.dumps(conf)] if conf else [])
+    log_path = AIRFLOW_HOME / f"dags-test-{dag_id}-{as_of.isoformat()}.log"
+    print(f"{dag_id} for {as_of}:", flush=True)
+    started = time.monotonic()
+    after = _newest_run_id()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            state, tis = watch_dag_run(proc, dag_id, after)
+        finally:
+            proc.wait()
+    try:
+        judge_run(dag_id, as_of, state, tis)
+    except RunFailed:
+        lines = log_path.read_text(errors="replace").splitlines()
+        print("\n".join(lines[-60:]), file=sys.stderr)
+        # a centre file that cannot be read: its message, not the traceback, is what the person needs
+        for cause in sorted({line[line.index("CentreFileError: "):] for line in lines if "CentreFileError: " in line}):
+            print(f"\n{cause}", file=sys.stderr)
+        print(f"\nfull Airflow log: {log_path}", file=sys.stderr)
+        raise
+    print(f"  {dag_id} succeeded in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--as-of", default=os.environ.get("AS_OF") or None)
+    parser.add_argument("--from", dest="backfill_from", default=os.environ.get("FROM") or None,
+                        help="backfill: first as-of date (with --to); rebuilds marts and history, sends nothing")
+    parser.add_argument("--to", dest="backfill_to", default=os.environ.get("TO") or None)
     parser.add_argument("--data", default=os.environ.get("DATA") or None)
     parser.add_argument("--warehouse", default=os.environ.get("WAREHOUSE") or "warehouse")
     parser.add_argument("--exports", default=os.environ.get("EXPORTS") or "exports")
@@ -92,9 +197,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feed-url", default=None,
                         help="use this running feed instead of starting the mock feed on DATA (benchmarks)")
     parser.add_argument("--feed-token", default=os.environ.get("FEED_TOKEN"))
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date()
+
+def as_of_dates(args: argparse.Namespace) -> tuple[list[dt.date], bool]:
+    """The dates to run, oldest first, and whether this is a backfill; every date must be on or after the notice."""
+    from pipeline.dag_common import START_DATE
+
+    first = START_DATE.date()
+    if args.backfill_from or args.backfill_to:
+        if not (args.backfill_from and args.backfill_to):
+            raise ValueError("a backfill needs both FROM=YYYY-MM-DD and TO=YYYY-MM-DD")
+        start, end = dt.date.fromisoformat(args.backfill_from), dt.date.fromisoformat(args.backfill_to)
+        if end < start:
+            raise ValueError(f"backfill FROM={start} is after TO={end}")
+        dates, backfill = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)], True
+    else:
+        today = dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date()
+        dates, backfill = [dt.date.fromisoformat(args.as_of) if args.as_of else today], False
+    if dates[0] < first:
+        raise ValueError(f"{dates[0]} is before {first}, the date of notice 闽劳鉴〔2022〕26号: nothing to judge")
+    return dates, backfill
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        dates, backfill = as_of_dates(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    as_of = dates[-1]
     resolve = lambda p: (Path(p) if Path(p).is_absolute() else PROJECT_ROOT / p).resolve()
     if args.data:
         data = resolve(args.data)
@@ -108,38 +241,35 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([sys.executable, "-m", "mock_feed", "generate", "--out", str(data), "--as-of",
                             as_of.isoformat(), "--institutions", str(args.institutions)], check=True)
     warehouse, exports = resolve(args.warehouse), resolve(args.exports)
+    AIRFLOW_HOME.mkdir(exist_ok=True)
 
     if args.feed_url:
         feed, url, token = None, args.feed_url, args.feed_token or ""
     else:
         token = secrets.token_hex(16)
+        print(f"starting the mock feed on {data} …", flush=True)
         feed, url = start_feed(data, token, args.feed_opts)
     env = airflow_env({
         # the feed's address and token reach the tasks as an Airflow connection, as in production
         f"AIRFLOW_CONN_{FEED_CONN_ID.upper()}": json.dumps({"conn_type": "http", "host": url, "password": token}),
         "DATA": str(data), "WAREHOUSE": str(warehouse), "EXPORTS": str(exports),
+        "PSEUDONYM_KEY": local_pseudonym_key(),
     })
     try:
-        AIRFLOW_HOME.mkdir(exist_ok=True)
         airflow = str(Path(sys.executable).parent / "airflow")
         migrate_metadata_db(airflow, env)
-        logical = f"{as_of.isoformat()}T06:00:00+08:00"
-        daily = [airflow, "dags", "test", "renewal_daily", logical]
-        if args.full_refresh:
-            daily += ["--conf", '{"full_refresh": true}']
-        # In production renewal_reminders runs when renewal_daily publishes (Asset schedule); `dags test`
-        # runs one DAG, so the local run runs it next, for the same date.
-        for dag_id, cmd in [("renewal_daily", daily),
-                            ("renewal_reminders", [airflow, "dags", "test", "renewal_reminders", logical])]:
-            print(f"running {dag_id} for {as_of} (data {data}, feed {url}) …", flush=True)
-            log_path = AIRFLOW_HOME / f"dags-test-{dag_id}-{as_of.isoformat()}.log"
-            with open(log_path, "w") as log:
-                result = subprocess.run(cmd, check=False, env=env, stdout=log, stderr=subprocess.STDOUT)
-            if result.returncode != 0 or "state=failed" in log_path.read_text(errors="replace"):
-                tail = log_path.read_text(errors="replace").splitlines()[-60:]
-                print("\n".join(tail), file=sys.stderr)
-                print(f"\nthe run FAILED; full Airflow log: {log_path}", file=sys.stderr)
-                return 1
+        for day in dates:
+            conf = {"full_refresh": True} if args.full_refresh else {}
+            if backfill:
+                conf["backfill"] = True
+            run_dag(airflow, env, "renewal_daily", day, conf)
+            # In production renewal_reminders runs when renewal_daily publishes (Asset schedule); `dags test`
+            # runs one DAG, so the local run runs it next, for the same date. A backfill reminds nobody.
+            if not backfill:
+                run_dag(airflow, env, "renewal_reminders", day)
+    except RunFailed as exc:
+        print(f"\nthe run FAILED: {exc}", file=sys.stderr)
+        return 1
     finally:
         if feed is not None:
             feed.terminate()
@@ -148,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.steps import summary_text
 
     print()
+    if backfill:
+        print(f"Backfilled {dates[0]} … {dates[-1]} ({len(dates)} days): marts and renewal_history rebuilt; "
+              "no reminders exported, marked or e-mailed.")
     print(summary_text(warehouse / "published.duckdb", exports))
     print(f"Airflow logs: {AIRFLOW_HOME}/dags-test-*-{as_of.isoformat()}.log")
     return 0

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# Beside the code in a checkout; an Airflow that installed the package elsewhere points at its copy.
+DBT_PROJECT_DIR = Path(os.environ.get("RENEWAL_DBT_PROJECT_DIR") or PROJECT_ROOT / "dbt_project")
 TIMEZONE = "Asia/Shanghai"
 # The Airflow connection that holds the feed's address (host, port) and token (password). FEED_URL and
 # FEED_TOKEN in the environment take precedence; either way the token is never in code, logs or the warehouse.
@@ -22,6 +23,10 @@ FEED_CONN_ID = "skill_evaluation_feed"
 MARTS_POSTGRES_CONN_ID = "marts_postgres"
 
 log = logging.getLogger(__name__)
+
+
+class MissingSecret(RuntimeError):
+    """A secret the pipeline refuses to run without (it never falls back to a built-in default)."""
 
 
 @dataclass(frozen=True)
@@ -109,19 +114,33 @@ def marts_postgres_dsn() -> str | None:
     return " ".join(f"{k}='{str(v).replace(chr(39), chr(92) + chr(39))}'" for k, v in parts.items() if v)
 
 
+def pseudonym_key() -> bytes:
+    """The HMAC key for resident ID numbers, from PSEUDONYM_KEY; there is no default, because with a known key
+    anyone could reverse an ID's HMAC by trying every possible ID (there are few enough)."""
+    key = os.environ.get("PSEUDONYM_KEY")
+    if not key:
+        raise MissingSecret("PSEUDONYM_KEY is not set: the pipeline will not pseudonymise resident ID numbers with "
+                            "a known key. Set it to a long random secret (`openssl rand -hex 32`) and keep it: "
+                            "the same key keeps pseudonyms stable across runs. (`make run` makes one in .airflow/.)")
+    return key.encode()
+
+
+def warehouse_dir() -> Path:
+    """The warehouse folder (WAREHOUSE), without looking up any connection or secret."""
+    return _path("WAREHOUSE", "warehouse")
+
+
 def load_settings() -> Settings:
     conn_url, conn_token = (None, None)
     if not (os.environ.get("FEED_URL") and os.environ.get("FEED_TOKEN")):
         conn_url, conn_token = feed_connection()
     return Settings(
-        warehouse_dir=_path("WAREHOUSE", "warehouse"),
+        warehouse_dir=warehouse_dir(),
         exports_dir=_path("EXPORTS", "exports"),
         data_dir=_path("DATA", "data/demo"),
         feed_url=(os.environ.get("FEED_URL") or conn_url or "http://127.0.0.1:8765").rstrip("/"),
         feed_token=os.environ.get("FEED_TOKEN") or conn_token,
-        # Key of the HMAC that replaces resident ID numbers. Production sets its own secret; the default
-        # only keeps local runs reproducible.
-        pseudonym_key=(os.environ.get("PSEUDONYM_KEY") or "local-development-key").encode(),
+        pseudonym_key=pseudonym_key(),
     )
 
 

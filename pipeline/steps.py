@@ -94,10 +94,14 @@ def load_centre(as_of: dt.date, load_id: str, settings: Settings | None = None) 
     con = connect(s.warehouse_db)
     try:
         result = load_centre_records(con, s.centre_records_dir, load_id)
-        summary = {"loaded": result.loaded, "quarantined": result.quarantined}
+        # each file's form (encoding or workbook, sheet, header row) goes into the summary: when a centre's
+        # numbers change, the first question is what it sent
+        summary = {"loaded": result.loaded, "quarantined": result.quarantined,
+                   "files": [f.note for f in result.files]}
         _record(con, load_id, as_of, "load_centre_records",
                 [(kind, "loaded", n, None) for kind, n in result.loaded.items()]
-                + [(kind, "quarantined", n, None) for kind, n in result.quarantined.items()])
+                + [(kind, "quarantined", n, None) for kind, n in result.quarantined.items()]
+                + [(f.path.stem, "file_rows", f.rows, f.note) for f in result.files])
         return summary
     finally:
         con.close()
@@ -188,11 +192,27 @@ def summary_text(published_db: Path, exports_dir: Path) -> str:
                                   FROM marts.renewal_eligibility GROUP BY ALL ORDER BY 3 DESC, 1""").fetchall()
         total = con.execute("SELECT count(*) FROM marts.renewal_eligibility").fetchone()[0]
         reminders = con.execute("SELECT count(*) FROM marts.reminders").fetchone()[0]
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'ops'").fetchall()}
+        # the centre files of the latest load of D as read (encoding or workbook, sheet, header row), and the rows
+        # sent back to each centre in its 退回清单
+        files = con.execute("""SELECT note, value FROM ops.run_metrics
+                               WHERE metric = 'file_rows' AND load_id = (
+                                   SELECT arg_max(load_id, recorded_at) FROM ops.run_metrics
+                                   WHERE step = 'load_centre_records' AND as_of = ?)
+                               ORDER BY note""", [as_of]).fetchall()
+        returned = con.execute("""SELECT supervising_centre, count(*) FROM ops.centre_record_returns
+                                  WHERE as_of = ? GROUP BY ALL ORDER BY 1""", [as_of]).fetchall() \
+            if "centre_record_returns" in tables else []
     finally:
         con.close()
     lines = [f"As of {as_of}: {total} institutions, {reminders} reminders due", "", "By lifecycle stage:"]
     lines += [f"  {n:>5}  {code:<14} {zh}" for code, zh, n in stages]
     lines += ["", "By renewal verdict:"]
     lines += [f"  {n:>5}  {code:<28} {zh}" for code, zh, n in verdicts]
+    if files:
+        lines += ["", "Centre files read:"] + [f"  {n:>5} rows  {note}" for note, n in files]
+    if returned:
+        lines += ["", "Centre rows rejected (退回清单 in the exports): "
+                  + ", ".join(f"{code} {n}" for code, n in returned)]
     lines += ["", f"Published marts: {published_db}", f"Reminder exports: {exports_dir / str(as_of)}"]
     return "\n".join(lines)

@@ -30,6 +30,7 @@ import duckdb
 
 from pipeline.centres import CENTRES
 from publish.forms import INSTITUTION_TYPES_ZH, Institution, build_forms
+from publish.returns import return_lists
 from publish.workbook import AUDIENCE_ZH, PROVINCE, centre_workbook
 
 log = logging.getLogger(__name__)
@@ -271,6 +272,7 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
                 else:
                     files[f"{folder}/告知_暂不能申请续期_{iid}.docx"] = made[0]
                     notices += 1
+        files |= return_lists(published_db, as_of)  # each centre's 退回清单 (issue 17), in the manifest too
         manifest = {
             "as_of": as_of.isoformat(),
             "reminders": len(rows),

@@ -34,6 +34,7 @@ MARTS = {
 # schema ops: about the runs, not a function of D (so not compared between reruns)
 OPS = {
     "run_metrics": "as_of, load_id, step, subject, metric",
+    "centre_record_returns": "supervising_centre, source_file, row_number, field",
 }
 PUBLISHED = {("marts", m): order for m, order in MARTS.items()} | {("ops", m): order for m, order in OPS.items()}
 

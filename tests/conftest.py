@@ -133,3 +133,16 @@ def postgres():
         pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
     with running_postgres(bindir) as dsn:
         yield dsn
+
+
+# Tests that start Airflow, dbt or a pipeline build are `slow`: `make test-fast` (pytest -m "not slow") leaves
+# them out. A module may also mark itself with `pytestmark = pytest.mark.slow`.
+SLOW_FIXTURES = {"built", "exported", "published", "snapshots", "postgres", "reference", "two_runs"}
+SLOW_MODULES = {"test_cohort", "test_end_to_end", "test_resilience"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if SLOW_FIXTURES & set(item.fixturenames) or module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -44,3 +44,112 @@ def test_reminders_dag_runs_on_each_publication(dagbag):
     assert "renewal_published_marts" in str(reminders.timetable.asset_condition)
     assert reminders.get_task("email_reminders").upstream_task_ids == {"export_reminders"}
     assert reminders.max_active_tasks == 1 and "as_of" in reminders.params
+
+
+def test_both_dags_accept_every_date_from_the_notice_and_share_one_asset(dagbag):
+    import datetime as dt
+
+    from pipeline.dag_common import PUBLISHED_MARTS, WRITER_POOL
+
+    for dag_id in ("renewal_daily", "renewal_reminders"):
+        dag = dagbag.dags[dag_id]
+        assert dag.start_date.astimezone(dt.timezone(dt.timedelta(hours=8))).date() == dt.date(2022, 12, 15)
+        for task in dag.tasks:  # every writer of a DuckDB file takes the pool's one slot
+            if task.task_id != "report":
+                assert task.pool == WRITER_POOL, (dag_id, task.task_id)
+            assert task.on_failure_callback, (dag_id, task.task_id)
+    assert dagbag.dags["renewal_daily"].get_task("publish").outlets == [PUBLISHED_MARTS]
+
+
+def test_transient_tasks_retry_with_backoff_and_the_gate_never(dagbag):
+    daily = dagbag.dags["renewal_daily"]
+    for task_id in ("extract_feed", "verify_certificates", "publish_postgres"):
+        task = daily.get_task(task_id)
+        assert task.retries == 3 and task.retry_exponential_backoff, task_id
+    assert daily.get_task("quality_gate").retries == 0
+    assert dagbag.dags["renewal_reminders"].get_task("email_reminders").retries == 3
+
+
+class _Run:
+    def __init__(self, run_after, conf=None, run_type="manual"):
+        self.run_after, self.conf, self.run_type, self.run_id = run_after, conf or {}, run_type, "manual__x"
+
+
+class _TI:
+    dag_id, task_id, try_number, log_url = "renewal_daily", "quality_gate", 1, "http://airflow/log"
+
+
+def test_d_without_a_logical_date_is_run_after_in_shanghai():
+    import datetime as dt
+
+    from pipeline.dag_common import as_of_macro, run_as_of
+
+    late_utc = dt.datetime(2026, 11, 24, 17, 30, tzinfo=dt.UTC)  # 01:30 on the 25th in Shanghai
+    assert run_as_of({"logical_date": None, "dag_run": _Run(late_utc)}) == dt.date(2026, 11, 25)
+    assert as_of_macro(None, late_utc) == "2026-11-25"
+
+
+def test_failure_mail_names_dag_task_date_and_the_failed_expectations(monkeypatch):
+    import datetime as dt
+
+    from pipeline.dag_common import alert_recipients, failure_mail
+
+    error = ("data-quality gate failed for 2026-11-25: 1 of 37 expectations failed; nothing was published.\n"
+             "  - plan_institutions: expect_column_values_to_not_be_null on known_institution: 1 unexpected "
+             "(e.g. plan_no=PX-ORPHAN (known_institution=None)) {{ not jinja }}")
+    context = {"ti": _TI(), "dag_run": _Run(dt.datetime(2026, 11, 24, 22, tzinfo=dt.UTC)), "logical_date": None,
+               "exception": RuntimeError(error)}
+    subject, body = failure_mail(context)
+    assert subject == "[renewal pipeline] FAILED renewal_daily.quality_gate for 2026-11-25"
+    assert "plan_institutions" in body and "1 unexpected" in body and "PX-ORPHAN" in body
+    assert "{{" not in body  # the notifier renders its fields with Jinja
+    monkeypatch.setenv("ALERT_RECIPIENTS", "a@x.cn; b@x.cn,")
+    assert alert_recipients() == ["a@x.cn", "b@x.cn"]
+
+
+def test_reminders_take_d_from_the_publication_event_and_skip_backfills(dagbag):
+    import datetime as dt
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("renewal_reminders_dag", PROJECT_ROOT / "dags" / "renewal_reminders.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class Event:
+        def __init__(self, extra, minute):
+            self.extra, self.timestamp = extra, dt.datetime(2026, 11, 25, 6, minute, tzinfo=dt.UTC)
+
+    events = {"renewal_published_marts": [Event({"as_of": "2026-11-24", "backfill": False}, 1),
+                                          Event({"as_of": "2026-11-25", "backfill": True}, 2)]}
+    assert module.triggering_publication({"triggering_asset_events": events}) == {"as_of": "2026-11-25",
+                                                                                  "backfill": True}
+    assert module.triggering_publication({"triggering_asset_events": {}}) is None
+
+
+def test_a_run_in_which_no_task_ran_is_a_failure():
+    import datetime as dt
+
+    from pipeline.local_run import RunFailed, judge_run
+
+    day = dt.date(2022, 12, 20)
+    with pytest.raises(RunFailed, match="ran no task"):
+        judge_run("renewal_daily", day, "success", [])
+    with pytest.raises(RunFailed, match="quality_gate=failed"):
+        judge_run("renewal_daily", day, "failed", [("extract_feed", "success"), ("quality_gate", "failed")])
+    with pytest.raises(RunFailed, match="no DAG run"):
+        judge_run("renewal_daily", day, None, [])
+    judge_run("renewal_daily", day, "success", [("extract_feed", "success"), ("report", "skipped")])
+
+
+def test_dates_before_the_notice_are_refused_and_a_backfill_needs_both_ends():
+    import datetime as dt
+
+    from pipeline.local_run import as_of_dates, parse_args
+
+    assert as_of_dates(parse_args(["--as-of", "2022-12-15"])) == ([dt.date(2022, 12, 15)], False)
+    with pytest.raises(ValueError, match="before 2022-12-15"):
+        as_of_dates(parse_args(["--as-of", "2022-12-14"]))
+    days, backfill = as_of_dates(parse_args(["--from", "2023-01-03", "--to", "2023-01-09"]))
+    assert backfill and len(days) == 7 and days[0] == dt.date(2023, 1, 3)
+    with pytest.raises(ValueError, match="both"):
+        as_of_dates(parse_args(["--from", "2023-01-03"]))

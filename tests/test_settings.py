@@ -1,4 +1,17 @@
-from pipeline.settings import load_settings
+import pytest
+
+from pipeline.settings import MissingSecret, load_settings
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch):
+    monkeypatch.setenv("PSEUDONYM_KEY", "test-key")
+
+
+def test_no_pseudonym_key_no_run(monkeypatch):
+    monkeypatch.delenv("PSEUDONYM_KEY")
+    with pytest.raises(MissingSecret, match="PSEUDONYM_KEY"):
+        load_settings()
 
 
 def test_feed_address_and_token_from_an_airflow_connection(monkeypatch):

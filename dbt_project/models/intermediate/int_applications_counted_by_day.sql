@@ -1,16 +1,12 @@
 -- R-APP, judged on each day of int_institution_days with only the records dated on or before that day:
--- which application counts (window_opens_on ≤ received_on ≤ grace_ends_on; the latest wins, ties by the
--- highest application_id), what its review result was known to be, and whether early/late ones exist.
+-- which application of the current period (int_applications_in_period) counts (the latest counting one wins,
+-- ties by the highest application_id), what its review result was known to be, and whether early/late ones exist.
 with days as (
     select * from {{ ref('int_institution_days') }}
 ),
 
-institutions as (
-    select * from {{ ref('int_institutions_dated') }}
-),
-
 applications as (
-    select * from {{ ref('stg_centre__renewal_applications') }}
+    select * from {{ ref('int_applications_in_period') }}
 ),
 
 known as (
@@ -30,13 +26,8 @@ known as (
         case
             when applications.review_completed_on <= days.judged_on then applications.review_completed_on
         end as review_completed_on,
-        case
-            when applications.received_on < institutions.window_opens_on then 'early'
-            when applications.received_on > institutions.grace_ends_on then 'late'
-            else 'counting'
-        end as timing
+        applications.timing
     from days
-    inner join institutions on days.institution_id = institutions.institution_id
     inner join applications
         on days.institution_id = applications.institution_id
         and applications.received_on <= days.judged_on

@@ -1,10 +1,6 @@
 -- R-SLA: one row per counting application (R-APP) known on D, with the 30th working day after receipt.
 with applications as (
-    select * from {{ ref('stg_centre__renewal_applications') }}
-),
-
-institutions as (
-    select * from {{ ref('int_institutions_dated') }}
+    select * from {{ ref('int_applications_in_period') }}
 ),
 
 policy as (
@@ -26,10 +22,9 @@ counting as (
             as review_completed_on,
         received_day.workday_seq + policy.review_working_days as due_seq
     from applications
-    inner join institutions on applications.institution_id = institutions.institution_id
     cross join policy
     inner join calendar as received_day on applications.received_on = received_day.calendar_day
-    where applications.received_on between institutions.window_opens_on and institutions.grace_ends_on
+    where applications.timing = 'counting'
         and applications.received_on <= {{ as_of() }}
 ),
 

@@ -1,0 +1,111 @@
+"""What both DAGs share: the Asset, the first date, D of a run, the writer pool, retries and failure e-mails.
+
+Only the DAG files import this module (it imports Airflow); nothing here opens a connection at import time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import logging
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset
+
+from pipeline.settings import TIMEZONE, as_of_date
+
+log = logging.getLogger(__name__)
+
+# Published by renewal_daily's `publish` with extra {"as_of": D, "backfill": bool}; starts renewal_reminders.
+PUBLISHED_MARTS = Asset("renewal_published_marts")
+# The notice 闽劳鉴〔2022〕26号 is dated 2022-12-15: every as-of date from then on can be run or backfilled.
+START_DATE = pendulum.datetime(2022, 12, 15, tz=TIMEZONE)
+# Every task that writes warehouse.duckdb, published.duckdb or the reminder ledger takes this pool's one
+# slot, so no two tasks of either DAG ever write at once (DuckDB allows one writer per file).
+WRITER_POOL = "renewal_duckdb_writer"
+WRITER_POOL_DESCRIPTION = "one writer at a time for the renewal DuckDB files (warehouse, published, ledger)"
+ALERT_SMTP_CONN_ID = "smtp_default"
+
+# Tasks that talk to another system (feed, PostgreSQL, SMTP) retry with exponential backoff; the gate never does.
+TRANSIENT = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+
+def run_as_of(context) -> dt.date:
+    """D of a run: its logical date in Asia/Shanghai, or its run_after for a run without one (Airflow 3)."""
+    return as_of_date(context.get("logical_date") or context["dag_run"].run_after)
+
+
+def as_of_macro(logical_date, run_after) -> str:
+    """The same D for templates (the dbt var `as_of`): `{{ renewal_as_of(logical_date, dag_run.run_after) }}`."""
+    return as_of_date(logical_date or run_after).isoformat()
+
+
+AS_OF_TEMPLATE = "{{ renewal_as_of(logical_date, dag_run.run_after) }}"
+USER_DEFINED_MACROS = {"renewal_as_of": as_of_macro}
+
+
+def is_backfill(context) -> bool:
+    """A run that rebuilds history: Airflow's backfill, or a run with conf {"backfill": true} (make backfill)."""
+    run = context["dag_run"]
+    flagged = (run.conf or {}).get("backfill") or (context.get("params") or {}).get("backfill")
+    return str(getattr(run, "run_type", "")).lower().endswith("backfill") or bool(flagged)
+
+
+def alert_recipients() -> list[str]:
+    """The data team's addresses: ALERT_RECIPIENTS, else the Airflow Variable `alert_recipients` (comma-separated)."""
+    raw = os.environ.get("ALERT_RECIPIENTS")
+    if not raw:
+        try:
+            from airflow.sdk import Variable
+
+            raw = Variable.get("alert_recipients", default=None)
+        except Exception:  # noqa: BLE001 - no Variable backend reachable: nobody to tell
+            raw = None
+    return [a.strip() for a in (raw or "").replace(";", ",").split(",") if a.strip()]
+
+
+def failure_mail(context) -> tuple[str, str]:
+    """Subject and HTML body of a failed task's alert: DAG, task, D, and the error's key lines (for the gate:
+    each failed expectation with its count and example keys)."""
+    ti = context["ti"]
+    as_of = run_as_of(context).isoformat()
+    error = str(context.get("exception") or "no exception recorded; see the task log")
+    lines = error.strip().splitlines()
+    key_lines = "\n".join(lines[:40] + ([f"… ({len(lines) - 40} more lines in the log)"] if len(lines) > 40 else []))
+    subject = f"[renewal pipeline] FAILED {ti.dag_id}.{ti.task_id} for {as_of}"
+    log_url = getattr(ti, "log_url", None)
+    body = (
+        f"<p>DAG <b>{html.escape(ti.dag_id)}</b>, task <b>{html.escape(ti.task_id)}</b>, as-of date "
+        f"<b>{as_of}</b>, run {html.escape(str(context['dag_run'].run_id))}, try {getattr(ti, 'try_number', '?')}.</p>"
+        f"<pre>{html.escape(key_lines)}</pre>"
+        + (f'<p>Log: <a href="{html.escape(log_url)}">{html.escape(log_url)}</a></p>' if log_url else "")
+        + "<p>A failed run publishes nothing: the previous publication stays as it was.</p>"
+    )
+    # the notifier renders its fields as Jinja templates: keep braces from the error text out of Jinja's way
+    return subject, body.replace("{", "&#123;").replace("}", "&#125;")
+
+
+def on_task_failure(context) -> None:
+    """on_failure_callback of every task: e-mail the data team through `smtp_default` (Airflow's SmtpNotifier)."""
+    to = alert_recipients()
+    ti = context["ti"]
+    if not to:
+        log.warning("task %s.%s failed; no alert sent: set ALERT_RECIPIENTS or the Variable alert_recipients",
+                    ti.dag_id, ti.task_id)
+        return
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    subject, body = failure_mail(context)
+    SmtpNotifier(to=to, from_email=os.environ.get("ALERT_FROM", "renewal-pipeline@localhost"), subject=subject,
+                 html_content=body, smtp_conn_id=ALERT_SMTP_CONN_ID).notify(context)
+    log.info("failure alert for %s.%s sent to %d recipients", ti.dag_id, ti.task_id, len(to))
+
+
+DEFAULT_ARGS = {"retries": 0, "on_failure_callback": on_task_failure}
