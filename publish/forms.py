@@ -312,10 +312,14 @@ def cannot_apply_notice_docx(inst: Institution, as_of: dt.date) -> bytes:
     e = inst.eligibility
     doc.title("关于暂不能申请备案续期的告知")
     doc.plain(f"{inst.name}（机构备案号：{inst.registration_no}）：")
-    doc.plain(f"贵单位评价机构备案有效期至{date_zh(inst.expires_on)}。经核对技能人才评价工作网数据和"
-              f"{inst.centre_name}记录（截至{date_zh(as_of)}），贵单位当前为“{e.get('lifecycle_stage_zh')}”阶段，"
-              f"续期条件情况为“{e.get('conditions_zh')}”，目前不能按《职业技能等级评价机构备案续期申请表》"
-              "提交续期申请。", indent=True)
+    checked = (f"贵单位评价机构备案有效期至{date_zh(inst.expires_on)}。经核对技能人才评价工作网数据和"
+               f"{inst.centre_name}记录（截至{date_zh(as_of)}），")
+    if e.get("conditions_zh") != e.get("renewal_verdict_zh"):  # a closed stage: its meaning says it all
+        doc.plain(f"{checked}贵单位{e.get('conditions_zh')}，目前不能按《职业技能等级评价机构备案续期申请表》"
+                  "提交续期申请。", indent=True)
+    else:
+        doc.plain(f"{checked}贵单位当前处于“{e.get('lifecycle_stage_zh')}”阶段，续期条件为“{e.get('conditions_zh')}”，"
+                  "按通知规定，续期申请不予受理，目前不能提交《职业技能等级评价机构备案续期申请表》。", indent=True)
     if e.get("reasons_zh"):
         doc.plain(f"具体情况：{e['reasons_zh']}。", indent=True)
     if e.get("message_institution_zh"):
