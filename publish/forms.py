@@ -1,12 +1,16 @@
-"""Pre-filled renewal forms for each institution reminded (notice 闽劳鉴〔2022〕26号, 附件1 and 附件2).
+"""Pre-filled renewal forms for each institution reminded that can apply now (notice 闽劳鉴〔2022〕26号, 附件1
+and 附件2), and a one-page 告知 for one that cannot (renewal_eligibility.can_apply_now is false: abandoned,
+terminated, renewed, rejected, or 不予受理): its 诚信承诺 would otherwise have it sign something false.
 
-附件1 《职业技能等级评价机构备案续期申请表》 (.xlsx): the institution's basic information and up to six evaluation
-plans: the six most recent counting plans whose certificates are all queryable (R-BATCH, R-CERT).
-附件2 《职业技能等级认定工作总结》 draft (.docx): the facts the summary must state, filled in from the marts
-(nature, registration number and period, batches, candidates, pass rates by occupation and level, occupations
-added, rectifications received), with the parts only the institution can write marked for it.
+附件1 《职业技能等级评价机构备案续期申请表》 (.xlsx, one A4 page): the institution's basic information and up to six
+evaluation plans: the six most recent counting plans whose certificates are all queryable (R-BATCH, R-CERT).
+附件2 《职业技能等级认定工作总结》 draft (.docx, A4 in 公文 style): the facts the summary must state, filled in from the
+marts (nature, registration number and period, batches, candidates, pass rates by occupation and level, whether
+every certificate is queryable, fewer than the required batches with the 书面说明 prompt, change requests in the
+freeze, occupations added, rectifications with 文号 and due date), with the parts only the institution can write
+marked for it.
 
-Both are a function of the published marts and D: fixed document and zip timestamps give identical bytes.
+All are a function of the published marts and D: fixed document and zip timestamps give identical bytes.
 """
 
 from __future__ import annotations
