@@ -25,11 +25,14 @@ export a given date. A publication made by a backfill (`extra.backfill`) exports
 the ledger and sends no e-mail: a backfill rebuilds history, it does not remind anyone.
 
 1. `export_reminders` selects the reminders of `marts.reminders` not yet sent before D (ledger
-   `reminder_ledger.duckdb`), writes `exports/<D>/`: per centre an `.xlsx` (summary and one sheet per reminder
-   type) and a `.csv`, per institution the pre-filled 附件1 申请表 and 附件2 工作总结 draft, and `manifest.json`
-   (counts, sha256 of every file), and for each centre whose spreadsheet rows were rejected on D its
-   `<code>_<centre>_退回清单_<D>.xlsx` (row, reason in Chinese, a valid example); then records the reminders as
-   sent. A rerun for D gives identical files. It fails (and says so) if the published marts are not those of D.
+   `reminder_ledger.duckdb`), writes `exports/<D>/`: per centre an `.xlsx` that opens on `今日须办` (mart
+   `work_items`, R-WORK: a standing to-do list, not "sent once"; the province's covers every centre, with a
+   roll-up `各中心汇总` and its own tasks `省中心事项`), then `预警` (R-WARN), `汇总` and one sheet per reminder
+   type, and a `.csv` of the reminders sent that day; per institution reminded, the pre-filled 附件1 申请表 and
+   附件2 工作总结 draft if it can apply now, else a one-page 告知; `manifest.json` (counts, sha256 of every
+   file); and for each centre whose spreadsheet rows were rejected on D its `<code>_<centre>_退回清单_<D>.xlsx`
+   (row, reason in Chinese, a valid example); then records the reminders as sent. A rerun for D gives identical
+   files. It fails (and says so) if the published marts are not those of D.
 2. `email_reminders` mails each centre its files through the `smtp_default` connection, once per centre and
    date; skipped unless recipients are configured (Variable `reminder_recipients` or `REMINDER_RECIPIENTS`).
 """

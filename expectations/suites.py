@@ -21,6 +21,12 @@ REASONS = ["rectification_unresolved", "no_incentive_evidence", "article14_case"
            "below_batch_threshold", "force_majeure_statement_filed", "incentive_evidence_pending",
            "early_application", "late_application", "occupation_change_in_freeze",
            "application_missing_added_occupations", "post_expiry_data", "outstanding_obligations"]
+# R-WORK item codes and R-WARN reason codes
+WORK_ITEMS = ["expires_today", "grace_ends_today", "reminder", "review_overdue", "review_due_soon", "flag_article14",
+              "flag_freeze", "flag_post_expiry", "flag_obligations", "at_risk", "issue_new_letter",
+              "report_termination"]
+WARNING_REASONS = ["rectification_unresolved", "no_incentive_evidence", "article14_case",
+                   "certificate_data_incomplete", "below_batch_threshold"]
 REMINDER_TYPES = ["window_opens_soon", "window_open", "overdue", "expiring_30d", "grace_period", "grace_ending",
                   "abandoned"]
 
@@ -176,6 +182,52 @@ SUITES: list[Check] = [
         lambda: [
             E.ExpectColumnValuesToBeUnique(column="application_id"),
             E.ExpectColumnValuesToNotBeNull(column="review_due_on"),
+        ],
+    ),
+    Check(
+        "work_items",
+        """SELECT list_centre, institution_id, sort_order, urgency_group,
+                  unnest(string_split(item_codes, ';')) AS item_code
+           FROM marts.work_items""",
+        lambda: [
+            E.ExpectColumnValuesToNotBeNull(column="list_centre"),
+            E.ExpectColumnValuesToBeInSet(column="item_code", value_set=WORK_ITEMS),
+            E.ExpectColumnValuesToBeInSet(column="urgency_group", value_set=[1, 2, 3]),
+        ],
+    ),
+    Check(
+        "work_items_keys",
+        # one row per list and institution, and the province's list (350000) holds every centre's rows
+        """SELECT w.list_centre, w.institution_id, w.sort_order,
+                  w.list_centre = '350000' OR EXISTS (
+                      SELECT 1 FROM marts.work_items p
+                      WHERE p.list_centre = '350000' AND p.institution_id = w.institution_id) AS on_province_list
+           FROM marts.work_items w""",
+        lambda: [
+            E.ExpectCompoundColumnsToBeUnique(column_list=["list_centre", "institution_id"]),
+            E.ExpectCompoundColumnsToBeUnique(column_list=["list_centre", "sort_order"]),
+            E.ExpectColumnValuesToBeInSet(column="on_province_list", value_set=[True]),
+        ],
+    ),
+    Check(
+        "renewal_warnings",
+        """SELECT institution_id, batches_needed >= 0 AS batches_needed_not_negative,
+                  unnest(CASE WHEN warning_reasons = '' THEN [NULL] ELSE string_split(warning_reasons, ';') END)
+                      AS warning_reason
+           FROM marts.renewal_warnings""",
+        lambda: [
+            E.ExpectColumnValuesToNotBeNull(column="institution_id"),
+            E.ExpectColumnValuesToBeInSet(column="warning_reason", value_set=WARNING_REASONS),
+            E.ExpectColumnValuesToBeInSet(column="batches_needed_not_negative", value_set=[True]),
+        ],
+    ),
+    Check(
+        "centre_summary",
+        "SELECT supervising_centre, lifecycle_stage, institutions FROM marts.centre_summary",
+        lambda: [
+            E.ExpectCompoundColumnsToBeUnique(column_list=["supervising_centre", "lifecycle_stage"]),
+            E.ExpectColumnValuesToBeInSet(column="lifecycle_stage", value_set=STAGES),
+            E.ExpectColumnValuesToNotBeNull(column="institutions"),
         ],
     ),
     Check(

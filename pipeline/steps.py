@@ -170,7 +170,8 @@ def export(as_of: dt.date, settings: Settings | None = None) -> dict:
     s = settings or load_settings()
     release_dbt_duckdb()
     manifest = export_reminders(s.published_db, s.exports_dir, as_of, s.reminder_ledger_db)
-    return {k: manifest[k] for k in ("reminders", "institutions", "by_centre", "by_type")}
+    return {k: manifest[k] for k in ("reminders", "institutions", "application_packs", "cannot_apply_notices",
+                                     "by_centre", "by_type", "work_items", "warnings")}
 
 
 def email(as_of: dt.date, settings: Settings | None = None) -> dict:

@@ -61,13 +61,17 @@ def send_reminder_emails(exports_dir: Path, as_of: dt.date, ledger_db: Path,
         with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
             for code, addresses in sorted(to.items()):
                 count = manifest["by_centre"].get(code, 0)
-                if code in done or not addresses or count == 0:
+                # a centre with work on its list (今日须办) but no new reminder still gets its workbook
+                work = manifest.get("work_items", {}).get(code, 0)
+                if code in done or not addresses or count + work == 0:
                     continue
                 name = CENTRES.get(code, (code, code))[1]
                 stem = f"{code}_{name}_续期提醒_{as_of.isoformat()}"
-                body = (f"<p>{html.escape(name)}：</p><p>{as_of.isoformat()} 有 {count} 条备案续期提醒需要处理，"
-                        f"明细见附件（{html.escape(stem)}.xlsx / .csv）。各机构预填的申请表（附件1）和工作总结草稿"
-                        f"（附件2）在导出目录的“申请材料”文件夹中。</p><p>福建省职业技能鉴定指导中心 续期数据平台</p>")
+                body = (f"<p>{html.escape(name)}：</p><p>{as_of.isoformat()} 今日须办 {work} 个机构，"
+                        f"新发出备案续期提醒 {count} 条，明细见附件（{html.escape(stem)}.xlsx，首页为“今日须办”；"
+                        f"提醒清单另见 .csv）。可以申请续期的机构预填的申请表（附件1）和工作总结草稿（附件2）、"
+                        f"暂不能申请的机构的告知书在导出目录的“申请材料”文件夹中。</p>"
+                        f"<p>福建省职业技能鉴定指导中心 续期数据平台</p>")
                 hook.send_email_smtp(to=addresses, subject=f"【备案续期提醒】{name} {as_of.isoformat()}（{count}条）",
                                      html_content=body, files=[str(folder / f"{stem}.xlsx"),
                                                                str(folder / f"{stem}.csv")])

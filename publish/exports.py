@@ -2,9 +2,11 @@
 
 For a date D: the reminders of `marts.reminders` (published, as of D) that the ledger has not seen sent
 before D. Each (institution, registration period, reminder type) is sent once: in the first export on or after
-its first_due_on. Per centre one .xlsx (a summary sheet and one sheet per reminder type) and one UTF-8-with-BOM
-.csv; per institution reminded, the pre-filled 附件1 and 附件2 (publish/forms.py); a manifest.json with counts
-and the sha256 of every file.
+its first_due_on. Per centre one .xlsx (publish/workbook.py: first the centre's work list 今日须办, which is a
+standing to-do list of mart work_items, not "sent once"; the province's roll-up and own tasks; 预警; then one sheet
+per reminder type with today's reminders) and one UTF-8-with-BOM .csv of today's reminders; per institution
+reminded, the pre-filled 附件1 and 附件2 if it can apply now, else a one-page 告知 (publish/forms.py); a
+manifest.json with counts and the sha256 of every file.
 
 Files are written to a temporary folder and swapped into `exports/<D>/` as a whole, then the ledger records
 what was sent. Every byte is a function of the published marts, the ledger before D and D, so a rerun for the
@@ -25,44 +27,43 @@ import uuid
 from pathlib import Path
 
 import duckdb
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
 
 from pipeline.centres import CENTRES
 from publish.forms import INSTITUTION_TYPES_ZH, Institution, build_forms
 from publish.returns import return_lists
-from publish.xlsx import fixed_zip
+from publish.workbook import AUDIENCE_ZH, PROVINCE, centre_workbook
 
 log = logging.getLogger(__name__)
 
-AUDIENCE_ZH = {"institution": "评价机构", "supervising_centre": "鉴定中心", "institution_and_centre": "评价机构及鉴定中心"}
-REMINDER_ORDER = ["window_opens_soon", "window_open", "expiring_30d", "overdue", "grace_period", "grace_ending",
-                  "abandoned"]
-
-# (column in marts.reminders, Chinese header, width in characters)
-COLUMNS = [
-    ("institution_id", "机构编号", 12),
-    ("institution_name", "机构名称", 30),
-    ("institution_type", "机构类型", 16),
-    ("registration_no", "备案编号", 24),
-    ("reminder_type_zh", "提醒类型", 18),
-    ("audience", "提醒对象", 16),
-    ("first_due_on", "首次提醒日期", 13),
-    ("deadline", "截止日期", 12),
-    ("days_left", "剩余天数", 9),
-    ("expires_on", "备案有效期截止", 14),
-    ("contact_person", "联系人", 10),
-    ("contact_phone", "联系电话", 14),
-    ("responsible_person", "负责人", 10),
-    ("responsible_phone", "负责人电话", 14),
-    ("email", "电子邮箱", 26),
-    ("lifecycle_stage_zh", "当前阶段", 14),
-    ("renewal_verdict_zh", "续期条件判定", 20),
-    ("reasons_zh", "原因", 40),
-    ("next_step_zh", "下一步工作", 60),
+# The CSV: the reminders sent today, each once (CONTRACT); ISO dates, phone numbers quoted so that a leading 0
+# survives. (column in marts.reminders, Chinese header)
+CSV_COLUMNS = [
+    ("institution_id", "机构编号"),
+    ("institution_name", "机构名称"),
+    ("institution_type", "机构类型"),
+    ("registration_no", "机构备案号"),
+    ("reminder_type_zh", "提醒类型"),
+    ("audience", "提醒对象"),
+    ("first_due_on", "应提醒起始日期"),
+    ("deadline", "关键日期"),
+    ("deadline_label_zh", "关键日期含义"),
+    ("days_left", "剩余天数"),
+    ("expires_on", "备案到期时间"),
+    ("lifecycle_stage_zh", "当前阶段"),
+    ("conditions_zh", "续期条件（截至统计日期）"),
+    ("batch_count", "认定批次数"),
+    ("queryable_certificates", "可查询证书数"),
+    ("expected_certificates", "应发证书数"),
+    ("reasons_zh", "原因"),
+    ("next_step_centre_zh", "下一步工作（致本中心）"),
+    ("message_institution_zh", "转告机构的提示"),
+    ("contact_person", "评价业务联系人"),
+    ("contact_phone", "联系人手机号码"),
+    ("responsible_person", "评价业务负责人"),
+    ("responsible_phone", "负责人手机号码"),
+    ("email", "电子邮箱"),
 ]
-DATE_COLUMNS = {"first_due_on", "deadline", "expires_on"}
+PHONE_COLUMNS = {"contact_phone", "responsible_phone"}
 
 LEDGER_DDL = """CREATE TABLE IF NOT EXISTS reminder_ledger (
     institution_id VARCHAR NOT NULL, period_expires_on DATE NOT NULL, reminder_type VARCHAR NOT NULL,
@@ -120,72 +121,68 @@ def record_sent(ledger_db: Path, rows: list[dict], as_of: dt.date) -> int:
         con.close()
 
 
-def _display(column: str, value: object) -> object:
+def _csv_value(column: str, value: object) -> object:
+    if value is None:
+        return ""
     if column == "institution_type":
         return INSTITUTION_TYPES_ZH.get(value, value)
     if column == "audience":
         return AUDIENCE_ZH.get(value, value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
     return value
+
+
+class _PhoneQuotingWriter:
+    """csv.writer that quotes the phone columns always (a spreadsheet opening the file then keeps their leading
+    0) and other fields only where needed."""
+
+    def __init__(self, buf: io.StringIO) -> None:
+        self.buf = buf
+        self.minimal = csv.writer(buf, lineterminator="\r\n")
+
+    def writerow(self, values: list, quoted: set[int]) -> None:
+        cells = []
+        for i, value in enumerate(values):
+            text = str(value)
+            if i in quoted and text:
+                cells.append('"' + text.replace('"', '""') + '"')
+            elif not text:
+                cells.append("")  # (a csv.writer given one empty field alone writes "")
+            else:
+                one = io.StringIO()
+                csv.writer(one, lineterminator="").writerow([value])
+                cells.append(one.getvalue())
+        self.buf.write(",".join(cells) + "\r\n")
 
 
 def _csv_bytes(rows: list[dict]) -> bytes:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow([h for _, h, _ in COLUMNS])
+    writer = _PhoneQuotingWriter(buf)
+    writer.writerow([h for _, h in CSV_COLUMNS], set())
+    quoted = {i for i, (c, _) in enumerate(CSV_COLUMNS) if c in PHONE_COLUMNS}
     for row in rows:
-        values = [_display(c, row[c]) for c, _, _ in COLUMNS]
-        writer.writerow(["" if v is None else (v.isoformat() if isinstance(v, dt.date) else v) for v in values])
+        writer.writerow([_csv_value(c, row.get(c)) for c, _ in CSV_COLUMNS], quoted)
     return b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
 
 
-def _detail_sheet(wb: Workbook, title: str, rows: list[dict]) -> None:
-    sheet = wb.create_sheet(title[:31])
-    sheet.append([h for _, h, _ in COLUMNS])
-    for row in rows:
-        sheet.append([_display(c, row[c]) for c, _, _ in COLUMNS])
-    bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
-    for i, (column, _, width) in enumerate(COLUMNS, start=1):
-        cell = sheet.cell(row=1, column=i)
-        cell.font, cell.fill = bold, fill
-        cell.alignment = Alignment(horizontal="center", vertical="center")
-        sheet.column_dimensions[get_column_letter(i)].width = width
-        if column in DATE_COLUMNS:
-            for r in range(2, len(rows) + 2):
-                sheet.cell(row=r, column=i).number_format = "yyyy-mm-dd"
-    sheet.freeze_panes = "A2"
-    sheet.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{len(rows) + 1}"
+def _query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def _xlsx_bytes(rows: list[dict], centre_name: str, as_of: dt.date) -> bytes:
-    wb = Workbook()
-    stamp = dt.datetime.combine(as_of, dt.time())
-    wb.properties.creator = "福建省职业技能鉴定指导中心 续期数据平台"
-    wb.properties.created = wb.properties.modified = stamp
-    summary = wb.active
-    summary.title = "汇总"
-    summary.append(["鉴定中心", centre_name])
-    summary.append(["提醒日期", as_of])
-    summary.append(["提醒总数", len(rows)])
-    summary.append(["涉及机构数", len({r["institution_id"] for r in rows})])
-    summary.append([])
-    summary.append(["提醒类型", "数量", "提醒对象", "下一步工作"])
-    for cell in summary[6]:
-        cell.font = Font(bold=True)
-    by_type: dict[str, list[dict]] = {}
-    for row in rows:
-        by_type.setdefault(row["reminder_type"], []).append(row)
-    for reminder_type in sorted(by_type, key=lambda t: (REMINDER_ORDER.index(t) if t in REMINDER_ORDER else 99, t)):
-        first = by_type[reminder_type][0]
-        summary.append([first["reminder_type_zh"], len(by_type[reminder_type]), _display("audience", first["audience"]),
-                        first["next_step_zh"]])
-    summary["B2"].number_format = "yyyy-mm-dd"
-    for column, width in zip("ABCD", (22, 14, 18, 80)):
-        summary.column_dimensions[column].width = width
-    for reminder_type in sorted(by_type, key=lambda t: (REMINDER_ORDER.index(t) if t in REMINDER_ORDER else 99, t)):
-        _detail_sheet(wb, by_type[reminder_type][0]["reminder_type_zh"], by_type[reminder_type])
-    raw = io.BytesIO()
-    wb.save(raw)
-    return fixed_zip(raw.getvalue(), stamp)
+def _work_lists(published_db: Path) -> tuple[list[dict], list[dict], list[dict]]:
+    """work_items (R-WORK), renewal_warnings (R-WARN) and centre_summary, in their display order."""
+    con = duckdb.connect(str(published_db), read_only=True)
+    try:
+        work = _query(con, "SELECT * FROM marts.work_items ORDER BY list_centre, sort_order")
+        warnings = _query(con, """SELECT * FROM marts.renewal_warnings
+                                  ORDER BY supervising_centre, window_opens_on, institution_id""")
+        summary = _query(con, "SELECT * FROM marts.centre_summary ORDER BY supervising_centre, lifecycle_stage")
+    finally:
+        con.close()
+    return work, warnings, summary
 
 
 def _safe(text: str) -> str:
@@ -227,6 +224,7 @@ def _institutions(published_db: Path, rows: list[dict]) -> list[Institution]:
             contact_phone=c.get("contact_phone"), email=c.get("email"),
             centre_name=CENTRES.get(b["supervising_centre"], ("", b["supervising_centre"]))[1],
             batch_count=b["batch_count"],
+            eligibility=b,
             plans=[p for p in plans if p["institution_id"] == iid],
             by_occupation_level=[x for x in levels if x["institution_id"] == iid],
             facts=facts.get(iid, {}),
@@ -240,33 +238,52 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
     by_centre: dict[str, list[dict]] = {code: [] for code in CENTRES}
     for row in rows:
         by_centre.setdefault(row["supervising_centre"], []).append(row)
+    work, warnings, summary = _work_lists(published_db)
     institutions = {i.institution_id: i for i in _institutions(published_db, rows)}
+    # 附件1/附件2 only for an institution that can apply now; any other gets a one-page 告知 instead
     forms = dict(zip(institutions, build_forms(list(institutions.values()), as_of)))
+    sent_by_centre = {code: len(r) for code, r in by_centre.items()}
 
     target = exports_dir / as_of.isoformat()
     staging = exports_dir / f".{as_of.isoformat()}.{uuid.uuid4().hex}.tmp"
     staging.mkdir(parents=True)
     files: dict[str, bytes] = {}
+    packs = notices = 0
     try:
         for code, centre_rows in by_centre.items():
             name = CENTRES.get(code, (code, code))[1]
             stem = f"{code}_{name}_续期提醒_{as_of.isoformat()}"
+            province = code == PROVINCE
+            centre_work = [r for r in work if r["list_centre"] == code]
+            centre_warnings = warnings if province else [r for r in warnings if r["supervising_centre"] == code]
             files[f"{stem}.csv"] = _csv_bytes(centre_rows)
-            files[f"{stem}.xlsx"] = _xlsx_bytes(centre_rows, name, as_of)
+            files[f"{stem}.xlsx"] = centre_workbook(
+                code, as_of, centre_work, centre_warnings, centre_rows, summary if province else None,
+                sent_by_centre if province else None,
+                new_ids={r["institution_id"] for r in (rows if province else centre_rows)})
             for iid in sorted({r["institution_id"] for r in centre_rows}):
                 inst = institutions[iid]
                 folder = f"{code}_{name}_申请材料/{iid}_{_safe(inst.name)}"
-                annex1, annex2 = forms[iid]
-                files[f"{folder}/附件1_备案续期申请表_{iid}.xlsx"] = annex1
-                files[f"{folder}/附件2_认定工作总结_{iid}.docx"] = annex2
+                made = forms[iid]
+                if len(made) == 2:
+                    files[f"{folder}/附件1_备案续期申请表_{iid}.xlsx"] = made[0]
+                    files[f"{folder}/附件2_认定工作总结_{iid}.docx"] = made[1]
+                    packs += 1
+                else:
+                    files[f"{folder}/告知_暂不能申请续期_{iid}.docx"] = made[0]
+                    notices += 1
         files |= return_lists(published_db, as_of)  # each centre's 退回清单 (issue 17), in the manifest too
         manifest = {
             "as_of": as_of.isoformat(),
             "reminders": len(rows),
             "institutions": len(institutions),
+            "application_packs": packs,
+            "cannot_apply_notices": notices,
             "by_centre": {code: len(r) for code, r in by_centre.items()},
             "by_type": {t: sum(1 for r in rows if r["reminder_type"] == t)
                         for t in sorted({r["reminder_type"] for r in rows})},
+            "work_items": {code: sum(1 for r in work if r["list_centre"] == code) for code in CENTRES},
+            "warnings": {code: sum(1 for r in warnings if r["supervising_centre"] == code) for code in CENTRES},
             "files": {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
         }
         files["manifest.json"] = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
@@ -284,6 +301,7 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
         if staging.exists():
             shutil.rmtree(staging)
     recorded = record_sent(ledger_db, rows, as_of)
-    log.info("exported %s reminders for %d institutions (%d newly recorded as sent) to %s",
-             f"{len(rows):,}", len(institutions), recorded, target)
+    log.info("exported %s reminders for %d institutions (%d application packs, %d 告知; %d newly recorded as sent) "
+             "and %d work-list rows to %s", f"{len(rows):,}", len(institutions), packs, notices, recorded, len(work),
+             target)
     return manifest

@@ -27,6 +27,9 @@ MARTS = {
     "renewal_history": "as_of, institution_id",
     "evaluation_plans": "plan_no",
     "renewal_application_facts": "institution_id",
+    "renewal_warnings": "institution_id",
+    "work_items": "list_centre, sort_order",
+    "centre_summary": "supervising_centre, lifecycle_stage",
 }
 # schema ops: about the runs, not a function of D (so not compared between reruns)
 OPS = {

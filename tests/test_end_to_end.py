@@ -85,10 +85,11 @@ def test_exports_open_and_match_the_reminders_mart(two_runs):
         assert len(rows) - 1 == expected.get(centre, 0), path.name
         total += len(rows) - 1
         book = load_workbook(path.with_suffix(".xlsx"))
-        assert book.sheetnames[0] == "汇总"
-        for sheet in book.worksheets[1:]:  # one sheet per reminder type
-            assert sheet.freeze_panes == "A2" and [c.value for c in sheet[1]][:2] == ["机构编号", "机构名称"]
-        assert sum(sheet.max_row - 1 for sheet in book.worksheets[1:]) == len(rows) - 1
+        assert book.sheetnames[0] == "今日须办"  # the work list first (issue 14), then the reminders by type
+        per_type = book.worksheets[book.sheetnames.index("汇总") + 1:]
+        for sheet in per_type:  # one sheet per reminder type
+            assert sheet.freeze_panes == "A2" and [c.value for c in sheet[1]][:2] == ["机构名称", "机构备案号"]
+        assert sum(sheet.max_row - 1 for sheet in per_type) == len(rows) - 1
     assert total == sum(expected.values()) > 0
 
 

@@ -13,7 +13,8 @@ from docx import Document
 from openpyxl import load_workbook
 
 from pipeline import steps
-from publish.exports import NotPublishedForDate, _xlsx_bytes
+from publish.exports import NotPublishedForDate
+from publish.workbook import centre_workbook
 from tests.conftest import AS_OF, DBT_SKIP_TESTS, dbt_build, file_digests, private_copy
 
 NEXT_DAY = AS_OF + dt.timedelta(days=1)
@@ -29,25 +30,31 @@ def exported(tmp_path_factory, built):
 
 
 def reminders_due(settings, as_of):
+    """(institution_id, reminder_type, supervising_centre, expires_on, institution_name) of the reminders due."""
     con = duckdb.connect(str(settings.published_db), read_only=True)
-    rows = con.execute("SELECT institution_id, reminder_type, supervising_centre, expires_on FROM marts.reminders "
-                       "WHERE first_due_on <= ?", [as_of]).fetchall()
+    rows = con.execute("SELECT institution_id, reminder_type, supervising_centre, expires_on, institution_name "
+                       "FROM marts.reminders WHERE first_due_on <= ?", [as_of]).fetchall()
     con.close()
     return rows
 
 
+def reminder_sheets(wb):
+    """The per-type sheets of today's reminders: after 今日须办, (the province's roll-up,) 预警 and 汇总."""
+    assert wb.sheetnames[0] == "今日须办" and "预警" in wb.sheetnames
+    return wb.worksheets[wb.sheetnames.index("汇总") + 1:]
+
+
 def exported_rows(folder):
-    """(institution_id, reminder type label, centre) of every row of every centre workbook, sheet by sheet."""
+    """(institution name, reminder type label, centre) of every reminder row of every centre workbook."""
     rows = []
     for path in sorted(folder.glob("*_续期提醒_*.xlsx")):
         wb = load_workbook(path)
-        assert wb.sheetnames[0] == "汇总"
-        for sheet in wb.worksheets[1:]:
+        for sheet in reminder_sheets(wb):
             header = [c.value for c in sheet[1]]
-            assert header[:2] == ["机构编号", "机构名称"] and sheet.freeze_panes == "A2" and sheet.auto_filter.ref
+            assert header[:2] == ["机构名称", "机构备案号"] and sheet.freeze_panes == "A2" and sheet.auto_filter.ref
             for r in sheet.iter_rows(min_row=2, values_only=True):
                 assert r[header.index("提醒类型")] == sheet.title
-                assert isinstance(r[header.index("截止日期")], dt.datetime | type(None))  # real dates
+                assert isinstance(r[header.index("应提醒起始日期")], dt.datetime)  # real dates
                 rows.append((r[0], sheet.title, path.name.split("_")[0]))
     return rows
 
@@ -58,7 +65,7 @@ def test_export_holds_exactly_the_reminders_due_and_not_yet_sent(exported):
     assert due and manifest["reminders"] == len(due)
     folder = settings.exports_dir / AS_OF.isoformat()
     rows = exported_rows(folder)
-    assert sorted((r[0], r[2]) for r in rows) == sorted((d[0], d[2]) for d in due)
+    assert sorted((r[0], r[2]) for r in rows) == sorted((d[4], d[2]) for d in due)
     for path in folder.glob("*_续期提醒_*.csv"):
         assert path.read_bytes().startswith(b"\xef\xbb\xbf")
         assert len(path.read_text(encoding="utf-8-sig").strip().splitlines()) - 1 == manifest["by_centre"][
@@ -105,7 +112,9 @@ def test_prefilled_forms_match_the_source_data(exported):
     folder = settings.exports_dir / AS_OF.isoformat()
     annex1 = sorted(folder.glob("*_申请材料/*/附件1_*.xlsx"))
     annex2 = sorted(folder.glob("*_申请材料/*/附件2_*.docx"))
-    assert len(annex1) == len(annex2) == manifest["institutions"] > 0
+    notices = sorted(folder.glob("*_申请材料/*/告知_*.docx"))
+    assert len(annex1) == len(annex2) == manifest["application_packs"] > 0
+    assert len(annex1) + len(notices) == manifest["institutions"]
     con = duckdb.connect(str(settings.warehouse_db), read_only=True)
     checked_plans = 0
     for path in annex1:
@@ -183,14 +192,16 @@ def test_workbook_bytes_do_not_depend_on_the_clock():
     row = {"institution_id": "35000001", "institution_name": "福州闽江电气有限公司", "institution_type": "employer",
            "registration_no": "闽技鉴备〔2023〕0001号", "reminder_type": "window_open",
            "reminder_type_zh": "续期申请期已开启", "audience": "institution", "first_due_on": dt.date(2026, 11, 1),
-           "deadline": dt.date(2026, 12, 31), "days_left": 36, "expires_on": dt.date(2026, 12, 31),
-           "contact_person": "张三", "contact_phone": "13800000000", "responsible_person": "李四",
-           "responsible_phone": "13900000000", "email": "a@b.cn", "lifecycle_stage_zh": "续期申请期",
-           "renewal_verdict_zh": "符合续期条件", "reasons_zh": "", "next_step_zh": "请提交"}
-    first = _xlsx_bytes([row], "福州市职业技能鉴定指导中心", dt.date(2026, 11, 25))
+           "deadline": dt.date(2026, 12, 31), "deadline_label_zh": "续期申请截止日期", "days_left": 36,
+           "expires_on": dt.date(2026, 12, 31), "contact_person": "张三", "contact_phone": "13800000000",
+           "responsible_person": "李四", "responsible_phone": "13900000000", "email": "a@b.cn",
+           "lifecycle_stage_zh": "续期申请期", "conditions_zh": "符合续期条件", "batch_count": 6,
+           "queryable_certificates": 12, "expected_certificates": 12, "reasons_zh": "",
+           "next_step_zh": "请提交", "next_step_centre_zh": "通知该机构提交", "message_institution_zh": "请提交。"}
+    first = centre_workbook("350100", dt.date(2026, 11, 25), [], [], [row])
     time.sleep(1.1)
-    assert _xlsx_bytes([row], "福州市职业技能鉴定指导中心", dt.date(2026, 11, 25)) == first
-    assert _xlsx_bytes([row], "福州市职业技能鉴定指导中心", dt.date(2026, 11, 26)) != first
+    assert centre_workbook("350100", dt.date(2026, 11, 25), [], [], [row]) == first
+    assert centre_workbook("350100", dt.date(2026, 11, 26), [], [], [row]) != first
 
 
 def test_workbook_renders_with_chinese_text_in_libreoffice(exported, tmp_path):
@@ -212,7 +223,7 @@ def test_workbook_renders_with_chinese_text_in_libreoffice(exported, tmp_path):
     text = subprocess.run([pdftotext, str(tmp_path / "centre.pdf"), "-"], check=True, capture_output=True,
                           text=True).stdout
     centre_name = book.name.split("_")[1]
-    assert centre_name in text and "提醒类型" in text and "提醒总数" in text
+    assert centre_name in text and "今日须办" in text and "今日发出提醒数" in text
     subprocess.run([pdftoppm, "-png", "-r", "80", "-f", "1", "-l", "1", str(tmp_path / "centre.pdf"),
                     str(tmp_path / "page")], check=True)
     png = next(tmp_path.glob("page*.png"))

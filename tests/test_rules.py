@@ -50,6 +50,11 @@ POLICY = {
     "expiring_days": ("30", "R-REMIND"),
     "grace_ending_days": ("15", "R-REMIND"),
     "abandoned_notice_days": ("30", "R-REMIND"),
+    # not in the notice: RULES.md R-WARN and R-WORK (the province's tasks: "within the last 30 days")
+    "warning_lead_days": ("180", "R-WARN"),
+    "review_due_soon_working_days": ("10", "R-WORK"),
+    "new_letter_task_days": ("30", "R-WORK"),
+    "termination_report_days": ("30", "R-WORK"),
 }
 
 

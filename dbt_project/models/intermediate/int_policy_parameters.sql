@@ -11,5 +11,9 @@ select
     max(value) filter (where parameter = 'window_opens_soon_days') as window_opens_soon_days,
     max(value) filter (where parameter = 'expiring_days') as expiring_days,
     max(value) filter (where parameter = 'grace_ending_days') as grace_ending_days,
-    max(value) filter (where parameter = 'abandoned_notice_days') as abandoned_notice_days
+    max(value) filter (where parameter = 'abandoned_notice_days') as abandoned_notice_days,
+    max(value) filter (where parameter = 'warning_lead_days') as warning_lead_days,
+    max(value) filter (where parameter = 'review_due_soon_working_days') as review_due_soon_working_days,
+    max(value) filter (where parameter = 'new_letter_task_days') as new_letter_task_days,
+    max(value) filter (where parameter = 'termination_report_days') as termination_report_days
 from policy

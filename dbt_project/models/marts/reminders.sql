@@ -75,6 +75,9 @@ select
         when 'apply_by' then institutions.apply_by
         when 'grace_ends_on' then institutions.grace_ends_on
     end) as days_left,
+    -- what the deadline is: for window_opens_soon the day the window opens, not a 截止日期
+    types.deadline_kind,
+    types.deadline_label_zh,
     institutions.registered_on,
     institutions.expires_on,
     institutions.window_opens_on,
@@ -98,6 +101,15 @@ select
     eligibility.reasons,
     eligibility.reasons_zh,
     types.next_step_zh,
+    -- issue 14: how the conditions stood, never 符合续期条件 for a closed stage; the next step follows from the
+    -- verdict and the flags (addressed to the centre) and a message the centre can forward to the institution
+    eligibility.conditions_zh,
+    eligibility.can_apply_now,
+    eligibility.next_step_centre_zh,
+    eligibility.message_institution_zh,
+    eligibility.batch_count,
+    eligibility.expected_certificates,
+    eligibility.queryable_certificates,
     {{ as_of() }} as as_of
 from current_runs
 inner join institutions on current_runs.institution_id = institutions.institution_id

@@ -1,5 +1,6 @@
 -- What the renewal application's work summary (附件2) must state besides the batches: occupations added during
--- the period (R-OCC) and rectification notices received in it (R-REJECT-1), one row per institution.
+-- the period (R-OCC), rectification notices received in it (R-REJECT-1) and occupation change requests in the
+-- window (R-FREEZE), one row per institution.
 with institutions as (
     select * from {{ ref('int_institutions_dated') }}
 ),
@@ -34,6 +35,7 @@ rectifications as (
         count(*) filter (where notices.completed_on <= {{ as_of() }}) as rectifications_completed,
         string_agg(
             notices.notice_id || '（' || strftime(notices.issued_on, '%Y-%m-%d') || '下达，'
+            || coalesce('整改期限' || strftime(notices.due_on, '%Y-%m-%d') || '，', '')
             || coalesce(strftime(case when notices.completed_on <= {{ as_of() }} then notices.completed_on end,
                                  '%Y-%m-%d') || '完成整改', '未完成整改') || '）',
             '；' order by notices.issued_on, notices.notice_id
@@ -43,6 +45,24 @@ rectifications as (
     where notices.issued_on between institutions.registered_on and institutions.expires_on
         and notices.issued_on <= {{ as_of() }}
     group by notices.institution_id
+),
+
+freeze_requests as (
+    -- R-FREEZE: occupation change requests received in the window (暂停受理)
+    select
+        requests.institution_id,
+        count(*) as freeze_requests,
+        string_agg(
+            requests.request_id || '（' || strftime(requests.received_on, '%Y-%m-%d') || '收到，'
+            || case requests.change_type when 'add' then '新增' else '变更' end
+            || coalesce(requests.occupation_code, '') || '）',
+            '；' order by requests.received_on, requests.request_id
+        ) as freeze_requests_list
+    from {{ ref('stg_centre__occupation_change_requests') }} as requests
+    inner join institutions on requests.institution_id = institutions.institution_id
+    where requests.received_on between institutions.window_opens_on and institutions.expires_on
+        and requests.received_on <= {{ as_of() }}
+    group by requests.institution_id
 )
 
 select
@@ -53,8 +73,11 @@ select
     coalesce(rectifications.rectification_notices, 0) as rectification_notices,
     coalesce(rectifications.rectifications_completed, 0) as rectifications_completed,
     coalesce(rectifications.rectification_list, '') as rectification_list,
+    coalesce(freeze_requests.freeze_requests, 0) as freeze_requests,
+    coalesce(freeze_requests.freeze_requests_list, '') as freeze_requests_list,
     {{ as_of() }} as as_of
 from institutions
 left join registered on institutions.institution_id = registered.institution_id
 left join added on institutions.institution_id = added.institution_id
 left join rectifications on institutions.institution_id = rectifications.institution_id
+left join freeze_requests on institutions.institution_id = freeze_requests.institution_id

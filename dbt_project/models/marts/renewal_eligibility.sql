@@ -40,6 +40,51 @@ verdicts as (
     from conditions
     inner join institutions on conditions.institution_id = institutions.institution_id
     left join reasons on conditions.institution_id = reasons.institution_id
+),
+
+next_step_codes as (
+    -- What the centre does next, derived from the stage, the verdict and the reasons (issue 14): a closed or
+    -- pending stage speaks for itself; otherwise each ground of the verdict in order of weight, then the
+    -- stage's ordinary step unless the application would not be accepted.
+    select conditions.institution_id, conditions.lifecycle_stage as step_code, 0 as step_rank
+    from conditions
+    where conditions.lifecycle_stage in ('terminated', 'renewed', 'rejected', 'abandoned', 'under_review')
+    union all
+    select verdicts.institution_id, ranked.step_code, ranked.step_rank
+    from verdicts
+    inner join conditions on verdicts.institution_id = conditions.institution_id
+    cross join (
+        values
+            ('rectification_unresolved', 1), ('article14_case', 2), ('no_incentive_evidence', 3),
+            ('occupation_change_in_freeze', 4), ('certificate_data_incomplete', 5),
+            ('below_batch_threshold', 6), ('force_majeure_statement_filed', 7), ('incentive_evidence_pending', 8)
+    ) as ranked (step_code, step_rank)
+    where conditions.lifecycle_stage not in ('terminated', 'renewed', 'rejected', 'abandoned', 'under_review')
+        and list_contains(verdicts.reason_codes, ranked.step_code)
+        -- a written explanation already filed is not asked for again
+        and not (ranked.step_code = 'below_batch_threshold'
+            and list_contains(verdicts.reason_codes, 'force_majeure_statement_filed'))
+        -- an Article 14 case ends the registration: nothing else can make the application acceptable
+        and not (ranked.step_code <> 'article14_case' and list_contains(verdicts.reason_codes, 'article14_case'))
+    union all
+    select verdicts.institution_id, conditions.lifecycle_stage, 99
+    from verdicts
+    inner join conditions on verdicts.institution_id = conditions.institution_id
+    where conditions.lifecycle_stage in ('window_open', 'overdue', 'grace_period', 'not_yet_due')
+        and verdicts.renewal_verdict <> 'not_accepted'
+),
+
+next_steps as (
+    select
+        next_step_codes.institution_id,
+        string_agg(centre_labels.label_zh, '；' order by next_step_codes.step_rank) as next_step_centre_zh,
+        string_agg(institution_labels.label_zh, '' order by next_step_codes.step_rank) as message_institution_zh
+    from next_step_codes
+    left join labels as centre_labels
+        on centre_labels.code_type = 'next_step_centre' and centre_labels.code = next_step_codes.step_code
+    left join labels as institution_labels
+        on institution_labels.code_type = 'next_step_institution' and institution_labels.code = next_step_codes.step_code
+    group by next_step_codes.institution_id
 )
 
 select
@@ -84,6 +129,12 @@ select
         where labels.code_type = 'reason' and list_contains(verdicts.reason_codes, labels.code)
     ) as reasons_zh,
     conditions.application_missing_occupation_codes,
+    -- shown to people (issue 14): a closed stage is never shown as if the institution could still apply
+    coalesce(stage_conditions.label_zh, verdict_labels.label_zh) as conditions_zh,
+    conditions.lifecycle_stage not in ('abandoned', 'terminated', 'renewed', 'rejected')
+        and verdicts.renewal_verdict <> 'not_accepted' as can_apply_now,
+    next_steps.next_step_centre_zh,
+    next_steps.message_institution_zh,
     {{ as_of() }} as as_of
 from institutions
 inner join conditions on institutions.institution_id = conditions.institution_id
@@ -96,3 +147,6 @@ left join labels as stage_labels
     on stage_labels.code_type = 'lifecycle_stage' and stage_labels.code = conditions.lifecycle_stage
 left join labels as verdict_labels
     on verdict_labels.code_type = 'renewal_verdict' and verdict_labels.code = verdicts.renewal_verdict
+left join labels as stage_conditions
+    on stage_conditions.code_type = 'stage_conditions' and stage_conditions.code = conditions.lifecycle_stage
+left join next_steps on institutions.institution_id = next_steps.institution_id
