@@ -20,7 +20,7 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/seeds dbt_project/mac
 FROM ?=
 TO ?=
 
-.PHONY: install run backfill test test-fast mutants lint clean bench bi dashboards docs
+.PHONY: install run backfill test test-fast mutants lint clean bench system-packages bi dashboards docs
 
 install: .venv/.installed $(MANIFEST)
 
@@ -46,8 +46,12 @@ backfill: install
 	FROM="$(FROM)" TO="$(TO)" DATA="$(DATA)" WAREHOUSE="$(WAREHOUSE)" EXPORTS="$(EXPORTS)" FEED_OPTS="$(FEED_OPTS)" \
 		$(PY) -m pipeline.local_run
 
-test: install bi/.venv/.installed
+test: install bi/.venv/.installed system-packages
 	$(PY) -m pytest
+
+# Debian packages the tests use (PostgreSQL, LibreOffice, poppler, CJK fonts, Chromium), installed when missing.
+system-packages:
+	@bash tests/install-system-packages.sh
 
 # The quick loop: everything that starts no Airflow, dbt or server (tests marked slow are left out).
 test-fast: install
