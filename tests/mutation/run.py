@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MUTANTS = Path(__file__).with_name("mutants.tsv")
+# mutants.tsv: written with the tests; mutants_independent.tsv: written blind to them, by another hand
+MUTANT_FILES = sorted(Path(__file__).parent.glob("mutants*.tsv"))
 RULES = ROOT.parent / "shared" / "RULES.md"
 
 
 @dataclass(frozen=True)
 class Mutation:
-    line: int
+    line: str
     file: str
     old: str
     new: str
@@ -35,7 +36,14 @@ def unescape(text: str) -> str:
     return re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
 
 
-def load_mutations(path: Path = MUTANTS) -> list[Mutation]:
+def load_mutations(paths: list[Path] = MUTANT_FILES) -> list[Mutation]:
+    found = []
+    for path in paths:
+        found += load_mutation_file(path)
+    return found
+
+
+def load_mutation_file(path: Path) -> list[Mutation]:
     found = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
@@ -44,7 +52,7 @@ def load_mutations(path: Path = MUTANTS) -> list[Mutation]:
         if len(fields) != 4:
             raise ValueError(f"{path}:{number}: expected 4 tab-separated fields (file, old, new, rule), got {len(fields)}")
         file, old, new, rule = fields
-        found.append(Mutation(number, file, unescape(old), unescape(new), rule.strip()))
+        found.append(Mutation(f"{path.stem}:{number}", file, unescape(old), unescape(new), rule.strip()))
     return found
 
 
@@ -69,6 +77,7 @@ def fast_tier_fails(env: dict[str, str]) -> tuple[bool, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rule", help="only the mutations of this rule id")
+    parser.add_argument("--file", help="only the mutations of this file of tests/mutation (e.g. mutants_independent)")
     parser.add_argument("--min-score", type=float, default=0.9)
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the check that the fast tier passes without mutations (development only)")
@@ -79,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from tests.helpers import build_empty_warehouse
 
-    mutations = [m for m in load_mutations() if not args.rule or m.rule == args.rule]
+    mutations = [m for m in load_mutations() if (not args.rule or m.rule == args.rule)
+                 and (not args.file or m.line.startswith(f"{args.file}:"))]
     work = Path(tempfile.mkdtemp(prefix="mutants-"))
     print(f"building the empty warehouse for the dbt unit tests in {work} …", flush=True)
     built = build_empty_warehouse(work)
@@ -100,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         count = original.count(m.old)
         if count != 1:
             results.append((m, "STALE", f"old text found {count} times"))
-            print(f"  line {m.line:>3} {m.rule:<11} STALE    {m.file}: old text found {count} times", flush=True)
+            print(f"  {m.line:<24} {m.rule:<11} STALE    {m.file}: old text found {count} times", flush=True)
             continue
         t0 = time.monotonic()
         try:
@@ -110,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(original, encoding="utf-8")
         status = "killed" if killed else "SURVIVED"
         results.append((m, status, by))
-        print(f"  line {m.line:>3} {m.rule:<11} {status:<8} {time.monotonic() - t0:5.1f} s  {m.file}"
+        print(f"  {m.line:<24} {m.rule:<11} {status:<8} {time.monotonic() - t0:5.1f} s  {m.file}"
               + (f"  by {by}" if by else ""), flush=True)
 
     applied = [r for r in results if r[1] != "STALE"]
