@@ -111,20 +111,27 @@ def _metadata(query: str, params: tuple) -> list[tuple]:
         con.close()
 
 
-def _newest_run_id() -> int:
-    rows = _metadata("SELECT coalesce(max(id), 0) FROM dag_run", ())
-    return rows[0][0] if rows else 0
+def _logical_key(as_of: dt.date) -> str:
+    """The logical date (06:00 Asia/Shanghai on D) as the metadata database stores it (UTC, no offset)."""
+    local = dt.datetime.combine(as_of, dt.time(6), zoneinfo.ZoneInfo(TIMEZONE))
+    return local.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def watch_dag_run(proc: subprocess.Popen, dag_id: str, after_id: int) -> tuple[str | None, list[tuple]]:
+def _run_ids(dag_id: str, as_of: dt.date) -> set[str]:
+    return {r[0] for r in _metadata("SELECT run_id FROM dag_run WHERE dag_id = ? AND logical_date = ?",
+                                     (dag_id, _logical_key(as_of)))}
+
+
+def watch_dag_run(proc: subprocess.Popen, dag_id: str, as_of: dt.date, earlier: set[str]) -> tuple[str | None, list[tuple]]:
     """While `airflow dags test` runs, print each task as it starts and ends (task, state, seconds), read from
-    the metadata database; return the run's final state and its task instances."""
+    the metadata database; return the run's final state and its task instances. The run is this DAG's run for
+    D whose run_id was not there before (`dags test` replaces an earlier run of the same date)."""
     shown: dict[str, str] = {}
     run = None
     while True:
         finished = proc.poll() is not None
-        found = _metadata("SELECT run_id, state FROM dag_run WHERE dag_id = ? AND id > ? ORDER BY id DESC LIMIT 1",
-                          (dag_id, after_id))
+        found = [r for r in _metadata("SELECT run_id, state FROM dag_run WHERE dag_id = ? AND logical_date = ?",
+                                      (dag_id, _logical_key(as_of))) if r[0] not in earlier]
         run = found[0] if found else run
         tis = _metadata("""SELECT task_id, state, duration, try_number FROM task_instance
                            WHERE dag_id = ? AND run_id = ? ORDER BY start_date""", (dag_id, run[0])) if run else []
@@ -162,11 +169,11 @@ def run_dag(airflow: str, env: dict[str, str], dag_id: str, as_of: dt.date, conf
     log_path = AIRFLOW_HOME / f"dags-test-{dag_id}-{as_of.isoformat()}.log"
     print(f"{dag_id} for {as_of}:", flush=True)
     started = time.monotonic()
-    after = _newest_run_id()
+    earlier = _run_ids(dag_id, as_of)
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            state, tis = watch_dag_run(proc, dag_id, after)
+            state, tis = watch_dag_run(proc, dag_id, as_of, earlier)
         finally:
             proc.wait()
     try:

@@ -26,14 +26,14 @@ def test_daily_dag_wiring(dagbag):
     for task in ["extract_feed", "load_centre_records", "verify_certificates", "quality_gate", "publish",
                  "publish_postgres", "report"]:
         assert task in ids, task
-    for mart in ["renewal_eligibility", "batch_counts", "institution_flags", "review_sla", "reminders"]:
-        assert any(t.startswith(f"dbt.{mart}") and t.endswith("run") for t in ids), mart
+    assert {"dbt_staging_intermediate", "dbt_marts"} <= ids
+    assert dag.get_task("dbt_marts").upstream_task_ids == {"dbt_staging_intermediate"}
     assert dag.max_active_tasks == 1
     assert str(dag.timezone) in ("Asia/Shanghai", "Timezone('Asia/Shanghai')")
     publish = dag.get_task("publish")
     assert "quality_gate" in publish.upstream_task_ids
     gate = dag.get_task("quality_gate")
-    assert all(t.startswith("dbt.") for t in gate.upstream_task_ids)
+    assert gate.upstream_task_ids == {"dbt_marts"}
     assert dag.get_task("publish_postgres").upstream_task_ids == {"publish"}
 
 
@@ -153,3 +153,11 @@ def test_dates_before_the_notice_are_refused_and_a_backfill_needs_both_ends():
     assert backfill and len(days) == 7 and days[0] == dt.date(2023, 1, 3)
     with pytest.raises(ValueError, match="both"):
         as_of_dates(parse_args(["--from", "2023-01-03"]))
+
+
+def test_the_run_is_found_by_its_logical_date_as_airflow_stores_it():
+    import datetime as dt
+
+    from pipeline.local_run import _logical_key
+
+    assert _logical_key(dt.date(2026, 11, 25)) == "2026-11-24 22:00:00.000000"  # 06:00 in Shanghai, in UTC
