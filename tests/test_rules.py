@@ -29,10 +29,35 @@ def empty_warehouse(tmp_path_factory) -> Path:
     return folder
 
 
-def test_every_rule_unit_test_passes(empty_warehouse):
-    result = run_dbt(empty_warehouse, "test", "--select", "test_type:unit")
-    assert result.returncode == 0, result.stdout[-6000:]
-    assert f"PASS={len(dbt_unit_tests())} " in result.stdout
+@pytest.fixture(scope="session")
+def unit_tests_run(empty_warehouse):
+    """Every dbt unit test, after int_working_days is rebuilt from its current SQL (its spine is not a ref, so
+    `--empty` leaves it whole: every year estimated, as no official calendar is loaded)."""
+    calendar = run_dbt(empty_warehouse, "run", "--empty", "--select", "int_working_days")
+    assert calendar.returncode == 0, calendar.stdout[-3000:]
+    return run_dbt(empty_warehouse, "test", "--select", "test_type:unit")
+
+
+def test_every_rule_unit_test_passes(unit_tests_run):
+    assert unit_tests_run.returncode == 0, unit_tests_run.stdout[-6000:]
+    assert f"PASS={len(dbt_unit_tests())} " in unit_tests_run.stdout
+
+
+def test_r_sla_a_year_without_calendar_data_is_monday_to_friday_minus_fixed_holidays(empty_warehouse, unit_tests_run):
+    import datetime as dt
+
+    import duckdb
+
+    con = duckdb.connect(str(empty_warehouse / "warehouse.duckdb"), read_only=True)
+    try:
+        days = dict(con.execute("""SELECT calendar_day, is_workday FROM intermediate.int_working_days
+                                   WHERE year(calendar_day) = 2028 AND is_estimate""").fetchall())
+    finally:
+        con.close()
+    assert len(days) == 366
+    holidays = {dt.date(2028, m, d) for m, d in [(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)]}
+    for day, is_workday in days.items():
+        assert is_workday == (day.isoweekday() <= 5 and day not in holidays), day
 
 
 def seed(name: str) -> list[dict]:
