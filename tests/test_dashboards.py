@@ -177,27 +177,34 @@ def test_the_same_dashboards_on_the_postgresql_marts(published, postgres, tmp_pa
     cur.execute("DROP DATABASE IF EXISTS dashboards_marts")
     cur.execute("CREATE DATABASE dashboards_marts")
     admin.close()
-    dsn = postgres.replace("dbname=postgres", "dbname=dashboards_marts")
-    steps.publish_to_postgres(AS_OF, settings=published, dsn=dsn)
-    pg = psycopg2.connect(dsn)
-    pg.autocommit = True
-    cur = pg.cursor()
-    cur.execute("DROP ROLE IF EXISTS dashboards_reader")
-    cur.execute("CREATE ROLE dashboards_reader LOGIN PASSWORD 'pw' IN ROLE bi_reader")
-    cur.execute("ALTER ROLE dashboards_reader SET default_transaction_read_only = on")
-    pg.close()
-    server = parse_dsn(postgres)
-    uri = f"postgresql+psycopg2://dashboards_reader@{server['host']}:{server['port']}/dashboards_marts"
-    shots = tmp_path / "pg"
-    result = render("--warehouse", str(published.warehouse_dir), "--shots", str(shots), "--database-uri", uri,
-                    "--password-env", "DASHBOARDS_PG_PASSWORD", env={"DASHBOARDS_PG_PASSWORD": "pw"})
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    report = load_report(shots)
-    for title, charts in DASHBOARDS.items():
-        assert not report[title]["failed"] and len(report[title]["charts"]) == charts, report[title]
-        assert set(report[title]["as_of"]) == {AS_OF.isoformat()}
-    assert all(c["rows"] == c["direct_rows"] for d in report.values() for c in d["charts"])
-    assert sum(c["rows"] for d in report.values() for c in d["charts"]) > 100
+    try:
+        dsn = postgres.replace("dbname=postgres", "dbname=dashboards_marts")
+        steps.publish_to_postgres(AS_OF, settings=published, dsn=dsn)
+        pg = psycopg2.connect(dsn)
+        pg.autocommit = True
+        cur = pg.cursor()
+        cur.execute("DROP ROLE IF EXISTS dashboards_reader")
+        cur.execute("CREATE ROLE dashboards_reader LOGIN PASSWORD 'pw' IN ROLE bi_reader")
+        cur.execute("ALTER ROLE dashboards_reader SET default_transaction_read_only = on")
+        pg.close()
+        server = parse_dsn(postgres)
+        uri = f"postgresql+psycopg2://dashboards_reader@{server['host']}:{server['port']}/dashboards_marts"
+        shots = tmp_path / "pg"
+        result = render("--warehouse", str(published.warehouse_dir), "--shots", str(shots), "--database-uri", uri,
+                        "--password-env", "DASHBOARDS_PG_PASSWORD", env={"DASHBOARDS_PG_PASSWORD": "pw"})
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        report = load_report(shots)
+        for title, charts in DASHBOARDS.items():
+            assert not report[title]["failed"] and len(report[title]["charts"]) == charts, report[title]
+            assert set(report[title]["as_of"]) == {AS_OF.isoformat()}
+        assert all(c["rows"] == c["direct_rows"] for d in report.values() for c in d["charts"])
+        assert sum(c["rows"] for d in report.values() for c in d["charts"]) > 100
+    finally:  # leave the server as a new marts-db: bi_reader must be droppable by the other PostgreSQL tests
+        admin = psycopg2.connect(postgres)
+        admin.autocommit = True
+        admin.cursor().execute("DROP DATABASE IF EXISTS dashboards_marts WITH (FORCE)")
+        admin.cursor().execute("DROP ROLE IF EXISTS dashboards_reader")
+        admin.close()
 
 
 def test_bundle_is_whole_and_reads_only_published_marts(tmp_path):
