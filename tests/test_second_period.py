@@ -40,26 +40,26 @@ def plan(no, assessed_on, passed):
             "updated_at": f"{assessed_on}T10:00:00+08:00"}
 
 
+def renewed_institution(institution_id, name, number, district):
+    """An institution of 福州 whose feed record shows its second period, 2023-12-01 … 2026-11-30."""
+    return {"institution_id": institution_id, "name": name, "institution_type": "social_org",
+            "registration_no": f"闽技鉴备〔2023〕{number}号", "supervising_centre": "350100", "region_code": "350102",
+            "registered_on": "2023-12-01", "expires_on": "2026-11-30", "cohort": None, "status": "active",
+            "responsible_person": "林某", "responsible_phone": f"05910000{number}", "contact_person": "陈某",
+            "contact_phone": f"05911000{number}", "email": f"p{number}@example.com.cn",
+            "address": f"福建省福州市{district}", "updated_at": "2023-12-01T09:00:00+08:00"}
+
+
 def second_period_institution(data):
     """Period 1 ran 2020-12-01..2023-11-30 and was renewed on an application of 2023-10-20; the feed shows
     period 2, 2023-12-01..2026-11-30, whose window opened 2026-09-01."""
-    append_jsonl(data / "institutions.jsonl", [{
-        "institution_id": INSTITUTION, "name": "福州第二期技能评价中心", "institution_type": "social_org",
-        "registration_no": "闽技鉴备〔2023〕0901号", "supervising_centre": "350100", "region_code": "350102",
-        "registered_on": "2023-12-01", "expires_on": "2026-11-30", "cohort": None, "status": "active",
-        "responsible_person": "林某", "responsible_phone": "059100000001", "contact_person": "陈某",
-        "contact_phone": "059100000002", "email": "p2@example.com.cn", "address": "福建省福州市鼓楼区",
-        "updated_at": "2023-12-01T09:00:00+08:00"}])
+    append_jsonl(data / "institutions.jsonl", [
+        renewed_institution(INSTITUTION, "福州第二期技能评价中心", "0901", "鼓楼区"),
+        renewed_institution(ONLY_PREVIOUS, "福州续期一次技能评价中心", "0902", "台江区"),
+    ])
     append_jsonl(data / "registered_occupations.jsonl", [{
         "institution_id": INSTITUTION, "occupation_code": "6-20-03-05", "occupation_name": "工具钳工",
         "work_type": None, "registered_on": "2023-12-01", "updated_at": "2023-12-01T09:00:00+08:00"}])
-    append_jsonl(data / "institutions.jsonl", [{
-        "institution_id": ONLY_PREVIOUS, "name": "福州续期一次技能评价中心", "institution_type": "social_org",
-        "registration_no": "闽技鉴备〔2023〕0902号", "supervising_centre": "350100", "region_code": "350102",
-        "registered_on": "2023-12-01", "expires_on": "2026-11-30", "cohort": None, "status": "active",
-        "responsible_person": "王某", "responsible_phone": "059100000003", "contact_person": "李某",
-        "contact_phone": "059100000004", "email": "p3@example.com.cn", "address": "福建省福州市台江区",
-        "updated_at": "2023-12-01T09:00:00+08:00"}])
     # the previous period's plans (outside the current period) and six of the current one, two certificates each
     current = [plan(f"PJ20240099010{i}", f"2024-0{i}-15", 2) for i in range(1, 7)]
     append_jsonl(data / "plans.jsonl", [plan("PJ2022009901901", "2022-05-10", 0),
