@@ -67,6 +67,7 @@ bench: install
 
 lint: install
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 
 clean:
 	rm -rf .airflow warehouse exports data dbt_project/target dbt_project/logs

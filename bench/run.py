@@ -36,9 +36,9 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the PostgreSQL server the tests start, shared with the bench
 
-from pipeline.pgserver import postgres_bin, running_postgres
+from pgserver import postgres_bin, running_postgres  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 25)
 BENCH = ROOT / "bench"
@@ -57,9 +57,15 @@ def machine() -> dict:
     meminfo = Path("/proc/meminfo").read_text().splitlines()
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     mem_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
-    return {"cores": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1), "python": platform.python_version(),
-            "cpu": next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
-                        platform.machine())}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "cpu": next(
+            (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+            platform.machine(),
+        ),
+    }
 
 
 def dataset(institutions: int, scale: float) -> tuple[Path, float | None]:
@@ -69,9 +75,27 @@ def dataset(institutions: int, scale: float) -> tuple[Path, float | None]:
     started = time.perf_counter()
     partial = out.with_name(out.name + ".partial")  # renamed when complete: an interrupted run is not cached
     shutil.rmtree(partial, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "mock_feed", "generate", "--out", str(partial), "--as-of",
-                    AS_OF.isoformat(), "--institutions", str(institutions), "--candidates-scale", str(scale),
-                    "--seed", "2026"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mock_feed",
+            "generate",
+            "--out",
+            str(partial),
+            "--as-of",
+            AS_OF.isoformat(),
+            "--institutions",
+            str(institutions),
+            "--candidates-scale",
+            str(scale),
+            "--seed",
+            "2026",
+        ],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     partial.rename(out)
     return out, time.perf_counter() - started
 
@@ -164,10 +188,30 @@ class Feed:
 def local_run(data: Path, work: Path, env: dict, feed: Feed) -> tuple[float, int]:
     """The daily run through Airflow against `feed`: (wall seconds, peak RSS MB of its process tree)."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.local_run", "--as-of", AS_OF.isoformat(), "--data",
-                             str(data), "--warehouse", str(work / "warehouse"), "--exports", str(work / "exports"),
-                             "--feed-url", feed.url, "--feed-token", feed.token],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.local_run",
+            "--as-of",
+            AS_OF.isoformat(),
+            "--data",
+            str(data),
+            "--warehouse",
+            str(work / "warehouse"),
+            "--exports",
+            str(work / "exports"),
+            "--feed-url",
+            feed.url,
+            "--feed-token",
+            feed.token,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     rss = PeakRss(proc.pid)
     stdout, stderr = proc.communicate()
     peak = rss.stop()
@@ -183,10 +227,14 @@ def stage_times() -> dict[str, float]:
     try:
         spans, tasks = {}, []
         for dag_id in ("renewal_daily", "renewal_reminders"):
-            run_id = con.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
-                                 [dag_id]).fetchone()[0]
-            rows = con.execute("""SELECT task_id, duration, start_date, end_date FROM task_instance
-                                  WHERE dag_id = ? AND run_id = ?""", [dag_id, run_id]).fetchall()
+            run_id = con.execute(
+                "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", [dag_id]
+            ).fetchone()[0]
+            rows = con.execute(
+                """SELECT task_id, duration, start_date, end_date FROM task_instance
+                                  WHERE dag_id = ? AND run_id = ?""",
+                [dag_id, run_id],
+            ).fetchall()
             first = min(dt.datetime.fromisoformat(r[2]) for r in rows)
             last = max(dt.datetime.fromisoformat(r[3]) for r in rows)
             spans[f"{dag_id}_span_s"] = round((last - first).total_seconds(), 1)
@@ -194,17 +242,26 @@ def stage_times() -> dict[str, float]:
                 tasks = [(t, d) for t, d, _, _ in rows]
     finally:
         con.close()
-    return {key: round(sum(d or 0 for t, d in tasks if any(t == p or (p.endswith(".") and t.startswith(p))
-                                                             for p in prefixes)), 2)
-            for key, prefixes in STAGES.items()} | spans
+    return {
+        key: round(
+            sum(
+                d or 0
+                for t, d in tasks
+                if any(t == p or (p.endswith(".") and t.startswith(p)) for p in prefixes)
+            ),
+            2,
+        )
+        for key, prefixes in STAGES.items()
+    } | spans
 
 
 def run_metrics(work: Path) -> dict[str, int]:
     con = duckdb.connect(str(work / "warehouse" / "published.duckdb"), read_only=True)
     try:
         load = con.execute("SELECT max(load_id) FROM ops.run_metrics").fetchone()[0]
-        rows = con.execute("SELECT step, subject, metric, value FROM ops.run_metrics WHERE load_id = ?",
-                           [load]).fetchall()
+        rows = con.execute(
+            "SELECT step, subject, metric, value FROM ops.run_metrics WHERE load_id = ?", [load]
+        ).fetchall()
     finally:
         con.close()
     fetched = sum(v for s, _, m, v in rows if s == "extract_feed" and m == "fetched")
@@ -212,8 +269,12 @@ def run_metrics(work: Path) -> dict[str, int]:
     # the steps' own clocks (no Airflow task start-up): fetching and landing every resource, the lookups
     landing_ms = sum(v for s, _, m, v in rows if s == "extract_feed" and m == "elapsed_ms")
     lookup_ms = sum(v for s, sub, m, v in rows if sub == "lookups" and m == "elapsed_ms")
-    return {"feed_rows": fetched, "certificates_checked": checked, "landing_s": round(landing_ms / 1000, 2),
-            "lookup_step_s": round(lookup_ms / 1000, 2)}
+    return {
+        "feed_rows": fetched,
+        "certificates_checked": checked,
+        "landing_s": round(landing_ms / 1000, 2),
+        "lookup_step_s": round(lookup_ms / 1000, 2),
+    }
 
 
 def our_certificates_rate(data: Path, work: Path, repeats: int = 5) -> tuple[int, list[float]]:
@@ -222,13 +283,16 @@ def our_certificates_rate(data: Path, work: Path, repeats: int = 5) -> tuple[int
     from ingest.feed_client import FeedClient
     from ingest.land import land_resource
     from ingest.warehouse import connect
+
     feed = Feed(data)
     times = []
     try:
         for n in range(repeats):
             con = connect(work / f"ours-{n}.duckdb")
             started = time.perf_counter()
-            result = land_resource(con, FeedClient(feed.url, feed.token), "certificates", "bench", b"bench-key")
+            result = land_resource(
+                con, FeedClient(feed.url, feed.token), "certificates", "bench", b"bench-key"
+            )
             times.append(round(time.perf_counter() - started, 2))
             con.close()
     finally:
@@ -243,14 +307,31 @@ def dlt_certificates_rate(data: Path, work: Path) -> tuple[int, float]:
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
     feed = Feed(data)
     try:
-        source = rest_api_source({
-            "client": {"base_url": f"{feed.url}/api/v1/", "auth": {"type": "bearer", "token": feed.token},
-                       "paginator": {"type": "cursor", "cursor_path": "next_cursor", "cursor_param": "cursor"}},
-            "resources": [{"name": "certificates",
-                           "endpoint": {"path": "certificates", "params": {"limit": 1000}, "data_selector": "items"}}],
-        })
-        pipeline = dlt.pipeline(pipeline_name="bench_dlt", destination=dlt.destinations.duckdb(
-            str(work / "dlt.duckdb")), dataset_name="feed", pipelines_dir=str(work / "dlt-pipelines"))
+        source = rest_api_source(
+            {
+                "client": {
+                    "base_url": f"{feed.url}/api/v1/",
+                    "auth": {"type": "bearer", "token": feed.token},
+                    "paginator": {"type": "cursor", "cursor_path": "next_cursor", "cursor_param": "cursor"},
+                },
+                "resources": [
+                    {
+                        "name": "certificates",
+                        "endpoint": {
+                            "path": "certificates",
+                            "params": {"limit": 1000},
+                            "data_selector": "items",
+                        },
+                    }
+                ],
+            }
+        )
+        pipeline = dlt.pipeline(
+            pipeline_name="bench_dlt",
+            destination=dlt.destinations.duckdb(str(work / "dlt.duckdb")),
+            dataset_name="feed",
+            pipelines_dir=str(work / "dlt-pipelines"),
+        )
         started = time.perf_counter()
         pipeline.run(source)
         elapsed = time.perf_counter() - started
@@ -286,32 +367,49 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
     incremental_counts = run_metrics(work)
     shutil.rmtree(work / "data-changed")
     return {
-        "institutions": institutions, "certificates": certificates, "feed_rows": counts["feed_rows"],
+        "institutions": institutions,
+        "certificates": certificates,
+        "feed_rows": counts["feed_rows"],
         "generate_s": round(generate_s, 1) if generate_s else None,
-        "feed_load_s": feed.load_s, "feed_peak_rss_mb": feed_rss,
-        "full_run_s": round(full_s, 1), "peak_rss_mb": max(full_rss, incremental_rss), **stages,
+        "feed_load_s": feed.load_s,
+        "feed_peak_rss_mb": feed_rss,
+        "full_run_s": round(full_s, 1),
+        "peak_rss_mb": max(full_rss, incremental_rss),
+        **stages,
         "ingest_rows_per_s": round(counts["feed_rows"] / stages["ingest_s"]) if stages["ingest_s"] else None,
-        "lookup_certs_per_s": round(counts["certificates_checked"] / stages["lookup_s"]) if stages["lookup_s"]
+        "lookup_certs_per_s": round(counts["certificates_checked"] / stages["lookup_s"])
+        if stages["lookup_s"]
         else None,
         # the same two rates by the steps' own clocks, without the Airflow task's start-up (ingest: ~6 s)
         "landing_s": counts["landing_s"],
-        "landing_rows_per_s": round(counts["feed_rows"] / counts["landing_s"]) if counts["landing_s"] else None,
+        "landing_rows_per_s": round(counts["feed_rows"] / counts["landing_s"])
+        if counts["landing_s"]
+        else None,
         "lookup_step_certs_per_s": round(counts["certificates_checked"] / counts["lookup_step_s"])
-        if counts["lookup_step_s"] else None,
-        "incremental_changed_rows": changed, "incremental_run_s": round(incremental_s, 1),
+        if counts["lookup_step_s"]
+        else None,
+        "incremental_changed_rows": changed,
+        "incremental_run_s": round(incremental_s, 1),
         "incremental_feed_rows": incremental_counts["feed_rows"],
         "incremental_certificates_checked": incremental_counts["certificates_checked"],
         "incremental_stages": incremental_stages,
         # the run's wall time outside both DAGs' tasks: airflow db migrate, two `dags test` start-ups, DAG parsing
-        "outside_tasks_s": round(full_s - stages["renewal_daily_span_s"] - stages["renewal_reminders_span_s"], 1),
-        "incremental_outside_tasks_s": round(incremental_s - incremental_stages["renewal_daily_span_s"]
-                                             - incremental_stages["renewal_reminders_span_s"], 1),
+        "outside_tasks_s": round(
+            full_s - stages["renewal_daily_span_s"] - stages["renewal_reminders_span_s"], 1
+        ),
+        "incremental_outside_tasks_s": round(
+            incremental_s
+            - incremental_stages["renewal_daily_span_s"]
+            - incremental_stages["renewal_reminders_span_s"],
+            1,
+        ),
     }
 
 
 def commit() -> str:
-    run = subprocess.run(["git", "describe", "--always", "--dirty"], check=False, cwd=ROOT, capture_output=True,
-                         text=True)
+    run = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], check=False, cwd=ROOT, capture_output=True, text=True
+    )
     return run.stdout.strip() or "unknown"
 
 
@@ -323,8 +421,10 @@ def kept_sizes(measured: list[dict], scale: float) -> list[dict]:
     if old.get("candidates_scale") != scale:
         return measured
     rerun = {s["institutions"] for s in measured}
-    return sorted(measured + [s for s in old.get("sizes", []) if s["institutions"] not in rerun],
-                  key=lambda s: s["institutions"])
+    return sorted(
+        measured + [s for s in old.get("sizes", []) if s["institutions"] not in rerun],
+        key=lambda s: s["institutions"],
+    )
 
 
 def main() -> int:
@@ -350,8 +450,14 @@ def main() -> int:
         work.mkdir(parents=True)
         ours_rows, ours_runs = our_certificates_rate(small, work)
         dlt_rows, dlt_s = dlt_certificates_rate(small, work)  # about 50 s: once
-        results["peer"] = {"resource": "certificates", "rows": ours_rows, "ours_s": statistics.median(ours_runs),
-                           "ours_runs_s": ours_runs, "dlt_rows": dlt_rows, "dlt_s": round(dlt_s, 2)}
+        results["peer"] = {
+            "resource": "certificates",
+            "rows": ours_rows,
+            "ours_s": statistics.median(ours_runs),
+            "ours_runs_s": ours_runs,
+            "dlt_rows": dlt_rows,
+            "dlt_s": round(dlt_s, 2),
+        }
         results["bench_s"] = round(time.perf_counter() - started, 1)  # this invocation, for bench_sizes_run
         results["bench_sizes_run"] = sizes
     finally:
@@ -365,10 +471,14 @@ def main() -> int:
         "dlt_rows_per_s": round(peer["dlt_rows"] / peer["dlt_s"]),
         "ours_vs_dlt_ratio": round((peer["rows"] / peer["ours_s"]) / (peer["dlt_rows"] / peer["dlt_s"]), 1),
         "lookup_certs_per_s": province["lookup_certs_per_s"],
-        "dbt_build_s": province["dbt_build_s"], "gate_s": province["gate_s"],
-        "publish_s": province["publish_s"], "publish_postgres_s": province["publish_postgres_s"],
-        "full_run_s": province["full_run_s"], "incremental_run_s": province["incremental_run_s"],
-        "peak_rss_mb": province["peak_rss_mb"], "feed_peak_rss_mb": province["feed_peak_rss_mb"],
+        "dbt_build_s": province["dbt_build_s"],
+        "gate_s": province["gate_s"],
+        "publish_s": province["publish_s"],
+        "publish_postgres_s": province["publish_postgres_s"],
+        "full_run_s": province["full_run_s"],
+        "incremental_run_s": province["incremental_run_s"],
+        "peak_rss_mb": province["peak_rss_mb"],
+        "feed_peak_rss_mb": province["feed_peak_rss_mb"],
     }
     (BENCH / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))
     print(json.dumps({k: v for k, v in results.items() if k not in ("sizes",)}, ensure_ascii=False, indent=1))

@@ -25,8 +25,10 @@ log = logging.getLogger("import_dashboards")
 
 def read_bundle(bundle_dir: Path = BUNDLE_DIR) -> dict[str, dict[str, Any]]:
     """Every YAML file of the bundle, parsed, by its path relative to the bundle."""
-    return {str(p.relative_to(bundle_dir)): yaml.safe_load(p.read_text(encoding="utf-8"))
-            for p in sorted(bundle_dir.rglob("*.yaml"))}
+    return {
+        str(p.relative_to(bundle_dir)): yaml.safe_load(p.read_text(encoding="utf-8"))
+        for p in sorted(bundle_dir.rglob("*.yaml"))
+    }
 
 
 def point_at(bundle: dict[str, dict[str, Any]], database_uri: str, password: str | None = None) -> None:
@@ -39,28 +41,47 @@ def point_at(bundle: dict[str, dict[str, Any]], database_uri: str, password: str
         bundle[databases[0]]["password"] = password
 
 
-def without_missing_marts(bundle: dict[str, dict[str, Any]], tables: set[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+def without_missing_marts(
+    bundle: dict[str, dict[str, Any]], tables: set[tuple[str, str]]
+) -> dict[str, dict[str, Any]]:
     """The bundle less every physical dataset whose table is not among `tables` ((schema, name) pairs), the
     charts on those datasets and the dashboards showing those charts."""
-    missing = {config["uuid"] for path, config in bundle.items()
-               if path.startswith("datasets/") and not config.get("sql")
-               and (config.get("schema"), config["table_name"]) not in tables}
-    charts_out = {config["uuid"] for path, config in bundle.items()
-                  if path.startswith("charts/") and config["dataset_uuid"] in missing}
+    missing = {
+        config["uuid"]
+        for path, config in bundle.items()
+        if path.startswith("datasets/")
+        and not config.get("sql")
+        and (config.get("schema"), config["table_name"]) not in tables
+    }
+    charts_out = {
+        config["uuid"]
+        for path, config in bundle.items()
+        if path.startswith("charts/") and config["dataset_uuid"] in missing
+    }
     kept = {}
     for path, config in bundle.items():
         if path.startswith("datasets/") and config["uuid"] in missing:
-            log.info("leaving out dataset %s: %s.%s is not in the marts database", path, config.get("schema"),
-                     config["table_name"])
+            log.info(
+                "leaving out dataset %s: %s.%s is not in the marts database",
+                path,
+                config.get("schema"),
+                config["table_name"],
+            )
             continue
         if path.startswith("charts/") and config["uuid"] in charts_out:
             continue
         if path.startswith("dashboards/"):
-            shown = {item["meta"].get("uuid") for item in config.get("position", {}).values()
-                     if isinstance(item, dict) and item.get("type") == "CHART"}
+            shown = {
+                item["meta"].get("uuid")
+                for item in config.get("position", {}).values()
+                if isinstance(item, dict) and item.get("type") == "CHART"
+            }
             if shown & charts_out:
-                log.info("leaving out dashboard %s (%s): its marts are not published yet", path,
-                         config["dashboard_title"])
+                log.info(
+                    "leaving out dashboard %s (%s): its marts are not published yet",
+                    path,
+                    config["dashboard_title"],
+                )
                 continue
         kept[path] = config
     return kept
@@ -75,8 +96,11 @@ def database_tables(database_uri: str) -> set[tuple[str, str]]:
     engine = create_engine(database_uri, poolclass=NullPool)
     try:
         inspector = inspect(engine)
-        return {(schema.rsplit(".", 1)[-1], name) for schema in inspector.get_schema_names()
-                for name in inspector.get_table_names(schema=schema) + inspector.get_view_names(schema=schema)}
+        return {
+            (schema.rsplit(".", 1)[-1], name)
+            for schema in inspector.get_schema_names()
+            for name in inspector.get_table_names(schema=schema) + inspector.get_view_names(schema=schema)
+        }
     finally:
         engine.dispose()
 
@@ -93,12 +117,23 @@ def import_bundle(bundle: dict[str, dict[str, Any]], username: str = "admin") ->
 
     g.user = security_manager.find_user(username=username)
     metadata = {"version": "1.0.0", "timestamp": "2026-01-01T00:00:00+00:00"}  # no type: read by all four
-    contents = {path: yaml.safe_dump(config, allow_unicode=True) for path, config in bundle.items()
-                if path != "metadata.yaml"}
+    contents = {
+        path: yaml.safe_dump(config, allow_unicode=True)
+        for path, config in bundle.items()
+        if path != "metadata.yaml"
+    }
     contents["metadata.yaml"] = yaml.safe_dump(metadata)
-    passwords = {path: config["password"] for path, config in bundle.items()
-                 if path.startswith("databases/") and config.get("password")}
-    for command in (ImportDatabasesCommand, ImportDatasetsCommand, ImportChartsCommand, ImportDashboardsCommand):
+    passwords = {
+        path: config["password"]
+        for path, config in bundle.items()
+        if path.startswith("databases/") and config.get("password")
+    }
+    for command in (
+        ImportDatabasesCommand,
+        ImportDatasetsCommand,
+        ImportChartsCommand,
+        ImportDashboardsCommand,
+    ):
         command(contents, overwrite=True, passwords=passwords).run()
     scope_native_filters(bundle)
 
@@ -118,8 +153,10 @@ def scope_native_filters(bundle: dict[str, dict[str, Any]]) -> None:
         for native in metadata.get("native_filter_configuration", []):
             columns = {target["column"]["name"] for target in native.get("targets", [])}
             native["chartsInScope"] = sorted(
-                chart.id for chart in dashboard.slices
-                if columns & {column.column_name for column in chart.datasource.columns})
+                chart.id
+                for chart in dashboard.slices
+                if columns & {column.column_name for column in chart.datasource.columns}
+            )
         dashboard.json_metadata = json.dumps(metadata)
     db.session.commit()
 
@@ -129,9 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-uri", required=True, help="SQLAlchemy URI of the marts database")
     parser.add_argument("--password-env", help="environment variable holding the database password")
     parser.add_argument("--username", default="admin", help="Superset user who owns the imported objects")
-    parser.add_argument("--all-dashboards", action="store_true",
-                        help="import every dashboard, also those whose marts are not published yet (a new "
-                             "deployment before the pipeline's first run: they fill in after it)")
+    parser.add_argument(
+        "--all-dashboards",
+        action="store_true",
+        help="import every dashboard, also those whose marts are not published yet (a new "
+        "deployment before the pipeline's first run: they fill in after it)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 

@@ -30,20 +30,38 @@ def duckdb_uri(published_db: Path) -> str:
 
 
 def superset_env(state_dir: Path) -> dict[str, str]:
-    return dict(os.environ, SUPERSET_CONFIG_PATH=str(BI_DIR / "superset_config.py"), SUPERSET_STATE_DIR=str(state_dir),
-                FLASK_APP="superset", PYTHONPATH=str(BI_DIR), SUPERSET_LOAD_EXAMPLES="no")
+    return dict(
+        os.environ,
+        SUPERSET_CONFIG_PATH=str(BI_DIR / "superset_config.py"),
+        SUPERSET_STATE_DIR=str(state_dir),
+        FLASK_APP="superset",
+        PYTHONPATH=str(BI_DIR),
+        SUPERSET_LOAD_EXAMPLES="no",
+    )
 
 
 def _superset(state_dir: Path, *args: str, quiet: bool = True) -> None:
-    result = subprocess.run([SUPERSET, *args], env=superset_env(state_dir), capture_output=quiet, text=True,
-                            check=False, cwd=PROJECT_ROOT)
+    result = subprocess.run(
+        [SUPERSET, *args],
+        env=superset_env(state_dir),
+        capture_output=quiet,
+        text=True,
+        check=False,
+        cwd=PROJECT_ROOT,
+    )
     if result.returncode != 0:
-        raise RuntimeError(f"superset {' '.join(args[:2])} failed (state {state_dir}):\n"
-                           f"{(result.stdout or '')[-3000:]}{(result.stderr or '')[-3000:]}")
+        raise RuntimeError(
+            f"superset {' '.join(args[:2])} failed (state {state_dir}):\n"
+            f"{(result.stdout or '')[-3000:]}{(result.stderr or '')[-3000:]}"
+        )
 
 
-def set_up(state_dir: Path, published_db: Path | None = None, database_uri: str | None = None,
-           database_password: str | None = None) -> str | None:
+def set_up(
+    state_dir: Path,
+    published_db: Path | None = None,
+    database_uri: str | None = None,
+    database_password: str | None = None,
+) -> str | None:
     """Creates or upgrades Superset's state in state_dir, its admin login and the dashboards on the marts:
     published_db read-only, or another database (database_uri, e.g. the PostgreSQL marts). Returns the admin
     password when this call created the login (it is kept in state_dir/admin_password), else None."""
@@ -64,18 +82,45 @@ def set_up(state_dir: Path, published_db: Path | None = None, database_uri: str 
     created = None
     if not password_file.exists():
         created = secrets.token_urlsafe(12)
-        _superset(state_dir, "fab", "create-admin", "--username", ADMIN, "--firstname", "备案续期",
-                  "--lastname", "管理员", "--email", "admin@localhost", "--password", created)
+        _superset(
+            state_dir,
+            "fab",
+            "create-admin",
+            "--username",
+            ADMIN,
+            "--firstname",
+            "备案续期",
+            "--lastname",
+            "管理员",
+            "--email",
+            "admin@localhost",
+            "--password",
+            created,
+        )
         _superset(state_dir, "fab", "reset-password", "--username", ADMIN, "--password", created)
         password_file.write_text(created)
         password_file.chmod(0o600)
     log.info("importing the dashboards over %s …", database_uri)
     env = dict(superset_env(state_dir), MARTS_DATABASE_PASSWORD=database_password or "")
-    result = subprocess.run([sys.executable, str(BI_DIR / "import_dashboards.py"), "--database-uri", database_uri,
-                             "--password-env", "MARTS_DATABASE_PASSWORD"], env=env, capture_output=True,
-                            text=True, check=False, cwd=PROJECT_ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BI_DIR / "import_dashboards.py"),
+            "--database-uri",
+            database_uri,
+            "--password-env",
+            "MARTS_DATABASE_PASSWORD",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT_ROOT,
+    )
     if result.returncode != 0:
-        raise RuntimeError(f"importing the dashboards failed:\n{result.stdout[-3000:]}{result.stderr[-5000:]}")
+        raise RuntimeError(
+            f"importing the dashboards failed:\n{result.stdout[-3000:]}{result.stderr[-5000:]}"
+        )
     log.info(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "dashboards imported")
     return created
 
@@ -112,8 +157,14 @@ def running(state_dir: Path, port: int | None = None, log_file: Path | None = No
     """Superset's web server on localhost for the duration of the block; yields its base URL."""
     port = port or free_port()
     out = open(log_file or state_dir / "server.log", "w")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(server_command(port), env=superset_env(state_dir), stdout=out,
-                               stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, start_new_session=True)
+    process = subprocess.Popen(
+        server_command(port),
+        env=superset_env(state_dir),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process)

@@ -28,9 +28,17 @@ import duckdb
 from local_superset import ADMIN, admin_password, running, set_up  # bi/ is on the path: scripts run from it
 
 log = logging.getLogger("render_dashboards")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 # What Superset (in Chinese or English) writes in a chart that has no rows, or whose query failed.
 EMPTY_TEXTS = ("此查询没有数据返回", "No results were returned", "没有数据", "No data")
 ERROR_TEXTS = ("Data error", "错误：", "Unexpected error", "意外错误", "Error:")
@@ -104,12 +112,18 @@ class Marts:
             engine.dispose()
 
 
-def check_dashboard(page, base_url: str, dashboard: dict, marts: Marts, shots: Path, index: int) -> DashboardCheck:
+def check_dashboard(
+    page, base_url: str, dashboard: dict, marts: Marts, shots: Path, index: int
+) -> DashboardCheck:
     charts = page.request.get(f"{base_url}/api/v1/dashboard/{dashboard['id']}/charts").json()["result"]
     wanted = {c["id"] for c in charts}
     slug = dashboard.get("slug") or str(dashboard["id"])
-    result = DashboardCheck(title=dashboard["dashboard_title"], slug=slug, url=f"{base_url}{dashboard['url']}",
-                            png=f"{index:02d}_{slug}.png")
+    result = DashboardCheck(
+        title=dashboard["dashboard_title"],
+        slug=slug,
+        url=f"{base_url}{dashboard['url']}",
+        png=f"{index:02d}_{slug}.png",
+    )
     answers: dict[int, dict] = {}
 
     def on_response(response) -> None:
@@ -122,7 +136,7 @@ def check_dashboard(page, base_url: str, dashboard: dict, marts: Marts, shots: P
         if slice_id in wanted:
             try:
                 body = response.json()
-            except Exception as exc:  # noqa: BLE001 (a broken body is itself the finding)
+            except Exception as exc:
                 body = {"message": f"unreadable response: {exc}"}
             answers[slice_id] = {"status": response.status, "body": body}
 
@@ -153,8 +167,14 @@ def check_dashboard(page, base_url: str, dashboard: dict, marts: Marts, shots: P
     return result
 
 
-def check_chart(page, chart: dict, answer: dict | None, marts: Marts, dashboard: DashboardCheck) -> ChartCheck:
-    check = ChartCheck(chart_id=chart["id"], name=chart["slice_name"], viz_type=(chart.get("form_data") or {}).get("viz_type", ""))
+def check_chart(
+    page, chart: dict, answer: dict | None, marts: Marts, dashboard: DashboardCheck
+) -> ChartCheck:
+    check = ChartCheck(
+        chart_id=chart["id"],
+        name=chart["slice_name"],
+        viz_type=(chart.get("form_data") or {}).get("viz_type", ""),
+    )
     element = page.locator(f"[data-test-chart-id='{chart['id']}']").first
     check.shown_text = element.inner_text(timeout=10_000) if element.count() else ""
     if answer is None:
@@ -163,7 +183,9 @@ def check_chart(page, chart: dict, answer: dict | None, marts: Marts, dashboard:
     body = answer["body"]
     results = body.get("result") or []
     if answer["status"] != 200 or not results:
-        check.problems.append(f"query failed (HTTP {answer['status']}): {str(body.get('message') or body)[:300]}")
+        check.problems.append(
+            f"query failed (HTTP {answer['status']}): {str(body.get('message') or body)[:300]}"
+        )
     for part in results:
         if part.get("error") or part.get("status") == "failed":
             check.problems.append(f"query error: {str(part.get('error'))[:300]}")
@@ -179,7 +201,9 @@ def check_chart(page, chart: dict, answer: dict | None, marts: Marts, dashboard:
     if check.direct_rows and (not check.rows or shows_empty):
         check.problems.append(f"shows no data, but its SQL returns {check.direct_rows} rows on {marts.name}")
     elif check.rows != check.direct_rows:
-        check.problems.append(f"{check.rows} rows in Superset, {check.direct_rows} from {marts.name} directly")
+        check.problems.append(
+            f"{check.rows} rows in Superset, {check.direct_rows} from {marts.name} directly"
+        )
     for row in main.get("data") or []:
         if "as_of_text" in row:  # the 数据截至 chart: the date must be on the page, not only in the answer
             dashboard.as_of.append(row["as_of_text"])
@@ -203,7 +227,9 @@ def check_all(base_url: str, password: str, marts: Marts, shots: Path) -> list[D
             page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
             answer = page.request.get(f"{base_url}/api/v1/dashboard/?q=(page_size:100)")
             if not answer.ok:
-                raise SystemExit(f"Superset's dashboard list failed: HTTP {answer.status} {answer.text()[:300]}")
+                raise SystemExit(
+                    f"Superset's dashboard list failed: HTTP {answer.status} {answer.text()[:300]}"
+                )
             listing = sorted(answer.json()["result"], key=lambda d: d["id"])
             if not listing:
                 raise SystemExit("Superset has no dashboards: the import did not run")
@@ -213,13 +239,17 @@ def check_all(base_url: str, password: str, marts: Marts, shots: Path) -> list[D
 
 
 def report(checks: list[DashboardCheck], shots: Path) -> bool:
-    (shots / "report.json").write_text(json.dumps(
-        [{**asdict(c), "failed": c.failed} for c in checks], ensure_ascii=False, indent=2), encoding="utf-8")
+    (shots / "report.json").write_text(
+        json.dumps([{**asdict(c), "failed": c.failed} for c in checks], ensure_ascii=False, indent=2),
+        encoding="utf-8",
+    )
     ok = True
     for c in checks:
         rows = sum(ch.rows or 0 for ch in c.charts)
-        print(f"{'FAIL' if c.failed else 'ok  '} {c.title}: {len(c.charts)} charts, {rows} rows, "
-              f"as of {', '.join(sorted(set(c.as_of))) or '?'} -> {shots / c.png}")
+        print(
+            f"{'FAIL' if c.failed else 'ok  '} {c.title}: {len(c.charts)} charts, {rows} rows, "
+            f"as of {', '.join(sorted(set(c.as_of))) or '?'} -> {shots / c.png}"
+        )
         for problem in c.problems:
             print(f"       {problem}")
         for ch in c.charts:
@@ -235,8 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", type=Path, required=True, help="folder for the PNGs and report.json")
     parser.add_argument("--url", help="a Superset already running over the warehouse (else one is started)")
     parser.add_argument("--state-dir", type=Path, help="that Superset's state folder (its admin_password)")
-    parser.add_argument("--database-uri", help="the marts in another database than WAREHOUSE/published.duckdb, "
-                        "e.g. postgresql+psycopg2://bi_metabase@host:5432/marts (what docker-compose's Superset reads)")
+    parser.add_argument(
+        "--database-uri",
+        help="the marts in another database than WAREHOUSE/published.duckdb, "
+        "e.g. postgresql+psycopg2://bi_metabase@host:5432/marts (what docker-compose's Superset reads)",
+    )
     parser.add_argument("--password-env", help="environment variable holding that database's password")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     print("Ctrl-C stops it.\n", flush=True)
     env = superset_env(args.state_dir.resolve())
     try:
-        return subprocess.run(server_command(args.port, args.host), env=env, cwd=PROJECT_ROOT, check=False).returncode
+        return subprocess.run(
+            server_command(args.port, args.host), env=env, cwd=PROJECT_ROOT, check=False
+        ).returncode
     except KeyboardInterrupt:
         return 0
 

@@ -71,9 +71,14 @@ with DAG(
     max_active_runs=1,
     max_active_tasks=1,
     doc_md=DOC,
-    params={"full_refresh": Param(False, type="boolean", description="pull every record, not only changes"),
-            "backfill": Param(False, type="boolean",
-                              description="rebuild history only: the reminders DAG exports and sends nothing")},
+    params={
+        "full_refresh": Param(False, type="boolean", description="pull every record, not only changes"),
+        "backfill": Param(
+            False,
+            type="boolean",
+            description="rebuild history only: the reminders DAG exports and sends nothing",
+        ),
+    },
     default_args={**DEFAULT_ARGS, "pool": WRITER_POOL},
     user_defined_macros=USER_DEFINED_MACROS,
     tags=["renewal", "闽劳鉴〔2022〕26号"],
@@ -97,8 +102,9 @@ with DAG(
 
         return step(_as_of(), _load_id())
 
-    profile = ProfileConfig(profile_name="renewal", target_name="duckdb",
-                            profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml")
+    profile = ProfileConfig(
+        profile_name="renewal", target_name="duckdb", profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"
+    )
     dbt_args = {
         "vars": {"as_of": AS_OF_TEMPLATE},
         "env": {"WAREHOUSE_DB": str(warehouse_dir() / "warehouse.duckdb")},
@@ -145,7 +151,10 @@ with DAG(
         context = get_current_context()
         counts = step(_as_of())
         # renewal_reminders reads D (and whether this is a backfill) from the event, never from the newest file
-        outlet_events[PUBLISHED_MARTS].extra = {"as_of": _as_of().isoformat(), "backfill": is_backfill(context)}
+        outlet_events[PUBLISHED_MARTS].extra = {
+            "as_of": _as_of().isoformat(),
+            "backfill": is_backfill(context),
+        }
         return counts
 
     @task(**TRANSIENT)
@@ -164,5 +173,14 @@ with DAG(
         print(text)
         return text
 
-    (extract_feed() >> load_centre_records() >> verify_certificates() >> staging_intermediate >> marts
-     >> quality_gate() >> publish() >> publish_postgres() >> report())
+    (
+        extract_feed()
+        >> load_centre_records()
+        >> verify_certificates()
+        >> staging_intermediate
+        >> marts
+        >> quality_gate()
+        >> publish()
+        >> publish_postgres()
+        >> report()
+    )

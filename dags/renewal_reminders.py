@@ -40,8 +40,11 @@ the ledger and sends no e-mail: a backfill rebuilds history, it does not remind 
 
 def triggering_publication(context) -> dict | None:
     """The extra of the newest `renewal_published_marts` event that triggered this run, if any."""
-    events = [event for asset_events in (context.get("triggering_asset_events") or {}).values()
-              for event in asset_events]
+    events = [
+        event
+        for asset_events in (context.get("triggering_asset_events") or {}).values()
+        for event in asset_events
+    ]
     events = [e for e in events if (getattr(e, "extra", None) or {}).get("as_of")]
     if not events:
         return None
@@ -65,8 +68,10 @@ def _skip_if_backfill() -> None:
     context = get_current_context()
     publication = triggering_publication(context) or {}
     if publication.get("backfill") or is_backfill(context):
-        raise AirflowSkipException(f"publication for {_as_of()} was made by a backfill: nothing is exported, "
-                                   "marked in the ledger or e-mailed")
+        raise AirflowSkipException(
+            f"publication for {_as_of()} was made by a backfill: nothing is exported, "
+            "marked in the ledger or e-mailed"
+        )
 
 
 with DAG(
@@ -78,8 +83,14 @@ with DAG(
     max_active_runs=1,
     max_active_tasks=1,
     doc_md=DOC,
-    params={"as_of": Param(None, type=["null", "string"], format="date",
-                           description="export for this date (YYYY-MM-DD) instead of the run's date")},
+    params={
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="export for this date (YYYY-MM-DD) instead of the run's date",
+        )
+    },
     default_args={**DEFAULT_ARGS, "pool": WRITER_POOL},
     tags=["renewal", "reminders", "闽劳鉴〔2022〕26号"],
 ) as dag:

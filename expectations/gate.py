@@ -63,11 +63,17 @@ def _context(docs_dir: Path | None):
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     if docs_dir is not None:
-        context.add_data_docs_site("gate", {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
+        context.add_data_docs_site(
+            "gate",
+            {
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
     return context
 
 
@@ -75,17 +81,22 @@ def _context(docs_dir: Path | None):
 # null check). Uniqueness uses a window count, so these run in a SELECT list, never in a WHERE clause.
 SUSPECT_SQL = {
     "ExpectColumnValuesToNotBeNull": lambda e, p: f"{_q(e.column)} IS NULL",
-    "ExpectColumnValuesToBeInSet":
-        lambda e, p: f"{_q(e.column)} IS NOT NULL AND NOT list_contains({p(list(e.value_set))}, {_q(e.column)})",
-    "ExpectColumnValuesToBeBetween":
-        lambda e, p: (f"{_q(e.column)} IS NOT NULL AND ({_q(e.column)} < {p(e.min_value)} "
-                      f"OR {_q(e.column)} > {p(e.max_value)})"),
-    "ExpectColumnValuesToMatchRegex":
-        lambda e, p: f"{_q(e.column)} IS NOT NULL AND NOT regexp_matches({_q(e.column)}::VARCHAR, {p(e.regex)})",
-    "ExpectColumnValuesToBeUnique":
-        lambda e, p: f"{_q(e.column)} IS NOT NULL AND count(*) OVER (PARTITION BY {_q(e.column)}) > 1",
-    "ExpectCompoundColumnsToBeUnique":
-        lambda e, p: f"count(*) OVER (PARTITION BY {', '.join(map(_q, e.column_list))}) > 1",
+    "ExpectColumnValuesToBeInSet": lambda e, p: (
+        f"{_q(e.column)} IS NOT NULL AND NOT list_contains({p(list(e.value_set))}, {_q(e.column)})"
+    ),
+    "ExpectColumnValuesToBeBetween": lambda e, p: (
+        f"{_q(e.column)} IS NOT NULL AND ({_q(e.column)} < {p(e.min_value)} "
+        f"OR {_q(e.column)} > {p(e.max_value)})"
+    ),
+    "ExpectColumnValuesToMatchRegex": lambda e, p: (
+        f"{_q(e.column)} IS NOT NULL AND NOT regexp_matches({_q(e.column)}::VARCHAR, {p(e.regex)})"
+    ),
+    "ExpectColumnValuesToBeUnique": lambda e, p: (
+        f"{_q(e.column)} IS NOT NULL AND count(*) OVER (PARTITION BY {_q(e.column)}) > 1"
+    ),
+    "ExpectCompoundColumnsToBeUnique": lambda e, p: (
+        f"count(*) OVER (PARTITION BY {', '.join(map(_q, e.column_list))}) > 1"
+    ),
 }
 
 
@@ -109,8 +120,10 @@ def suspects_sql(check_sql: str, expectations: list) -> tuple[str, dict] | None:
         if predicate is None:
             return None
         predicates.append(f"coalesce({predicate(expectation, param)}, false)")
-    sql = (f"SELECT * EXCLUDE (__suspect) FROM (SELECT *, {' OR '.join(predicates)} AS __suspect "
-           f"FROM ({check_sql})) WHERE __suspect")
+    sql = (
+        f"SELECT * EXCLUDE (__suspect) FROM (SELECT *, {' OR '.join(predicates)} AS __suspect "
+        f"FROM ({check_sql})) WHERE __suspect"
+    )
     return sql, params
 
 
@@ -127,10 +140,18 @@ def _validate(context, check, frame) -> tuple[list[Failure], int, dict]:
         gx.ValidationDefinition(name=check.name, data=batch, suite=suite)
     )
     key = str(frame.columns[0])  # each check's first column is the row's key, shown in examples
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=check.name, validation_definitions=[definition], actions=[],
-        result_format={"result_format": "SUMMARY", "unexpected_index_column_names": [key],
-                       "partial_unexpected_count": 5}))
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=check.name,
+            validation_definitions=[definition],
+            actions=[],
+            result_format={
+                "result_format": "SUMMARY",
+                "unexpected_index_column_names": [key],
+                "partial_unexpected_count": 5,
+            },
+        )
+    )
     result = next(iter(checkpoint.run(batch_parameters={"dataframe": frame}).run_results.values()))
     failures = []
     for r in result.results:
@@ -138,27 +159,36 @@ def _validate(context, check, frame) -> tuple[list[Failure], int, dict]:
             continue
         cfg = r.expectation_config
         res = r.result or {}
-        examples = [_example(row, key, cfg.kwargs.get("column"))
-                    for row in res.get("partial_unexpected_index_list") or []]
+        examples = [
+            _example(row, key, cfg.kwargs.get("column"))
+            for row in res.get("partial_unexpected_index_list") or []
+        ]
         examples = examples or res.get("partial_unexpected_list") or []
         if not examples and r.exception_info and r.exception_info.get("raised_exception"):
             examples = [r.exception_info.get("exception_message")]
-        failures.append(Failure(check.name, cfg.type, cfg.kwargs.get("column"),
-                                res.get("unexpected_count"), examples))
+        failures.append(
+            Failure(check.name, cfg.type, cfg.kwargs.get("column"), res.get("unexpected_count"), examples)
+        )
     return failures, len(result.results), result.to_json_dict()
 
 
 def _example(row: dict, key: str, column: str | None) -> str:
     """'plan_no=P123 (known_institution=None)': the offending row's key and, when it is another column, its value."""
+
     def show(value):
-        return None if value != value else value  # NaN -> None  # noqa: PLR0124
+        return None if value != value else value  # NaN -> None
 
     text = f"{key}={show(row.get(key))}"
     return f"{text} ({column}={show(row.get(column))})" if column and column != key else text
 
 
-def run_gate(warehouse_db: Path, as_of: str, results_dir: Path | None = None,
-             published_db: Path | None = None, docs_dir: Path | None = None) -> GateResult:
+def run_gate(
+    warehouse_db: Path,
+    as_of: str,
+    results_dir: Path | None = None,
+    published_db: Path | None = None,
+    docs_dir: Path | None = None,
+) -> GateResult:
     """Validate the candidate marts in `warehouse_db`; raise GateFailed when any expectation fails.
 
     `published_db` is the last publication, for the volume check; `results_dir` receives this run's
@@ -166,17 +196,25 @@ def run_gate(warehouse_db: Path, as_of: str, results_dir: Path | None = None,
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     from expectations.suites import MAX_DROP, SUITES  # imports great_expectations
+
     outcome = GateResult(success=True, evaluated=0)
     documents = {}
     context = _context(docs_dir)
-    params = {"as_of": dt.date.fromisoformat(as_of), "max_drop": float(os.environ.get("GATE_MAX_DROP") or MAX_DROP)}
+    params = {
+        "as_of": dt.date.fromisoformat(as_of),
+        "max_drop": float(os.environ.get("GATE_MAX_DROP") or MAX_DROP),
+    }
     con = duckdb.connect(str(warehouse_db), read_only=True, config=duckdb_config())
     try:
         has_published = published_db is not None and published_db.exists()
         if has_published:
             con.execute(f"ATTACH '{published_db}' AS published (READ_ONLY)")
-            has_published = bool(con.execute("""SELECT count(*) FROM duckdb_tables() WHERE database_name = 'published'
-                                                AND schema_name = 'ops' AND table_name = 'publication'""").fetchone()[0])
+            has_published = bool(
+                con.execute("""SELECT count(*) FROM duckdb_tables() WHERE database_name = 'published'
+                                                AND schema_name = 'ops' AND table_name = 'publication'""").fetchone()[
+                    0
+                ]
+            )
         for check in SUITES:
             if check.needs_published and not has_published:
                 log.info("gate: %s skipped, no earlier publication to compare with", check.name)
@@ -188,13 +226,16 @@ def run_gate(warehouse_db: Path, as_of: str, results_dir: Path | None = None,
                 outcome.rows_checked[check.name] = len(frame)
             else:
                 frame = con.execute(narrowed[0], check_params | narrowed[1]).df()
-                outcome.rows_checked[check.name] = con.execute(f"SELECT count(*) FROM ({check.sql})",
-                                                               check_params).fetchone()[0]
+                outcome.rows_checked[check.name] = con.execute(
+                    f"SELECT count(*) FROM ({check.sql})", check_params
+                ).fetchone()[0]
             failures, evaluated, document = _validate(context, check, frame)
             outcome.failures += failures
             outcome.evaluated += evaluated
-            documents[check.name] = document | {"rows_checked": outcome.rows_checked[check.name],
-                                                "rows_handed_to_gx": len(frame)}
+            documents[check.name] = document | {
+                "rows_checked": outcome.rows_checked[check.name],
+                "rows_handed_to_gx": len(frame),
+            }
     finally:
         con.close()
     if docs_dir is not None:
@@ -203,12 +244,23 @@ def run_gate(warehouse_db: Path, as_of: str, results_dir: Path | None = None,
     if results_dir is not None:
         results_dir.mkdir(parents=True, exist_ok=True)
         (results_dir / "validation_results.json").write_text(
-            json.dumps({"as_of": as_of, "success": outcome.success, "suites": documents},
-                       ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+            json.dumps(
+                {"as_of": as_of, "success": outcome.success, "suites": documents},
+                ensure_ascii=False,
+                indent=1,
+                default=str,
+            ),
+            encoding="utf-8",
+        )
     if not outcome.success:
         lines = "\n".join(f"  - {f.describe()}" for f in outcome.failures)
-        raise GateFailed(f"data-quality gate failed for {as_of}: {len(outcome.failures)} of "
-                         f"{outcome.evaluated} expectations failed; nothing was published.\n{lines}")
-    log.info("gate passed: %d expectations over %s", outcome.evaluated,
-             ", ".join(f"{n} ({c:,} rows)" for n, c in outcome.rows_checked.items()))
+        raise GateFailed(
+            f"data-quality gate failed for {as_of}: {len(outcome.failures)} of "
+            f"{outcome.evaluated} expectations failed; nothing was published.\n{lines}"
+        )
+    log.info(
+        "gate passed: %d expectations over %s",
+        outcome.evaluated,
+        ", ".join(f"{n} ({c:,} rows)" for n, c in outcome.rows_checked.items()),
+    )
     return outcome

@@ -13,22 +13,71 @@ E = gx.expectations
 # level 1–5, 6-digit serial.
 CERTIFICATE_NO = r"^[YS][0-9]{4}35[0-9]{6}[0-9]{2}[1-5][0-9]{6}$"
 
-STAGES = ["terminated", "renewed", "rejected", "under_review", "abandoned", "grace_period", "overdue",
-          "window_open", "not_yet_due"]
-VERDICTS = ["not_accepted", "incomplete_certificate_data", "needs_written_explanation", "manual_review",
-            "awaiting_incentive_evidence", "eligible"]
-REASONS = ["rectification_unresolved", "no_incentive_evidence", "article14_case", "certificate_data_incomplete",
-           "below_batch_threshold", "force_majeure_statement_filed", "incentive_evidence_pending",
-           "early_application", "late_application", "occupation_change_in_freeze",
-           "application_missing_added_occupations", "post_expiry_data", "outstanding_obligations"]
+STAGES = [
+    "terminated",
+    "renewed",
+    "rejected",
+    "under_review",
+    "abandoned",
+    "grace_period",
+    "overdue",
+    "window_open",
+    "not_yet_due",
+]
+VERDICTS = [
+    "not_accepted",
+    "incomplete_certificate_data",
+    "needs_written_explanation",
+    "manual_review",
+    "awaiting_incentive_evidence",
+    "eligible",
+]
+REASONS = [
+    "rectification_unresolved",
+    "no_incentive_evidence",
+    "article14_case",
+    "certificate_data_incomplete",
+    "below_batch_threshold",
+    "force_majeure_statement_filed",
+    "incentive_evidence_pending",
+    "early_application",
+    "late_application",
+    "occupation_change_in_freeze",
+    "application_missing_added_occupations",
+    "post_expiry_data",
+    "outstanding_obligations",
+]
 # R-WORK item codes and R-WARN reason codes
-WORK_ITEMS = ["expires_today", "grace_ends_today", "reminder", "review_overdue", "review_due_soon", "flag_article14",
-              "flag_freeze", "flag_post_expiry", "flag_obligations", "at_risk", "issue_new_letter",
-              "report_termination"]
-WARNING_REASONS = ["rectification_unresolved", "no_incentive_evidence", "article14_case",
-                   "certificate_data_incomplete", "below_batch_threshold"]
-REMINDER_TYPES = ["window_opens_soon", "window_open", "overdue", "expiring_30d", "grace_period", "grace_ending",
-                  "abandoned"]
+WORK_ITEMS = [
+    "expires_today",
+    "grace_ends_today",
+    "reminder",
+    "review_overdue",
+    "review_due_soon",
+    "flag_article14",
+    "flag_freeze",
+    "flag_post_expiry",
+    "flag_obligations",
+    "at_risk",
+    "issue_new_letter",
+    "report_termination",
+]
+WARNING_REASONS = [
+    "rectification_unresolved",
+    "no_incentive_evidence",
+    "article14_case",
+    "certificate_data_incomplete",
+    "below_batch_threshold",
+]
+REMINDER_TYPES = [
+    "window_opens_soon",
+    "window_open",
+    "overdue",
+    "expiring_30d",
+    "grace_period",
+    "grace_ending",
+    "abandoned",
+]
 
 
 @dataclass(frozen=True)
@@ -95,9 +144,12 @@ SUITES: list[Check] = [
            FROM staging.stg_feed__institutions""",
         lambda: [
             E.ExpectColumnValuesToBeUnique(column="institution_id"),
-            E.ExpectColumnValuesToBeInSet(column="institution_type", value_set=["employer", "school", "social_org"]),
-            E.ExpectColumnValuesToBeInSet(column="status",
-                                          value_set=["active", "voluntarily_terminated", "terminated"]),
+            E.ExpectColumnValuesToBeInSet(
+                column="institution_type", value_set=["employer", "school", "social_org"]
+            ),
+            E.ExpectColumnValuesToBeInSet(
+                column="status", value_set=["active", "voluntarily_terminated", "terminated"]
+            ),
             E.ExpectColumnValuesToMatchRegex(column="supervising_centre", regex=r"^(?:35\d{4}|PT)$"),
             E.ExpectColumnValuesToBeInSet(column="expires_after_registration", value_set=[True]),
             E.ExpectColumnValuesToBeInSet(column="registered_by_as_of", value_set=[True]),

@@ -29,11 +29,13 @@ def calendar_rows() -> list[dict]:
     rows = []
     while day <= end:
         on_holiday, name = chinese_calendar.get_holiday_detail(day)
-        rows.append({
-            "day": day.isoformat(),
-            "is_workday": chinese_calendar.is_workday(day),
-            "holiday_name": name if on_holiday and name else None,
-        })
+        rows.append(
+            {
+                "day": day.isoformat(),
+                "is_workday": chinese_calendar.is_workday(day),
+                "holiday_name": name if on_holiday and name else None,
+            }
+        )
         day += dt.timedelta(days=1)
     return rows
 
@@ -41,8 +43,11 @@ def calendar_rows() -> list[dict]:
 def load_calendar(con: duckdb.DuckDBPyConnection) -> int:
     rows = calendar_rows()
     payload = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode()
-    rel = con.read_json(io.BytesIO(payload), columns={"day": "DATE", "is_workday": "BOOLEAN",
-                                                      "holiday_name": "VARCHAR"}, format="newline_delimited")
+    rel = con.read_json(
+        io.BytesIO(payload),
+        columns={"day": "DATE", "is_workday": "BOOLEAN", "holiday_name": "VARCHAR"},
+        format="newline_delimited",
+    )
     con.register("calendar_batch", rel)
     con.execute("CREATE OR REPLACE TABLE raw.prc_calendar AS SELECT * FROM calendar_batch")
     years = covered_years()

@@ -11,6 +11,7 @@ and what was found, before any table changes. Each run replaces the centre table
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import functools
@@ -34,9 +35,29 @@ FALSE_WORDS = {"false", "否", "0", "no", "n", "f", "", "×", "✗", "✘", "x",
 # what offices write in an optional cell that has no value
 EMPTY_MARKS = {"/", "-", "—", "--", "无", "暂无", "空", "null", "none", "n/a"}
 # a row whose first filled cell starts with one of these is a note below the table, not a record
-NOTE_PREFIXES = ("填表人", "填报人", "制表人", "审核人", "审核:", "负责人", "经办人", "联系人", "联系电话", "填表日期",
-                 "制表日期", "填报日期", "备注", "注:", "说明", "合计", "总计", "小计", "单位(盖章)", "单位盖章",
-                 "(盖章)")
+NOTE_PREFIXES = (
+    "填表人",
+    "填报人",
+    "制表人",
+    "审核人",
+    "审核:",
+    "负责人",
+    "经办人",
+    "联系人",
+    "联系电话",
+    "填表日期",
+    "制表日期",
+    "填报日期",
+    "备注",
+    "注:",
+    "说明",
+    "合计",
+    "总计",
+    "小计",
+    "单位(盖章)",
+    "单位盖章",
+    "(盖章)",
+)
 HEADER_SEARCH_ROWS = 10
 TEXT_SUFFIXES = {".csv", ".txt", ".tsv"}
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xls"}
@@ -67,54 +88,96 @@ def F(name: str, kind: str, zh: str, required: bool = True, values: tuple[str, .
 INSTITUTION = F("institution_id", "institution", "机构编号")
 KINDS: dict[str, tuple[tuple[Field, ...], tuple[str, ...]]] = {
     # kind -> (fields, key fields)
-    "renewal_applications": ((
-        F("application_id", "text", "申请编号"), INSTITUTION, F("received_on", "date", "收到日期"),
-        F("incentive_evidence", "bool", "是否提供激励制度佐证材料"),
-        F("force_majeure_statement", "bool", "是否提供不可抗力书面说明"),
-        F("occupation_codes", "codes", "申请续期职业编码", required=False),
-        F("review_result", "enum", "评估结果", required=False, values=("approved", "rejected")),
-        F("review_completed_on", "date", "评估完成日期", required=False),
-    ), ("application_id",)),
-    "rectification_notices": ((
-        F("notice_id", "text", "整改通知编号"), INSTITUTION, F("issued_on", "date", "下达日期"),
-        F("due_on", "date", "整改期限", required=False), F("completed_on", "date", "整改完成日期", required=False),
-    ), ("notice_id",)),
-    "disciplinary_cases": ((
-        F("case_id", "text", "案件编号"), INSTITUTION, F("opened_on", "date", "立案日期"),
-        F("article", "text", "适用条款", required=False), F("terminates_registration", "bool", "是否终结备案"),
-        F("closed_on", "date", "结案日期", required=False),
-    ), ("case_id",)),
-    "terminations": ((
-        INSTITUTION, F("notified_on", "date", "通知日期"), F("reason", "text", "终止原因", required=False),
-    ), ("institution_id", "notified_on")),
-    "occupation_change_requests": ((
-        F("request_id", "text", "变更申请编号"), INSTITUTION, F("received_on", "date", "收到日期"),
-        F("change_type", "enum", "变更类型", values=("add", "change")),
-        F("occupation_code", "text", "职业编码"),
-    ), ("request_id",)),
+    "renewal_applications": (
+        (
+            F("application_id", "text", "申请编号"),
+            INSTITUTION,
+            F("received_on", "date", "收到日期"),
+            F("incentive_evidence", "bool", "是否提供激励制度佐证材料"),
+            F("force_majeure_statement", "bool", "是否提供不可抗力书面说明"),
+            F("occupation_codes", "codes", "申请续期职业编码", required=False),
+            F("review_result", "enum", "评估结果", required=False, values=("approved", "rejected")),
+            F("review_completed_on", "date", "评估完成日期", required=False),
+        ),
+        ("application_id",),
+    ),
+    "rectification_notices": (
+        (
+            F("notice_id", "text", "整改通知编号"),
+            INSTITUTION,
+            F("issued_on", "date", "下达日期"),
+            F("due_on", "date", "整改期限", required=False),
+            F("completed_on", "date", "整改完成日期", required=False),
+        ),
+        ("notice_id",),
+    ),
+    "disciplinary_cases": (
+        (
+            F("case_id", "text", "案件编号"),
+            INSTITUTION,
+            F("opened_on", "date", "立案日期"),
+            F("article", "text", "适用条款", required=False),
+            F("terminates_registration", "bool", "是否终结备案"),
+            F("closed_on", "date", "结案日期", required=False),
+        ),
+        ("case_id",),
+    ),
+    "terminations": (
+        (
+            INSTITUTION,
+            F("notified_on", "date", "通知日期"),
+            F("reason", "text", "终止原因", required=False),
+        ),
+        ("institution_id", "notified_on"),
+    ),
+    "occupation_change_requests": (
+        (
+            F("request_id", "text", "变更申请编号"),
+            INSTITUTION,
+            F("received_on", "date", "收到日期"),
+            F("change_type", "enum", "变更类型", values=("add", "change")),
+            F("occupation_code", "text", "职业编码"),
+        ),
+        ("request_id",),
+    ),
 }
 # Chinese spellings accepted for code values.
-VALUE_ALIASES = {"通过": "approved", "同意": "approved", "不通过": "rejected", "不同意": "rejected",
-                 "新增": "add", "变更": "change"}
+VALUE_ALIASES = {
+    "通过": "approved",
+    "同意": "approved",
+    "不通过": "rejected",
+    "不同意": "rejected",
+    "新增": "add",
+    "变更": "change",
+}
 VALUES_ZH = {"approved": "通过", "rejected": "不通过", "add": "新增", "change": "变更"}
-SQL_TYPES = {"text": "VARCHAR", "institution": "VARCHAR", "date": "DATE", "bool": "BOOLEAN",
-             "enum": "VARCHAR", "codes": "VARCHAR"}
+SQL_TYPES = {
+    "text": "VARCHAR",
+    "institution": "VARCHAR",
+    "date": "DATE",
+    "bool": "BOOLEAN",
+    "enum": "VARCHAR",
+    "codes": "VARCHAR",
+}
 
 
 class CentreFileError(ValueError):
     """A centre file that cannot be read at all: the run stops before anything is published."""
 
     def __init__(self, path: Path, problem: str, expected: str, found: str) -> None:
-        super().__init__(f"centre records file {path}: {problem}. Expected: {expected}. Found: {found}. "
-                         "Nothing was loaded or published; fix or replace the file and rerun.")
+        super().__init__(
+            f"centre records file {path}: {problem}. Expected: {expected}. Found: {found}. "
+            "Nothing was loaded or published; fix or replace the file and rerun."
+        )
         self.path = path
 
 
 class RowError(ValueError):
     """Why one row cannot load: the field, the reason in Chinese and English, and what a valid value is."""
 
-    def __init__(self, field: str, reason: str, reason_zh: str = "", expected_zh: str = "",
-                 whole_row: bool = False) -> None:
+    def __init__(
+        self, field: str, reason: str, reason_zh: str = "", expected_zh: str = "", whole_row: bool = False
+    ) -> None:
         super().__init__(reason)
         self.field = field
         self.whole_row = whole_row  # a note or repeated header: no one column is at fault
@@ -128,6 +191,7 @@ class RowError(ValueError):
 
 
 # ---- values ----------------------------------------------------------------------------------------------
+
 
 def clean_text(value: object) -> str:
     """A cell as text, the way a person reads it: NFKC (full-width digits, spaces and punctuation become
@@ -167,15 +231,19 @@ def parse_date(value: object) -> dt.date | None:
         if re.fullmatch(r"\d{4,5}(\.\d+)?", text) and not re.fullmatch(r"\d{4}", text):
             return _serial(float(text))  # Excel serial saved as text
         text = re.sub(r"(T|\s)?\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", "", text)  # a midnight time after the date
-        m = (re.fullmatch(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})", text)
-             or re.fullmatch(r"(\d{4})年(\d{1,2})月(\d{1,2})日?", text)
-             or re.fullmatch(r"(\d{4})(\d{2})(\d{2})", text))
+        m = (
+            re.fullmatch(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})", text)
+            or re.fullmatch(r"(\d{4})年(\d{1,2})月(\d{1,2})日?", text)
+            or re.fullmatch(r"(\d{4})(\d{2})(\d{2})", text)
+        )
         if not m:
             raise ValueError("no date form")
         return dt.date(int(m[1]), int(m[2]), int(m[3]))
     except (ValueError, OverflowError):
-        raise ValueError(f"'{clean_text(value)}' is not a date (YYYY-MM-DD, YYYY/M/D, YYYY年M月D日, YYYYMMDD or "
-                         "an Excel serial)") from None
+        raise ValueError(
+            f"'{clean_text(value)}' is not a date (YYYY-MM-DD, YYYY/M/D, YYYY年M月D日, YYYYMMDD or "
+            "an Excel serial)"
+        ) from None
 
 
 def _serial(serial: float) -> dt.date:
@@ -189,7 +257,9 @@ def parse_value(f: Field, value: object, institutions: set[str]) -> object:
         try:
             return parse_date(value)  # a date cell, or a number that is an Excel serial
         except ValueError as exc:
-            raise RowError(f.name, f"{f.name}: {exc}", f"{f.zh}无法识别：{clean_text(value)}", _expected(f)) from None
+            raise RowError(
+                f.name, f"{f.name}: {exc}", f"{f.zh}无法识别：{clean_text(value)}", _expected(f)
+            ) from None
     text = clean_text(value)
     if f.kind != "bool" and not f.required and text.lower() in EMPTY_MARKS:
         text = ""
@@ -207,27 +277,43 @@ def parse_value(f: Field, value: object, institutions: set[str]) -> object:
             return True
         if word in FALSE_WORDS:
             return False
-        raise RowError(f.name, f"{f.name}: '{text}' is not a boolean (true/false or 是/否)",
-                       f"{f.zh}无法识别：{shown}", _expected(f))
+        raise RowError(
+            f.name,
+            f"{f.name}: '{text}' is not a boolean (true/false or 是/否)",
+            f"{f.zh}无法识别：{shown}",
+            _expected(f),
+        )
     if f.kind == "enum":
         word = VALUE_ALIASES.get(str(text), str(text).lower())
         if word == "":
             return None
         if word not in f.values:
-            raise RowError(f.name, f"{f.name}: '{text}' is not one of {', '.join(f.values)}",
-                           f"{f.zh}无法识别：{shown}", _expected(f))
+            raise RowError(
+                f.name,
+                f"{f.name}: '{text}' is not one of {', '.join(f.values)}",
+                f"{f.zh}无法识别：{shown}",
+                _expected(f),
+            )
         return word
     if f.kind == "codes":
         codes = [c.strip() for c in re.split(r"[;,、\s]+", str(text)) if c.strip()]
         bad = [c for c in codes if not OCCUPATION_CODE.match(c)]
         if bad:
-            raise RowError(f.name, f"{f.name}: '{bad[0]}' is not an occupation code like 6-31-01-03",
-                           f"{f.zh}中的职业编码无法识别：{bad[0]}", _expected(f))
+            raise RowError(
+                f.name,
+                f"{f.name}: '{bad[0]}' is not an occupation code like 6-31-01-03",
+                f"{f.zh}中的职业编码无法识别：{bad[0]}",
+                _expected(f),
+            )
         return ";".join(codes) or None
     if f.kind == "institution":
         if text not in institutions:
-            raise RowError(f.name, f"institution_id '{text}' is not an institution in the feed",
-                           f"{f.zh}不在技能人才评价工作网的机构名单中：{shown}", _expected(f))
+            raise RowError(
+                f.name,
+                f"institution_id '{text}' is not an institution in the feed",
+                f"{f.zh}不在技能人才评价工作网的机构名单中：{shown}",
+                _expected(f),
+            )
         return text
     return text or None
 
@@ -249,6 +335,7 @@ def _expected(f: Field) -> str:
 
 # ---- headers ---------------------------------------------------------------------------------------------
 
+
 def header_key(cell: object) -> str:
     """How a header cell is compared: NFKC, lower case, no spaces, no required-marks (*)."""
     return re.sub(r"[\s*:]+", "", clean_text(cell)).lower()
@@ -265,12 +352,15 @@ def header_aliases() -> dict[str, dict[str, str]]:
         names = {f.name for f in fields}
         aliases: dict[str, str] = {}
         pairs = [(f.name, h) for f in fields for h in (f.name, *f.aliases)]
-        pairs += [(r["field"], r["header"]) for r in extra if r["kind"] in (kind, "*") and r["field"] in names]
+        pairs += [
+            (r["field"], r["header"]) for r in extra if r["kind"] in (kind, "*") and r["field"] in names
+        ]
         for name, header in pairs:
             key = header_key(header)
             if aliases.setdefault(key, name) != name:
-                raise ValueError(f"{ALIASES_FILE}: header '{header}' would mean both {aliases[key]} and {name} "
-                                 f"in {kind}")
+                raise ValueError(
+                    f"{ALIASES_FILE}: header '{header}' would mean both {aliases[key]} and {name} in {kind}"
+                )
         result[kind] = aliases
     return result
 
@@ -294,9 +384,11 @@ def _complete(kind: str, found: dict[str, int]) -> bool:
 
 # ---- files -----------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Table:
     """One sheet (or the whole text file) as cells; rows[i] is spreadsheet row i + 1."""
+
     rows: list[list[object]]
     sheet: str | None = None
     delimiter: str | None = None  # text files: the delimiter that gave these rows
@@ -305,6 +397,7 @@ class Table:
 @dataclass
 class FileRead:
     """What was read from one file: for the run summary and the log."""
+
     path: Path
     form: str  # e.g. "CSV, GB18030", "Excel 97-2003 (.xls)"
     sheet: str | None
@@ -333,19 +426,30 @@ def decode_text(path: Path, data: bytes) -> tuple[str, str]:
             continue
         if text.count("\x00") * 10 > len(text):  # binary content, or UTF-16 without its BOM
             continue
-        return text.replace("\x00", ""), {"utf-8-sig": "UTF-8 with BOM", "utf-16": "UTF-16", "utf-8": "UTF-8",
-                      "gb18030": "GB18030/GBK"}[encoding]
-    raise CentreFileError(path, "the text cannot be decoded", "a CSV or tab-separated text file in UTF-8 (with or "
-                          "without BOM), UTF-16 with BOM or GBK/GB18030, or an .xlsx/.xls workbook",
-                          f"bytes {data[:16]!r}…; encodings tried: {', '.join(tries)}")
+        return text.replace("\x00", ""), {
+            "utf-8-sig": "UTF-8 with BOM",
+            "utf-16": "UTF-16",
+            "utf-8": "UTF-8",
+            "gb18030": "GB18030/GBK",
+        }[encoding]
+    raise CentreFileError(
+        path,
+        "the text cannot be decoded",
+        "a CSV or tab-separated text file in UTF-8 (with or "
+        "without BOM), UTF-16 with BOM or GBK/GB18030, or an .xlsx/.xls workbook",
+        f"bytes {data[:16]!r}…; encodings tried: {', '.join(tries)}",
+    )
 
 
 def read_text_tables(path: Path, data: bytes) -> tuple[list[Table], str]:
     text, encoding = decode_text(path, data)
     if text.lstrip()[:1] == "<":
-        raise CentreFileError(path, "this is a web page (HTML/XML), not a spreadsheet",
-                              "a CSV file or an .xlsx/.xls workbook (in Excel: 另存为 → Excel 工作簿)",
-                              f"text starting {text.lstrip()[:40]!r}")
+        raise CentreFileError(
+            path,
+            "this is a web page (HTML/XML), not a spreadsheet",
+            "a CSV file or an .xlsx/.xls workbook (in Excel: 另存为 → Excel 工作簿)",
+            f"text starting {text.lstrip()[:40]!r}",
+        )
     tables = []
     # the delimiter is whichever gives a header: "Unicode 文本" is tab-separated, "CSV" comma-separated; only
     # those that occur in the first lines are tried
@@ -354,8 +458,12 @@ def read_text_tables(path: Path, data: bytes) -> tuple[list[Table], str]:
         try:
             rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
         except csv.Error as exc:
-            raise CentreFileError(path, f"the text is not valid CSV ({exc})", "a CSV or tab-separated text file",
-                                  f"text decoded as {encoding}") from None
+            raise CentreFileError(
+                path,
+                f"the text is not valid CSV ({exc})",
+                "a CSV or tab-separated text file",
+                f"text decoded as {encoding}",
+            ) from None
         tables.append(Table(rows, None, delimiter))
     return tables, encoding
 
@@ -365,16 +473,26 @@ def read_xlsx_tables(path: Path) -> list[Table]:
 
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure here means the file is not a readable workbook
-        raise CentreFileError(path, f"the workbook cannot be opened ({type(exc).__name__}: {exc})",
-                              "an .xlsx workbook saved by Excel or WPS", "a damaged or password-protected "
-                              "file") from None
+    except Exception as exc:
+        raise CentreFileError(
+            path,
+            f"the workbook cannot be opened ({type(exc).__name__}: {exc})",
+            "an .xlsx workbook saved by Excel or WPS",
+            "a damaged or password-protected file",
+        ) from None
     try:
-        return [Table([list(r) for r in ws.iter_rows(values_only=True)], ws.title) for ws in wb.worksheets
-                if hasattr(ws, "iter_rows")]
-    except Exception as exc:  # noqa: BLE001 - a sheet that cannot be parsed: the workbook is damaged
-        raise CentreFileError(path, f"a sheet cannot be read ({type(exc).__name__}: {exc})",
-                              "an .xlsx workbook saved by Excel or WPS", "a damaged workbook") from None
+        return [
+            Table([list(r) for r in ws.iter_rows(values_only=True)], ws.title)
+            for ws in wb.worksheets
+            if hasattr(ws, "iter_rows")
+        ]
+    except Exception as exc:
+        raise CentreFileError(
+            path,
+            f"a sheet cannot be read ({type(exc).__name__}: {exc})",
+            "an .xlsx workbook saved by Excel or WPS",
+            "a damaged workbook",
+        ) from None
     finally:
         wb.close()
 
@@ -384,9 +502,13 @@ def read_xls_tables(path: Path) -> list[Table]:
 
     try:
         book = xlrd.open_workbook(str(path), on_demand=True)
-    except Exception as exc:  # noqa: BLE001 - any failure here means the file is not a readable workbook
-        raise CentreFileError(path, f"the workbook cannot be opened ({type(exc).__name__}: {exc})",
-                              "an Excel 97-2003 .xls workbook", "a damaged or password-protected file") from None
+    except Exception as exc:
+        raise CentreFileError(
+            path,
+            f"the workbook cannot be opened ({type(exc).__name__}: {exc})",
+            "an Excel 97-2003 .xls workbook",
+            "a damaged or password-protected file",
+        ) from None
     tables = []
     try:
         for sheet in book.sheets():
@@ -397,10 +519,9 @@ def read_xls_tables(path: Path) -> list[Table]:
                     cell = sheet.cell(r, c)
                     value: object = cell.value
                     if cell.ctype == xlrd.XL_CELL_DATE:
-                        try:
+                        # a bad serial is kept as it is: the date check says why it is not a date
+                        with contextlib.suppress(ValueError, OverflowError, xlrd.xldate.XLDateError):
                             value = xlrd.xldate_as_datetime(cell.value, book.datemode)
-                        except (ValueError, OverflowError, xlrd.xldate.XLDateError):
-                            pass  # kept as the serial: the date check says why it is not a date
                     elif cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
                         value = None
                     elif cell.ctype == xlrd.XL_CELL_BOOLEAN:
@@ -450,18 +571,26 @@ def find_header(kind: str, path: Path, tables: list[Table]) -> tuple[Table, int,
         expected = ", ".join(f"{f.name}/{f.zh}" for f in fields if f.required and f.kind != "bool")
         seen = []
         for table in tables[:5]:
-            first = next((row for row in table.rows[:HEADER_SEARCH_ROWS] if any(clean_text(c) for c in row)), [])
-            seen.append((f"sheet '{table.sheet}' " if table.sheet is not None else "") + f"first row {_shown(first)}")
-        if len({s for s in seen}) == 1:
+            first = next(
+                (row for row in table.rows[:HEADER_SEARCH_ROWS] if any(clean_text(c) for c in row)), []
+            )
+            seen.append(
+                (f"sheet '{table.sheet}' " if table.sheet is not None else "") + f"first row {_shown(first)}"
+            )
+        if len(set(seen)) == 1:
             seen = seen[:1]  # the text file parsed with each delimiter: say it once
-        raise CentreFileError(path, f"no header row for {kind} in its first {HEADER_SEARCH_ROWS} rows",
-                              f"a header naming at least {expected} (docs/centre_records.md lists the accepted "
-                              "headers)", "; ".join(seen) or "an empty file")
+        raise CentreFileError(
+            path,
+            f"no header row for {kind} in its first {HEADER_SEARCH_ROWS} rows",
+            f"a header naming at least {expected} (docs/centre_records.md lists the accepted headers)",
+            "; ".join(seen) or "an empty file",
+        )
     _, t, r = best
     return tables[t], r, matches[t, r]
 
 
 # ---- rows ------------------------------------------------------------------------------------------------
+
 
 def _column_names(header: list[object]) -> list[str]:
     from openpyxl.utils import get_column_letter
@@ -496,17 +625,28 @@ def kind_files(folder: Path, kind: str) -> list[Path]:
     spreadsheet (e.g. WPS's .et, .numbers, .pdf) fails the run rather than being silently skipped."""
     if not folder.is_dir():
         return []
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.stem == kind and not p.name.startswith("."))
+    paths = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.stem == kind and not p.name.startswith(".")
+    )
     for p in paths:
         if p.suffix.lower() not in TEXT_SUFFIXES | WORKBOOK_SUFFIXES:
-            raise CentreFileError(p, f"'{p.suffix}' is not a format the pipeline reads",
-                                  f"{kind}.csv, .txt (UTF-8, UTF-16 or GBK text), .xlsx or .xls",
-                                  f"a file named {p.name}")
+            raise CentreFileError(
+                p,
+                f"'{p.suffix}' is not a format the pipeline reads",
+                f"{kind}.csv, .txt (UTF-8, UTF-16 or GBK text), .xlsx or .xls",
+                f"a file named {p.name}",
+            )
     return paths
 
 
-def read_kind(kind: str, path: Path, institutions: set[str], seen: dict[tuple, tuple[str, int]],
-              good: list[dict], bad: list[dict]) -> FileRead:
+def read_kind(
+    kind: str,
+    path: Path,
+    institutions: set[str],
+    seen: dict[tuple, tuple[str, int]],
+    good: list[dict],
+    bad: list[dict],
+) -> FileRead:
     """Read one file of a kind, adding its rows to `good` (typed) or `bad` (quarantine rows)."""
     fields, key = KINDS[kind]
     tables, form = read_tables(path)
@@ -524,36 +664,56 @@ def read_kind(kind: str, path: Path, institutions: set[str], seen: dict[tuple, t
         if not any(texts):
             continue
         read.rows += 1
-        written = {names[i] if i < len(names) else f"列{i + 1}": t for i, t in enumerate(texts)
-                   if t or i < len(names)}
+        written = {
+            names[i] if i < len(names) else f"列{i + 1}": t
+            for i, t in enumerate(texts)
+            if t or i < len(names)
+        }
         raw = {name: (cells[i] if i < len(cells) else None) for name, i in columns.items()}
-        institution = (texts[columns["institution_id"]] if columns.get("institution_id", len(texts)) < len(texts)
-                       else "") or None
+        institution = (
+            texts[columns["institution_id"]] if columns.get("institution_id", len(texts)) < len(texts) else ""
+        ) or None
         first = texts[columns[key[0]]] if columns.get(key[0], len(texts)) < len(texts) else ""
         try:
             if _is_note(texts):
                 written = {"备注行": _masked_note(cells)}
-                raise RowError(fields[0].name, "a note row below the table (填表人…), not a record",
-                               "表格下方的备注行（如填表人、审核人），不是数据行", "删除此行，数据区只保留数据行",
-                               whole_row=True)
+                raise RowError(
+                    fields[0].name,
+                    "a note row below the table (填表人…), not a record",
+                    "表格下方的备注行（如填表人、审核人），不是数据行",
+                    "删除此行，数据区只保留数据行",
+                    whole_row=True,
+                )
             if header_key(first) in aliases and set(match_header(kind, cells)) == header_fields:
-                raise RowError(fields[0].name, "the header row repeated inside the data", "表头行重复出现",
-                               "删除此行，表头只保留一行", whole_row=True)
+                raise RowError(
+                    fields[0].name,
+                    "the header row repeated inside the data",
+                    "表头行重复出现",
+                    "删除此行，表头只保留一行",
+                    whole_row=True,
+                )
             parsed = {f.name: parse_value(f, raw.get(f.name), institutions) for f in fields}
             k = tuple(parsed[name] for name in key)
             if k in seen:
                 first_file, first_row = seen[k]
                 key_zh = "、".join(_zh(kind, name) for name in key)
-                raise RowError(key[0], f"duplicate {'/'.join(key)} {k}; first at {first_file} row {first_row}",
-                               f"{key_zh}重复：{'/'.join(str(v) for v in k)}（首次出现在 {first_file} 第 {first_row} 行）",
-                               f"每个{key_zh}只填一行")
+                raise RowError(
+                    key[0],
+                    f"duplicate {'/'.join(key)} {k}; first at {first_file} row {first_row}",
+                    f"{key_zh}重复：{'/'.join(str(v) for v in k)}（首次出现在 {first_file} 第 {first_row} 行）",
+                    f"每个{key_zh}只填一行",
+                )
             seen[k] = (path.name, n)
         except RowError as exc:
             bad.append(_quarantine_row(kind, path, table.sheet, n, exc, written, institution, columns, names))
             continue
-        except Exception as exc:  # noqa: BLE001 - a value no rule foresaw quarantines its row, never the run
-            err = RowError(fields[0].name, f"unreadable row ({type(exc).__name__}: {exc})", "此行无法识别",
-                           "按表头逐列填写")
+        except Exception as exc:
+            err = RowError(
+                fields[0].name,
+                f"unreadable row ({type(exc).__name__}: {exc})",
+                "此行无法识别",
+                "按表头逐列填写",
+            )
             bad.append(_quarantine_row(kind, path, table.sheet, n, err, written, institution, columns, names))
             continue
         parsed |= {"source_file": path.name, "row_number": n}
@@ -565,23 +725,46 @@ def _zh(kind: str, name: str) -> str:
     return next(f.zh for f in KINDS[kind][0] if f.name == name)
 
 
-def _quarantine_row(kind: str, path: Path, sheet: str | None, n: int, exc: RowError, written: dict[str, str],
-                    institution: str | None, columns: dict[str, int], names: list[str]) -> dict:
+def _quarantine_row(
+    kind: str,
+    path: Path,
+    sheet: str | None,
+    n: int,
+    exc: RowError,
+    written: dict[str, str],
+    institution: str | None,
+    columns: dict[str, int],
+    names: list[str],
+) -> dict:
     if exc.whole_row:
         column = "（整行）"
     elif exc.field in columns and columns[exc.field] < len(names):
         column = names[columns[exc.field]]  # the header as the file writes it
     else:
         column = _zh(kind, exc.field)
-    record = {"kind": kind, "sheet": sheet, "institution_id": institution, "column": column,
-              "reason_zh": exc.reason_zh, "expected_zh": exc.expected_zh, "cells": written}
-    return {"file": str(path), "row_number": n, "field": exc.field, "reason": exc.stored,
-            "record": json.dumps(record, ensure_ascii=False, default=str), "kind": kind}
+    record = {
+        "kind": kind,
+        "sheet": sheet,
+        "institution_id": institution,
+        "column": column,
+        "reason_zh": exc.reason_zh,
+        "expected_zh": exc.expected_zh,
+        "cells": written,
+    }
+    return {
+        "file": str(path),
+        "row_number": n,
+        "field": exc.field,
+        "reason": exc.stored,
+        "record": json.dumps(record, ensure_ascii=False, default=str),
+        "kind": kind,
+    }
 
 
 def load_centre_records(con: duckdb.DuckDBPyConnection, folder: Path, load_id: str) -> CentreLoad:
-    institutions = {r[0] for r in con.execute(
-        "SELECT DISTINCT item->>'institution_id' FROM raw.institutions").fetchall()}
+    institutions = {
+        r[0] for r in con.execute("SELECT DISTINCT item->>'institution_id' FROM raw.institutions").fetchall()
+    }
     # read every file before changing anything: a file that cannot be read leaves the warehouse as it was
     good: dict[str, list[dict]] = {}
     bad: list[dict] = []
@@ -614,13 +797,20 @@ def load_centre_records(con: duckdb.DuckDBPyConnection, folder: Path, load_id: s
     return CentreLoad(loaded, quarantined, files)
 
 
-def _replace_table(con: duckdb.DuckDBPyConnection, kind: str, fields: tuple[Field, ...], rows: list[dict],
-                   load_id: str) -> None:
+def _replace_table(
+    con: duckdb.DuckDBPyConnection, kind: str, fields: tuple[Field, ...], rows: list[dict], load_id: str
+) -> None:
     """Bulk-replace raw.centre_<kind> through DuckDB's JSON reader (no row-by-row inserts)."""
-    columns = {f.name: SQL_TYPES[f.kind] for f in fields} | {"source_file": "VARCHAR", "row_number": "INTEGER"}
+    columns = {f.name: SQL_TYPES[f.kind] for f in fields} | {
+        "source_file": "VARCHAR",
+        "row_number": "INTEGER",
+    }
     table = f"raw.centre_{kind}"
-    con.execute(f"CREATE OR REPLACE TABLE {table} ("
-                + ", ".join(f"{c} {t}" for c, t in columns.items()) + ", load_id VARCHAR)")
+    con.execute(
+        f"CREATE OR REPLACE TABLE {table} ("
+        + ", ".join(f"{c} {t}" for c, t in columns.items())
+        + ", load_id VARCHAR)"
+    )
     if not rows:
         return
     payload = "\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in rows).encode()

@@ -67,8 +67,9 @@ class FeedClient:
         # Exponential backoff with full jitter.
         time.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt)))
 
-    def request_json(self, method: str, url: str, what: str, session: requests.Session | None = None,
-                     **kwargs) -> tuple[bytes, dict]:
+    def request_json(
+        self, method: str, url: str, what: str, session: requests.Session | None = None, **kwargs
+    ) -> tuple[bytes, dict]:
         """Send a request and return (body, parsed JSON); retry transient failures and malformed bodies."""
         session = session or self.session
         last = "no attempt made"
@@ -96,12 +97,13 @@ class FeedClient:
             if response.status_code in (401, 403):
                 raise FeedError(f"{what}: {url} answered {response.status_code}; check FEED_TOKEN")
             if response.status_code >= 400:
-                raise FeedError(f"{what}: {url} answered {response.status_code}: "
-                                f"{body[:200].decode(errors='replace')}")
+                raise FeedError(
+                    f"{what}: {url} answered {response.status_code}: {body[:200].decode(errors='replace')}"
+                )
             try:
                 parsed = orjson.loads(body)
                 if not isinstance(parsed, dict):
-                    raise ValueError("not a JSON object")  # noqa: TRY004 - handled below as malformed
+                    raise ValueError("not a JSON object")
             except ValueError as exc:
                 self.retries["malformed"] += 1
                 last = f"malformed JSON ({exc})"
@@ -110,7 +112,9 @@ class FeedClient:
             return body, parsed
         raise FeedError(f"{what}: {url} failed {self.max_attempts} times; last error: {last}")
 
-    def fetch_pages(self, resource: str, updated_since: str | None = None, limit: int = 1000) -> Iterator[Page]:
+    def fetch_pages(
+        self, resource: str, updated_since: str | None = None, limit: int = 1000
+    ) -> Iterator[Page]:
         """Every page of a resource, in order, following next_cursor until it is null."""
         url = f"{self.base_url}/api/v1/{resource}"
         cursor: str | None = None
@@ -138,8 +142,9 @@ class FeedClient:
         url = f"{self.base_url}/api/v1/certificates/lookup"
         what = f"lookup of {len(certificate_nos)} certificates from {certificate_nos[0]}"
         for attempt in range(self.max_attempts):
-            body, parsed = self.request_json("POST", url, what, session=session,
-                                             json={"certificate_nos": certificate_nos})
+            body, parsed = self.request_json(
+                "POST", url, what, session=session, json={"certificate_nos": certificate_nos}
+            )
             results = parsed.get("results")
             if isinstance(results, list) and len(results) == len(certificate_nos):
                 return body

@@ -52,8 +52,10 @@ def pseudonymised(rows: str, id_no: str, name: str) -> tuple[str, str]:
     path replaces the two values in the item's text. When the text is not in the plain form that makes that
     exact (escapes, spacing, a value that is not a string), json_merge_patch rewrites the item instead.
     """
-    hashed = (f"SELECT *, sha256($opad || unhex(sha256($ipad || encode({id_no})))) AS id_hash, "
-              f"left({name}, 1) || repeat('*', greatest(length({name}) - 1, 1)) AS masked_name FROM ({rows})")
+    hashed = (
+        f"SELECT *, sha256($opad || unhex(sha256($ipad || encode({id_no})))) AS id_hash, "
+        f"left({name}, 1) || repeat('*', greatest(length({name}) - 1, 1)) AS masked_name FROM ({rows})"
+    )
     fast = f"""SELECT *, replace(
                 CASE WHEN {id_no} IS NULL THEN item
                      ELSE replace(item, '"holder_id_no":"' || {id_no} || '"', '"holder_id_hash":"' || id_hash || '"')
@@ -76,28 +78,50 @@ def pseudonymised(rows: str, id_no: str, name: str) -> tuple[str, str]:
 # not listed here (including unknown new ones) are kept as they came, in the raw JSON.
 RECORD_SCHEMA: dict[str, list[tuple[str, str, bool]]] = {
     "institutions": [
-        ("institution_id", "VARCHAR", True), ("name", "VARCHAR", True), ("institution_type", "VARCHAR", True),
-        ("supervising_centre", "VARCHAR", True), ("registered_on", "DATE", True), ("expires_on", "DATE", True),
-        ("status", "VARCHAR", True), ("updated_at", "TIMESTAMPTZ", True),
+        ("institution_id", "VARCHAR", True),
+        ("name", "VARCHAR", True),
+        ("institution_type", "VARCHAR", True),
+        ("supervising_centre", "VARCHAR", True),
+        ("registered_on", "DATE", True),
+        ("expires_on", "DATE", True),
+        ("status", "VARCHAR", True),
+        ("updated_at", "TIMESTAMPTZ", True),
     ],
     "registered_occupations": [
-        ("institution_id", "VARCHAR", True), ("occupation_code", "VARCHAR", True),
-        ("registered_on", "DATE", True), ("updated_at", "TIMESTAMPTZ", True),
+        ("institution_id", "VARCHAR", True),
+        ("occupation_code", "VARCHAR", True),
+        ("registered_on", "DATE", True),
+        ("updated_at", "TIMESTAMPTZ", True),
     ],
     "plans": [
-        ("plan_no", "VARCHAR", True), ("institution_id", "VARCHAR", True), ("occupation_code", "VARCHAR", True),
-        ("level", "INTEGER", True), ("assessment_date", "DATE", True), ("status", "VARCHAR", True),
-        ("candidates", "INTEGER", False), ("passed", "INTEGER", False), ("certificates_online", "BOOLEAN", False),
+        ("plan_no", "VARCHAR", True),
+        ("institution_id", "VARCHAR", True),
+        ("occupation_code", "VARCHAR", True),
+        ("level", "INTEGER", True),
+        ("assessment_date", "DATE", True),
+        ("status", "VARCHAR", True),
+        ("candidates", "INTEGER", False),
+        ("passed", "INTEGER", False),
+        ("certificates_online", "BOOLEAN", False),
         ("updated_at", "TIMESTAMPTZ", True),
     ],
     "certificates": [
-        ("certificate_no", "VARCHAR", True), ("plan_no", "VARCHAR", True), ("institution_id", "VARCHAR", True),
-        ("level", "INTEGER", False), ("issued_on", "DATE", True), ("updated_at", "TIMESTAMPTZ", True),
+        ("certificate_no", "VARCHAR", True),
+        ("plan_no", "VARCHAR", True),
+        ("institution_id", "VARCHAR", True),
+        ("level", "INTEGER", False),
+        ("issued_on", "DATE", True),
+        ("updated_at", "TIMESTAMPTZ", True),
     ],
 }
 
 
-TYPE_NAMES = {"DATE": "a date", "TIMESTAMPTZ": "a timestamp", "INTEGER": "an integer", "BOOLEAN": "true/false"}
+TYPE_NAMES = {
+    "DATE": "a date",
+    "TIMESTAMPTZ": "a timestamp",
+    "INTEGER": "an integer",
+    "BOOLEAN": "true/false",
+}
 
 
 def extracted_fields(table: str) -> list[str]:
@@ -117,8 +141,10 @@ def reason_sql(table: str) -> str:
         if required:
             checks.append(f"CASE WHEN {value} IS NULL OR {value} = '' THEN '{field}: missing' END")
         if type_ != "VARCHAR":
-            checks.append(f"CASE WHEN {value} <> '' AND try_cast({value} AS {type_}) IS NULL "
-                          f"THEN '{field}: expected {TYPE_NAMES[type_]}, got ' || left({value}, 40) END")
+            checks.append(
+                f"CASE WHEN {value} <> '' AND try_cast({value} AS {type_}) IS NULL "
+                f"THEN '{field}: expected {TYPE_NAMES[type_]}, got ' || left({value}, 40) END"
+            )
     return "nullif(concat_ws('; ', " + ", ".join(checks) + "), '')"
 
 
@@ -127,16 +153,20 @@ def stage_sql(table: str) -> str:
     updated_at): each item parsed once, checked, and pseudonymised."""
     paths = ", ".join(f"'$.{f}'" for f in extracted_fields(table))
     key = " || chr(31) || ".join(f"coalesce({field_sql(table, k)}, '')" for k in FEED_KEYS[table])
-    rows = (f"SELECT page_no, item, json_extract_string(item, [{paths}]) AS v "
-            "FROM (SELECT page_no, unnest(page.items) AS item FROM read_json($spool, format='newline_delimited', "
-            "columns={'page_no': 'INTEGER', 'page': 'STRUCT(items JSON[], next_cursor VARCHAR)'}, "
-            "maximum_object_size=268435456))")
+    rows = (
+        f"SELECT page_no, item, json_extract_string(item, [{paths}]) AS v "
+        "FROM (SELECT page_no, unnest(page.items) AS item FROM read_json($spool, format='newline_delimited', "
+        "columns={'page_no': 'INTEGER', 'page': 'STRUCT(items JSON[], next_cursor VARCHAR)'}, "
+        "maximum_object_size=268435456))"
+    )
     item = "item"
     if table in PERSONAL_FIELDS:
         rows, item = pseudonymised(rows, field_sql(table, "holder_id_no"), field_sql(table, "holder_name"))
-    return (f"CREATE OR REPLACE TEMP TABLE landing_items AS "
-            f"SELECT page_no, {item} AS item, {reason_sql(table)} AS reason, {key} AS key, "
-            f"try_cast({field_sql(table, 'updated_at')} AS TIMESTAMPTZ) AS updated_at FROM ({rows})")
+    return (
+        f"CREATE OR REPLACE TEMP TABLE landing_items AS "
+        f"SELECT page_no, {item} AS item, {reason_sql(table)} AS reason, {key} AS key, "
+        f"try_cast({field_sql(table, 'updated_at')} AS TIMESTAMPTZ) AS updated_at FROM ({rows})"
+    )
 
 
 @dataclass
@@ -173,7 +203,7 @@ def _batches(pages: Iterator[Page], size: int = PAGES_PER_BATCH) -> Iterator[lis
                         return
                     batch = []
             put(batch) and put(done)
-        except BaseException as exc:  # noqa: BLE001 - handed to the landing side, which raises it
+        except BaseException as exc:
             put(exc)
 
     threading.Thread(target=fetch, name="feed-prefetch", daemon=True).start()
@@ -213,8 +243,11 @@ def land_resource(
     stage = stage_sql(table)
     params = {"ipad": ipad, "opad": opad} if "$ipad" in stage else {}
     # Pages wait for DuckDB in a file in memory (/dev/shm; readable by this user only, deleted on close)
-    spool = tempfile.NamedTemporaryFile(prefix=f"landing-{table}-", suffix=".jsonl",  # noqa: SIM115 - closed below
-                                        dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in the finally below, after the last page
+        prefix=f"landing-{table}-",
+        suffix=".jsonl",
+        dir="/dev/shm" if os.path.isdir("/dev/shm") else None,
+    )
     quarantine = (
         "INSERT INTO raw.quarantine SELECT ?, 'feed', ?, page_no, split_part(reason, ':', 1), reason, item "
         "FROM landing_items WHERE reason IS NOT NULL"
@@ -250,9 +283,12 @@ def land_resource(
             waited = time.perf_counter()
             timing["landing"] += waited - busy
         repeated, max_updated_at = con.execute(
-            "SELECT count(*) - count(DISTINCT key), max(updated_at) FROM landing_keys").fetchone()
-        con.execute("INSERT INTO raw.feed_loads VALUES (?, ?, ?, ?::TIMESTAMPTZ, ?, now(), ?, ?, ?)",
-                    [load_id, resource, full_refresh, updated_since, started, pages, items, max_updated_at])
+            "SELECT count(*) - count(DISTINCT key), max(updated_at) FROM landing_keys"
+        ).fetchone()
+        con.execute(
+            "INSERT INTO raw.feed_loads VALUES (?, ?, ?, ?::TIMESTAMPTZ, ?, now(), ?, ?, ?)",
+            [load_id, resource, full_refresh, updated_since, started, pages, items, max_updated_at],
+        )
         con.execute("DROP TABLE landing_keys")
         con.commit()
     except BaseException:
@@ -261,7 +297,14 @@ def land_resource(
     finally:
         spool.close()
     since = f" updated since {updated_since}" if updated_since else " (full refresh)"
-    log.info("landed %s %s in %s pages%s; %s quarantined, %s repeated (%s)", f"{items - quarantined:,}", resource,
-             f"{pages:,}", since, f"{quarantined:,}", f"{repeated:,}",
-             ", ".join(f"{what} {seconds:.1f} s" for what, seconds in timing.items()))
+    log.info(
+        "landed %s %s in %s pages%s; %s quarantined, %s repeated (%s)",
+        f"{items - quarantined:,}",
+        resource,
+        f"{pages:,}",
+        since,
+        f"{quarantined:,}",
+        f"{repeated:,}",
+        ", ".join(f"{what} {seconds:.1f} s" for what, seconds in timing.items()),
+    )
     return LandResult(resource, pages, items, updated_since, quarantined, repeated)

@@ -81,16 +81,22 @@ def verify_lookups(
     try:
         with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="lookup") as pool:
             for start in range(0, due, window):
-                numbers = [r[0] for r in con.execute(
-                    "SELECT certificate_no FROM lookups_due WHERE n >= ? AND n < ? ORDER BY n",
-                    [start, start + window]).fetchall()]
-                batches = [numbers[i:i + BATCH_SIZE] for i in range(0, len(numbers), BATCH_SIZE)]
+                numbers = [
+                    r[0]
+                    for r in con.execute(
+                        "SELECT certificate_no FROM lookups_due WHERE n >= ? AND n < ? ORDER BY n",
+                        [start, start + window],
+                    ).fetchall()
+                ]
+                batches = [numbers[i : i + BATCH_SIZE] for i in range(0, len(numbers), BATCH_SIZE)]
                 bodies = list(pool.map(check, batches))
                 requests += len(batches)
                 rel = con.read_json(
                     io.BytesIO(b"\n".join(bodies)),
-                    columns={"checked_at": "TIMESTAMPTZ",
-                             "response": "STRUCT(results STRUCT(certificate_no VARCHAR, found BOOLEAN)[])"},
+                    columns={
+                        "checked_at": "TIMESTAMPTZ",
+                        "response": "STRUCT(results STRUCT(certificate_no VARCHAR, found BOOLEAN)[])",
+                    },
                     format="newline_delimited",
                     maximum_object_size=16 * 1024 * 1024,
                 )
@@ -109,6 +115,11 @@ def verify_lookups(
     except BaseException:
         con.rollback()
         raise
-    log.info("looked up %s certificates in %s requests: %s found, %s not found",
-             f"{due:,}", f"{requests:,}", f"{found:,}", f"{due - found:,}")
+    log.info(
+        "looked up %s certificates in %s requests: %s found, %s not found",
+        f"{due:,}",
+        f"{requests:,}",
+        f"{found:,}",
+        f"{due - found:,}",
+    )
     return LookupResult(due, found, requests)

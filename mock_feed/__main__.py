@@ -20,8 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--as-of", required=True, type=dt.date.fromisoformat)
     gen.add_argument("--institutions", type=int, default=200)
     gen.add_argument("--seed", type=int, default=2022)
-    gen.add_argument("--candidates-scale", type=float, default=1.0,
-                     help="multiply candidates per plan (benchmarks: more certificates per institution)")
+    gen.add_argument(
+        "--candidates-scale",
+        type=float,
+        default=1.0,
+        help="multiply candidates per plan (benchmarks: more certificates per institution)",
+    )
 
     srv = sub.add_parser("serve", help="serve a dataset directory over HTTP")
     srv.add_argument("--data", required=True, type=Path)
@@ -46,8 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "institutions.jsonl").exists():
         print(f"error: {args.data} is not a dataset directory (no institutions.jsonl)", file=sys.stderr)
         return 2
-    faults = FaultOptions(args.fail_rate, args.rate_limit, args.latency_ms, args.malformed_rate,
-                          args.duplicate_rate, args.fault_seed)
+    faults = FaultOptions(
+        args.fail_rate,
+        args.rate_limit,
+        args.latency_ms,
+        args.malformed_rate,
+        args.duplicate_rate,
+        args.fault_seed,
+    )
     serve(args.data, args.host, args.port, args.token, faults)
     return 0
 

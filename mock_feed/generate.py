@@ -38,7 +38,7 @@ COHORT_WINDOW_OPENS = dt.date(2022, 12, 15)
 
 def resident_id_check_digit(first17: str) -> str:
     """ISO 7064 MOD 11-2 check digit of a PRC resident ID number (GB 11643)."""
-    return ID_CHECK[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS)) % 11]
+    return ID_CHECK[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS, strict=False)) % 11]
 
 
 def timestamp(day: dt.date, seconds: int) -> str:
@@ -67,8 +67,9 @@ class DatasetGenerator:
     """Certificates are the bulk of the data (millions at province scale), so they are written to
     `certificates_out` as they are made rather than kept; everything else is kept and written by `write`."""
 
-    def __init__(self, as_of: dt.date, institutions: int, seed: int, candidates_scale: float,
-                 certificates_out: TextIO) -> None:
+    def __init__(
+        self, as_of: dt.date, institutions: int, seed: int, candidates_scale: float, certificates_out: TextIO
+    ) -> None:
         self.as_of = as_of
         self.candidates_scale = candidates_scale  # bigger plans, for benchmarks; 1.0 keeps the usual data
         self.count = institutions
@@ -110,16 +111,29 @@ class DatasetGenerator:
         # Lifecycle targets as offsets of expires_on from the as-of date (see module docstring).
         # Lifecycle targets as offsets of expires_on from the as-of date. The first institutions take one
         # target each so that even a small dataset has every stage; the rest are drawn by weight.
-        weights = {"not_yet_due": 28, "soon": 6, "window": 26, "grace": 12, "abandoned": 12, "cohort": 6,
-                   "terminated": 5, "long_gone": 5}
+        weights = {
+            "not_yet_due": 28,
+            "soon": 6,
+            "window": 26,
+            "grace": 12,
+            "abandoned": 12,
+            "cohort": 6,
+            "terminated": 5,
+            "long_gone": 5,
+        }
         order = ["window", "grace", "abandoned", "cohort", "terminated", "soon", "not_yet_due", "long_gone"]
         for i in range(self.count):
             serial = i + 1
             centre = self.rng.choices(centres, CENTRE_WEIGHTS)[0]
             city = CENTRES[centre][0]
-            target = order[i] if i < len(order) else self.rng.choices(list(weights), list(weights.values()))[0]
-            kind = "employer" if target == "cohort" else self.rng.choices(
-                ["employer", "school", "social_org"], [45, 25, 30])[0]
+            target = (
+                order[i] if i < len(order) else self.rng.choices(list(weights), list(weights.values()))[0]
+            )
+            kind = (
+                "employer"
+                if target == "cohort"
+                else self.rng.choices(["employer", "school", "social_org"], [45, 25, 30])[0]
+            )
             offset = {
                 "not_yet_due": lambda: self.rng.randint(121, 800),
                 "soon": lambda: self.rng.randint(91, 120),
@@ -149,8 +163,9 @@ class DatasetGenerator:
             contact = self.person_name()
             record = {
                 "institution_id": f"35{serial:06d}",
-                "name": f"{name}（{serial}）" if any(
-                    inst.record["name"] == name for inst in self.institutions) else name,
+                "name": f"{name}（{serial}）"
+                if any(inst.record["name"] == name for inst in self.institutions)
+                else name,
                 "institution_type": kind,
                 "registration_no": f"闽技鉴备〔{registered_on.year}〕{serial:04d}号",
                 "supervising_centre": centre,
@@ -165,8 +180,9 @@ class DatasetGenerator:
                 "contact_phone": self.phone(),
                 "email": f"pj{serial:06d}@example.com.cn",
                 "address": f"福建省{'福州' if centre == '350000' else city}市{self.rng.choice(BRAND_WORDS)}路{self.rng.randint(1, 999)}号",
-                "updated_at": timestamp(min(registered_on + DAY * self.rng.randint(0, 30), self.as_of),
-                                        self.rng.randint(0, 86399)),
+                "updated_at": timestamp(
+                    min(registered_on + DAY * self.rng.randint(0, 30), self.as_of), self.rng.randint(0, 86399)
+                ),
             }
             inst = Institution(record, serial, registered_on, expires_on)
             inst.target = target  # type: ignore[attr-defined]
@@ -233,7 +249,9 @@ class DatasetGenerator:
                 "candidates": candidates,
                 "passed": passed,
                 "certificates_online": online,
-                "updated_at": timestamp(min(assessment_date + DAY * 3, self.as_of), self.rng.randint(0, 86399)),
+                "updated_at": timestamp(
+                    min(assessment_date + DAY * 3, self.as_of), self.rng.randint(0, 86399)
+                ),
             }
             self.plans.append(plan)
             if status != "completed":
@@ -247,7 +265,9 @@ class DatasetGenerator:
             to_issue = passed
             if missing_data and self.rng.random() < 0.4:
                 to_issue = max(0, passed - self.rng.randint(1, 5))
-            unq_from = to_issue - self.rng.randint(1, 3) if unqueryable and self.rng.random() < 0.4 else to_issue
+            unq_from = (
+                to_issue - self.rng.randint(1, 3) if unqueryable and self.rng.random() < 0.4 else to_issue
+            )
             key = (assessment_date.year % 100, level)
             region = inst.record["region_code"]
             for n in range(to_issue):
@@ -306,43 +326,55 @@ class DatasetGenerator:
             elif choice < 0.8:
                 completed = inst.expires_on + DAY * self.rng.randint(1, 30)
                 completed = completed if completed <= D else None
-            self.records["rectification_notices"].append({
-                "notice_id": f"ZG{issued.year}{len(self.records['rectification_notices']) + 1:05d}",
-                "institution_id": iid,
-                "issued_on": issued.isoformat(),
-                "due_on": (issued + DAY * 30).isoformat(),
-                "completed_on": completed.isoformat() if completed else "",
-            })
+            self.records["rectification_notices"].append(
+                {
+                    "notice_id": f"ZG{issued.year}{len(self.records['rectification_notices']) + 1:05d}",
+                    "institution_id": iid,
+                    "issued_on": issued.isoformat(),
+                    "due_on": (issued + DAY * 30).isoformat(),
+                    "completed_on": completed.isoformat() if completed else "",
+                }
+            )
         if self.rng.random() < 0.04:
             opened = self.day_between(inst.registered_on, D)
             terminates = self.rng.random() < 0.5
             closed = opened + DAY * self.rng.randint(10, 90)
-            self.records["disciplinary_cases"].append({
-                "case_id": f"WJ{opened.year}{len(self.records['disciplinary_cases']) + 1:04d}",
-                "institution_id": iid,
-                "opened_on": opened.isoformat(),
-                "article": "第十四条" if terminates else self.rng.choice(["第十一条", "第十二条", "第十三条"]),
-                "terminates_registration": "true" if terminates else "false",
-                "closed_on": closed.isoformat() if closed <= D else "",
-            })
+            self.records["disciplinary_cases"].append(
+                {
+                    "case_id": f"WJ{opened.year}{len(self.records['disciplinary_cases']) + 1:04d}",
+                    "institution_id": iid,
+                    "opened_on": opened.isoformat(),
+                    "article": "第十四条"
+                    if terminates
+                    else self.rng.choice(["第十一条", "第十二条", "第十三条"]),
+                    "terminates_registration": "true" if terminates else "false",
+                    "closed_on": closed.isoformat() if closed <= D else "",
+                }
+            )
         if rec["status"] != "active" or self.rng.random() < 0.02:
-            self.records["terminations"].append({
-                "institution_id": iid,
-                "notified_on": self.day_between(inst.registered_on, D).isoformat(),
-                "reason": "机构申请终止备案" if rec["status"] == "voluntarily_terminated" else "违规终结备案",
-            })
+            self.records["terminations"].append(
+                {
+                    "institution_id": iid,
+                    "notified_on": self.day_between(inst.registered_on, D).isoformat(),
+                    "reason": "机构申请终止备案"
+                    if rec["status"] == "voluntarily_terminated"
+                    else "违规终结备案",
+                }
+            )
         if self.rng.random() < 0.12:
             received_cr = self.day_between(inst.registered_on, D)
             if self.rng.random() < 0.4 and window_opens <= D:
                 received_cr = self.day_between(window_opens, min(inst.expires_on, D))  # freeze breach
             occ = self.rng.choice(OCCUPATIONS)
-            self.records["occupation_change_requests"].append({
-                "request_id": f"BG{received_cr.year}{len(self.records['occupation_change_requests']) + 1:05d}",
-                "institution_id": iid,
-                "received_on": received_cr.isoformat(),
-                "change_type": self.rng.choice(["add", "change"]),
-                "occupation_code": occ[0],
-            })
+            self.records["occupation_change_requests"].append(
+                {
+                    "request_id": f"BG{received_cr.year}{len(self.records['occupation_change_requests']) + 1:05d}",
+                    "institution_id": iid,
+                    "received_on": received_cr.isoformat(),
+                    "change_type": self.rng.choice(["add", "change"]),
+                    "occupation_code": occ[0],
+                }
+            )
 
     def application(self, inst: Institution, received: dt.date) -> dict:
         rec = inst.record
@@ -363,7 +395,8 @@ class DatasetGenerator:
             "application_id": f"XQ{received.year}{n:05d}",
             "institution_id": rec["institution_id"],
             "received_on": received.isoformat(),
-            "incentive_evidence": "true" if rec["institution_type"] != "employer" or self.rng.random() < 0.85
+            "incentive_evidence": "true"
+            if rec["institution_type"] != "employer" or self.rng.random() < 0.85
             else "false",
             "force_majeure_statement": "true" if few_batches and self.rng.random() < 0.5 else "false",
             "occupation_codes": codes,
@@ -409,20 +442,39 @@ def json_line(record: dict) -> str:
 
 
 CENTRE_COLUMNS = {
-    "renewal_applications": ["application_id", "institution_id", "received_on", "incentive_evidence",
-                             "force_majeure_statement", "occupation_codes", "review_result",
-                             "review_completed_on"],
+    "renewal_applications": [
+        "application_id",
+        "institution_id",
+        "received_on",
+        "incentive_evidence",
+        "force_majeure_statement",
+        "occupation_codes",
+        "review_result",
+        "review_completed_on",
+    ],
     "rectification_notices": ["notice_id", "institution_id", "issued_on", "due_on", "completed_on"],
-    "disciplinary_cases": ["case_id", "institution_id", "opened_on", "article", "terminates_registration",
-                           "closed_on"],
+    "disciplinary_cases": [
+        "case_id",
+        "institution_id",
+        "opened_on",
+        "article",
+        "terminates_registration",
+        "closed_on",
+    ],
     "terminations": ["institution_id", "notified_on", "reason"],
-    "occupation_change_requests": ["request_id", "institution_id", "received_on", "change_type",
-                                   "occupation_code"],
+    "occupation_change_requests": [
+        "request_id",
+        "institution_id",
+        "received_on",
+        "change_type",
+        "occupation_code",
+    ],
 }
 
 
-def generate_dataset(out: Path, as_of: dt.date, institutions: int = 200, seed: int = 2022,
-                     candidates_scale: float = 1.0) -> dict[str, int]:
+def generate_dataset(
+    out: Path, as_of: dt.date, institutions: int = 200, seed: int = 2022, candidates_scale: float = 1.0
+) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "certificates.jsonl", "w", encoding="utf-8") as certificates:
         gen = DatasetGenerator(as_of, institutions, seed, candidates_scale, certificates)

@@ -64,13 +64,17 @@ class SortedItems:
 
     def __init__(self, db: duckdb.DuckDBPyConnection, table: str, path: Path, chunk: int = 20_000) -> None:
         """Write `table` (updated_us, item; rowid order) to `path`."""
-        arrays = db.execute(f"SELECT updated_us, strlen(item) AS size FROM {table} ORDER BY rowid").fetchnumpy()
+        arrays = db.execute(
+            f"SELECT updated_us, strlen(item) AS size FROM {table} ORDER BY rowid"
+        ).fetchnumpy()
         self.updated_us = np.asarray(arrays["updated_us"], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(np.asarray(arrays["size"], dtype=np.int64))])
         with open(path, "wb") as out:
             for start in range(0, len(self.updated_us), chunk):
-                text = db.execute(f"SELECT string_agg(item, '' ORDER BY rowid) FROM {table} "
-                                  "WHERE rowid >= ? AND rowid < ?", [start, start + chunk]).fetchone()[0]
+                text = db.execute(
+                    f"SELECT string_agg(item, '' ORDER BY rowid) FROM {table} WHERE rowid >= ? AND rowid < ?",
+                    [start, start + chunk],
+                ).fetchone()[0]
                 out.write(text.encode())
             if out.tell() != self.offsets[-1]:
                 raise RuntimeError(f"{path}: wrote {out.tell()} bytes, expected {self.offsets[-1]}")
@@ -108,8 +112,11 @@ class FeedData:
             db.execute(f"SET temp_directory = '{self._dir / 'tmp'}'")
             for name, (filename, key) in RESOURCES.items():
                 path = data_dir / filename
-                source = (f"read_json_objects('{path}', format='newline_delimited')" if path.exists()
-                          else "(SELECT NULL::JSON AS json WHERE false)")
+                source = (
+                    f"read_json_objects('{path}', format='newline_delimited')"
+                    if path.exists()
+                    else "(SELECT NULL::JSON AS json WHERE false)"
+                )
                 # str() of a missing key was 'None' in the first (pure Python) server: kept, for the same order
                 keys = [f"coalesce(json_extract_string(json, '$.{k}'), 'None')" for k in key]
                 db.execute(f"""CREATE TABLE items AS
@@ -123,7 +130,9 @@ class FeedData:
                 if name == "certificates":
                     result = db.execute("SELECT k0 FROM items WHERE queryable")
                     while rows := result.fetchmany(100_000):
-                        queryable.append(np.fromiter((hash(r[0]) for r in rows), dtype=np.int64, count=len(rows)))
+                        queryable.append(
+                            np.fromiter((hash(r[0]) for r in rows), dtype=np.int64, count=len(rows))
+                        )
                 db.execute("DROP TABLE items")
         finally:
             db.close()
@@ -277,7 +286,7 @@ class FeedHandler(BaseHTTPRequestHandler):
             if not isinstance(nos, list) or len(nos) > MAX_LOOKUP or not all(isinstance(n, str) for n in nos):
                 raise ValueError
         except (ValueError, KeyError, TypeError):
-            self.send_json(400, {"error": f"body must be {{\"certificate_nos\": [... up to {MAX_LOOKUP}]}}"})
+            self.send_json(400, {"error": f'body must be {{"certificate_nos": [... up to {MAX_LOOKUP}]}}'})
             return
         found = self.server.data.found(nos)
         results = [{"certificate_no": n, "found": f} for n, f in zip(nos, found, strict=True)]
@@ -291,7 +300,9 @@ class FeedHandler(BaseHTTPRequestHandler):
             if not 1 <= limit <= MAX_LIMIT or cursor < 0:
                 raise ValueError
         except ValueError:
-            self.send_json(400, {"error": f"limit must be 1..{MAX_LIMIT} and cursor a value from next_cursor"})
+            self.send_json(
+                400, {"error": f"limit must be 1..{MAX_LIMIT} and cursor a value from next_cursor"}
+            )
             return
         if cursor == 0 and "updated_since" in query:
             # Items updated at or after updated_since; the cursor then carries the position.
@@ -320,8 +331,14 @@ def serve(data_dir: Path, host: str, port: int, token: str | None, faults: Fault
     data = FeedData(data_dir)
     server = FeedServer((host, port), data, token, faults)
     sizes = ", ".join(f"{n:,} {name}" for name, n in data.sizes.items())
-    log.info("mock feed serving %s on http://%s:%d (%s; loaded in %.1f s)", data_dir, host, server.server_port,
-             sizes, time.perf_counter() - started)
+    log.info(
+        "mock feed serving %s on http://%s:%d (%s; loaded in %.1f s)",
+        data_dir,
+        host,
+        server.server_port,
+        sizes,
+        time.perf_counter() - started,
+    )
     print(f"mock feed ready on http://{host}:{server.server_port}", flush=True)
     try:
         server.serve_forever()
@@ -349,8 +366,10 @@ OPENAPI = {
                 "get": {
                     "summary": f"Page through {name}, ordered by (updated_at, key)",
                     "parameters": _page_params(),
-                    "responses": {"200": {"description": '{"items": [...], "next_cursor": "..." | null}'},
-                                  "401": {"description": "missing or wrong bearer token"}},
+                    "responses": {
+                        "200": {"description": '{"items": [...], "next_cursor": "..." | null}'},
+                        "401": {"description": "missing or wrong bearer token"},
+                    },
                 }
             }
             for name in RESOURCES
@@ -358,21 +377,36 @@ OPENAPI = {
         "/api/v1/certificates/lookup": {
             "post": {
                 "summary": f"Batch lookup of up to {MAX_LOOKUP} certificate numbers",
-                "requestBody": {"content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"certificate_nos": {
-                        "type": "array", "maxItems": MAX_LOOKUP, "items": {"type": "string"}}}}}}},
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "certificate_nos": {
+                                        "type": "array",
+                                        "maxItems": MAX_LOOKUP,
+                                        "items": {"type": "string"},
+                                    }
+                                },
+                            }
+                        }
+                    }
+                },
                 "responses": {"200": {"description": '{"results": [{"certificate_no", "found"}]}'}},
             }
         },
         "/api/v1/certificates/{certificate_no}": {
             "get": {
                 "summary": "Single certificate lookup",
-                "parameters": [{"name": "certificate_no", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
+                "parameters": [
+                    {"name": "certificate_no", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
                 "responses": {"200": {"description": "found"}, "404": {"description": "not found"}},
             }
         },
-        "/healthz": {"get": {"summary": "Liveness", "security": [],
-                             "responses": {"200": {"description": "ok"}}}},
+        "/healthz": {
+            "get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok"}}}
+        },
     },
 }

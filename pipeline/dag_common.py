@@ -66,7 +66,7 @@ def alert_recipients() -> list[str]:
             from airflow.sdk import Variable
 
             raw = Variable.get("alert_recipients", default=None)
-        except Exception:  # noqa: BLE001 - no Variable backend reachable: nobody to tell
+        except Exception:
             raw = None
     return [a.strip() for a in (raw or "").replace(";", ",").split(",") if a.strip()]
 
@@ -78,7 +78,9 @@ def failure_mail(context) -> tuple[str, str]:
     as_of = run_as_of(context).isoformat()
     error = str(context.get("exception") or "no exception recorded; see the task log")
     lines = error.strip().splitlines()
-    key_lines = "\n".join(lines[:40] + ([f"… ({len(lines) - 40} more lines in the log)"] if len(lines) > 40 else []))
+    key_lines = "\n".join(
+        lines[:40] + ([f"… ({len(lines) - 40} more lines in the log)"] if len(lines) > 40 else [])
+    )
     subject = f"[renewal pipeline] FAILED {ti.dag_id}.{ti.task_id} for {as_of}"
     log_url = getattr(ti, "log_url", None)
     body = (
@@ -97,14 +99,22 @@ def on_task_failure(context) -> None:
     to = alert_recipients()
     ti = context["ti"]
     if not to:
-        log.warning("task %s.%s failed; no alert sent: set ALERT_RECIPIENTS or the Variable alert_recipients",
-                    ti.dag_id, ti.task_id)
+        log.warning(
+            "task %s.%s failed; no alert sent: set ALERT_RECIPIENTS or the Variable alert_recipients",
+            ti.dag_id,
+            ti.task_id,
+        )
         return
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     subject, body = failure_mail(context)
-    SmtpNotifier(to=to, from_email=os.environ.get("ALERT_FROM", "renewal-pipeline@localhost"), subject=subject,
-                 html_content=body, smtp_conn_id=ALERT_SMTP_CONN_ID).notify(context)
+    SmtpNotifier(
+        to=to,
+        from_email=os.environ.get("ALERT_FROM", "renewal-pipeline@localhost"),
+        subject=subject,
+        html_content=body,
+        smtp_conn_id=ALERT_SMTP_CONN_ID,
+    ).notify(context)
     log.info("failure alert for %s.%s sent to %d recipients", ti.dag_id, ti.task_id, len(to))
 
 

@@ -34,26 +34,39 @@ def free_port() -> int:
 def airflow_env(extra: dict[str, str]) -> dict[str, str]:
     # the local feed, not whatever feed the caller's shell points at
     env = {k: v for k, v in os.environ.items() if k not in ("FEED_URL", "FEED_TOKEN")}
-    env.update({
-        "AIRFLOW_HOME": str(AIRFLOW_HOME),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DEFAULT_TIMEZONE": TIMEZONE,
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(AIRFLOW_HOME / "logs"),
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "GX_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(AIRFLOW_HOME),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DEFAULT_TIMEZONE": TIMEZONE,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(AIRFLOW_HOME / "logs"),
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "GX_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+    )
     env.update(extra)
     return env
 
 
 def start_feed(data: Path, token: str, feed_opts: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "mock_feed", "serve", "--data", str(data), "--port", str(port),
-           "--token", token, *shlex.split(feed_opts)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mock_feed",
+        "serve",
+        "--data",
+        str(data),
+        "--port",
+        str(port),
+        "--token",
+        token,
+        *shlex.split(feed_opts),
+    ]
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 900  # a province-scale dataset takes minutes to load and pre-serialise
@@ -80,8 +93,12 @@ def migrate_metadata_db(airflow: str, env: dict[str, str]) -> None:
     if (AIRFLOW_HOME / "airflow.db").exists() and stamp.exists() and stamp.read_text() == current:
         return
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([airflow, "pools", "set", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [airflow, "pools", "set", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     stamp.write_text(current)
 
 
@@ -118,11 +135,17 @@ def _logical_key(as_of: dt.date) -> str:
 
 
 def _run_ids(dag_id: str, as_of: dt.date) -> set[str]:
-    return {r[0] for r in _metadata("SELECT run_id FROM dag_run WHERE dag_id = ? AND logical_date = ?",
-                                     (dag_id, _logical_key(as_of)))}
+    return {
+        r[0]
+        for r in _metadata(
+            "SELECT run_id FROM dag_run WHERE dag_id = ? AND logical_date = ?", (dag_id, _logical_key(as_of))
+        )
+    }
 
 
-def watch_dag_run(proc: subprocess.Popen, dag_id: str, as_of: dt.date, earlier: set[str]) -> tuple[str | None, list[tuple]]:
+def watch_dag_run(
+    proc: subprocess.Popen, dag_id: str, as_of: dt.date, earlier: set[str]
+) -> tuple[str | None, list[tuple]]:
     """While `airflow dags test` runs, print each task as it starts and ends (task, state, seconds), read from
     the metadata database; return the run's final state and its task instances. The run is this DAG's run for
     D whose run_id was not there before (`dags test` replaces an earlier run of the same date)."""
@@ -130,11 +153,24 @@ def watch_dag_run(proc: subprocess.Popen, dag_id: str, as_of: dt.date, earlier: 
     run = None
     while True:
         finished = proc.poll() is not None
-        found = [r for r in _metadata("SELECT run_id, state FROM dag_run WHERE dag_id = ? AND logical_date = ?",
-                                      (dag_id, _logical_key(as_of))) if r[0] not in earlier]
+        found = [
+            r
+            for r in _metadata(
+                "SELECT run_id, state FROM dag_run WHERE dag_id = ? AND logical_date = ?",
+                (dag_id, _logical_key(as_of)),
+            )
+            if r[0] not in earlier
+        ]
         run = found[0] if found else run
-        tis = _metadata("""SELECT task_id, state, duration, try_number FROM task_instance
-                           WHERE dag_id = ? AND run_id = ? ORDER BY start_date""", (dag_id, run[0])) if run else []
+        tis = (
+            _metadata(
+                """SELECT task_id, state, duration, try_number FROM task_instance
+                           WHERE dag_id = ? AND run_id = ? ORDER BY start_date""",
+                (dag_id, run[0]),
+            )
+            if run
+            else []
+        )
         for task_id, state, duration, tries in tis:
             if state and shown.get(task_id) != state:
                 if state == "running":
@@ -158,8 +194,10 @@ def judge_run(dag_id: str, as_of: dt.date, state: str | None, tis: list[tuple]) 
         detail = ", ".join(f"{t}={s}" for t, s in bad) or "no task failed"
         raise RunFailed(f"{dag_id} for {as_of}: the DAG run ended {state} ({detail})")
     if not any(s == "success" for _, s, *_ in tis):
-        raise RunFailed(f"{dag_id} for {as_of}: the DAG run ran no task (is {as_of} before the DAG's start_date?); "
-                        "nothing was published")
+        raise RunFailed(
+            f"{dag_id} for {as_of}: the DAG run ran no task (is {as_of} before the DAG's start_date?); "
+            "nothing was published"
+        )
 
 
 def run_dag(airflow: str, env: dict[str, str], dag_id: str, as_of: dt.date, conf: dict | None = None) -> None:
@@ -182,7 +220,9 @@ def run_dag(airflow: str, env: dict[str, str], dag_id: str, as_of: dt.date, conf
         lines = log_path.read_text(errors="replace").splitlines()
         print("\n".join(lines[-60:]), file=sys.stderr)
         # a centre file that cannot be read: its message, not the traceback, is what the person needs
-        for cause in sorted({line[line.index("CentreFileError: "):] for line in lines if "CentreFileError: " in line}):
+        for cause in sorted(
+            {line[line.index("CentreFileError: ") :] for line in lines if "CentreFileError: " in line}
+        ):
             print(f"\n{cause}", file=sys.stderr)
         print(f"\nfull Airflow log: {log_path}", file=sys.stderr)
         raise
@@ -192,8 +232,12 @@ def run_dag(airflow: str, env: dict[str, str], dag_id: str, as_of: dt.date, conf
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--as-of", default=os.environ.get("AS_OF") or None)
-    parser.add_argument("--from", dest="backfill_from", default=os.environ.get("FROM") or None,
-                        help="backfill: first as-of date (with --to); rebuilds marts and history, sends nothing")
+    parser.add_argument(
+        "--from",
+        dest="backfill_from",
+        default=os.environ.get("FROM") or None,
+        help="backfill: first as-of date (with --to); rebuilds marts and history, sends nothing",
+    )
     parser.add_argument("--to", dest="backfill_to", default=os.environ.get("TO") or None)
     parser.add_argument("--data", default=os.environ.get("DATA") or None)
     parser.add_argument("--warehouse", default=os.environ.get("WAREHOUSE") or "warehouse")
@@ -201,8 +245,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--feed-opts", default=os.environ.get("FEED_OPTS", ""))
     parser.add_argument("--institutions", type=int, default=200)
     parser.add_argument("--full-refresh", action="store_true")
-    parser.add_argument("--feed-url", default=None,
-                        help="use this running feed instead of starting the mock feed on DATA (benchmarks)")
+    parser.add_argument(
+        "--feed-url",
+        default=None,
+        help="use this running feed instead of starting the mock feed on DATA (benchmarks)",
+    )
     parser.add_argument("--feed-token", default=os.environ.get("FEED_TOKEN"))
     return parser.parse_args(argv)
 
@@ -223,7 +270,9 @@ def as_of_dates(args: argparse.Namespace) -> tuple[list[dt.date], bool]:
         today = dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date()
         dates, backfill = [dt.date.fromisoformat(args.as_of) if args.as_of else today], False
     if dates[0] < first:
-        raise ValueError(f"{dates[0]} is before {first}, the date of notice 闽劳鉴〔2022〕26号: nothing to judge")
+        raise ValueError(
+            f"{dates[0]} is before {first}, the date of notice 闽劳鉴〔2022〕26号: nothing to judge"
+        )
     return dates, backfill
 
 
@@ -235,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     as_of = dates[-1]
-    resolve = lambda p: (Path(p) if Path(p).is_absolute() else PROJECT_ROOT / p).resolve()
+
+    def resolve(p: str) -> Path:
+        return (Path(p) if Path(p).is_absolute() else PROJECT_ROOT / p).resolve()
+
     if args.data:
         data = resolve(args.data)
         if not (data / "institutions.jsonl").exists():
@@ -245,8 +297,21 @@ def main(argv: list[str] | None = None) -> int:
         data = PROJECT_ROOT / "data" / f"demo-{as_of.isoformat()}"
         if not (data / "institutions.jsonl").exists():
             print(f"generating the demo dataset for {as_of} in {data} …", flush=True)
-            subprocess.run([sys.executable, "-m", "mock_feed", "generate", "--out", str(data), "--as-of",
-                            as_of.isoformat(), "--institutions", str(args.institutions)], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "mock_feed",
+                    "generate",
+                    "--out",
+                    str(data),
+                    "--as-of",
+                    as_of.isoformat(),
+                    "--institutions",
+                    str(args.institutions),
+                ],
+                check=True,
+            )
     warehouse, exports = resolve(args.warehouse), resolve(args.exports)
     AIRFLOW_HOME.mkdir(exist_ok=True)
 
@@ -256,12 +321,18 @@ def main(argv: list[str] | None = None) -> int:
         token = secrets.token_hex(16)
         print(f"starting the mock feed on {data} …", flush=True)
         feed, url = start_feed(data, token, args.feed_opts)
-    env = airflow_env({
-        # the feed's address and token reach the tasks as an Airflow connection, as in production
-        f"AIRFLOW_CONN_{FEED_CONN_ID.upper()}": json.dumps({"conn_type": "http", "host": url, "password": token}),
-        "DATA": str(data), "WAREHOUSE": str(warehouse), "EXPORTS": str(exports),
-        "PSEUDONYM_KEY": local_pseudonym_key(),
-    })
+    env = airflow_env(
+        {
+            # the feed's address and token reach the tasks as an Airflow connection, as in production
+            f"AIRFLOW_CONN_{FEED_CONN_ID.upper()}": json.dumps(
+                {"conn_type": "http", "host": url, "password": token}
+            ),
+            "DATA": str(data),
+            "WAREHOUSE": str(warehouse),
+            "EXPORTS": str(exports),
+            "PSEUDONYM_KEY": local_pseudonym_key(),
+        }
+    )
     try:
         airflow = str(Path(sys.executable).parent / "airflow")
         migrate_metadata_db(airflow, env)
@@ -286,8 +357,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     if backfill:
-        print(f"Backfilled {dates[0]} … {dates[-1]} ({len(dates)} days): marts and renewal_history rebuilt; "
-              "no reminders exported, marked or e-mailed.")
+        print(
+            f"Backfilled {dates[0]} … {dates[-1]} ({len(dates)} days): marts and renewal_history rebuilt; "
+            "no reminders exported, marked or e-mailed."
+        )
     print(summary_text(warehouse / "published.duckdb", exports))
     print(f"Airflow logs: {AIRFLOW_HOME}/dags-test-*-{as_of.isoformat()}.log")
     return 0

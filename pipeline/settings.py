@@ -82,7 +82,7 @@ def airflow_connection(conn_id: str) -> dict | None:
         from airflow.sdk import BaseHook
 
         c = BaseHook.get_connection(conn_id)
-    except Exception as exc:  # noqa: BLE001 - no Airflow, no task context or no such connection
+    except Exception as exc:
         log.debug("no Airflow connection %s: %s", conn_id, type(exc).__name__)
         return None
     return {"host": c.host, "port": c.port, "schema": c.schema, "login": c.login, "password": c.password}
@@ -109,8 +109,13 @@ def marts_postgres_dsn() -> str | None:
     conn = airflow_connection(MARTS_POSTGRES_CONN_ID)
     if conn is None:
         return None
-    parts = {"host": conn.get("host"), "port": conn.get("port"), "dbname": conn.get("schema"),
-             "user": conn.get("login"), "password": conn.get("password")}
+    parts = {
+        "host": conn.get("host"),
+        "port": conn.get("port"),
+        "dbname": conn.get("schema"),
+        "user": conn.get("login"),
+        "password": conn.get("password"),
+    }
     return " ".join(f"{k}='{str(v).replace(chr(39), chr(92) + chr(39))}'" for k, v in parts.items() if v)
 
 
@@ -119,9 +124,11 @@ def pseudonym_key() -> bytes:
     anyone could reverse an ID's HMAC by trying every possible ID (there are few enough)."""
     key = os.environ.get("PSEUDONYM_KEY")
     if not key:
-        raise MissingSecret("PSEUDONYM_KEY is not set: the pipeline will not pseudonymise resident ID numbers with "
-                            "a known key. Set it to a long random secret (`openssl rand -hex 32`) and keep it: "
-                            "the same key keeps pseudonyms stable across runs. (`make run` makes one in .airflow/.)")
+        raise MissingSecret(
+            "PSEUDONYM_KEY is not set: the pipeline will not pseudonymise resident ID numbers with "
+            "a known key. Set it to a long random secret (`openssl rand -hex 32`) and keep it: "
+            "the same key keeps pseudonyms stable across runs. (`make run` makes one in .airflow/.)"
+        )
     return key.encode()
 
 

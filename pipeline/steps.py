@@ -44,25 +44,35 @@ def release_dbt_duckdb() -> None:
             manager._ENV = None
 
 
-def _record(con: duckdb.DuckDBPyConnection, load_id: str, as_of: dt.date, step: str,
-            metrics: list[tuple[str, str, int, str | None]]) -> None:
+def _record(
+    con: duckdb.DuckDBPyConnection,
+    load_id: str,
+    as_of: dt.date,
+    step: str,
+    metrics: list[tuple[str, str, int, str | None]],
+) -> None:
     """Store a step's numbers in raw.run_metrics (published as marts.run_metrics) and log them.
 
     A rerun of the same load replaces that step's rows, so the summary never counts a step twice.
     """
     con.execute("DELETE FROM raw.run_metrics WHERE load_id = ? AND step = ?", [load_id, step])
-    con.executemany("INSERT INTO raw.run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-                    [[load_id, as_of, step, subject, metric, value, note] for subject, metric, value, note in metrics])
+    con.executemany(
+        "INSERT INTO raw.run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+        [[load_id, as_of, step, subject, metric, value, note] for subject, metric, value, note in metrics],
+    )
     for subject, metric, value, note in metrics:
-        log.info("run summary %s: %s %s = %s%s", step, subject, metric, f"{value:,}", f" ({note})" if note else "")
+        log.info(
+            "run summary %s: %s %s = %s%s", step, subject, metric, f"{value:,}", f" ({note})" if note else ""
+        )
 
 
 def _retry_metrics(client: FeedClient) -> list[tuple[str, str, int, None]]:
     return [("feed", f"retries_{cause}", n, None) for cause, n in sorted(client.retries.items())]
 
 
-def extract_feed(as_of: dt.date, load_id: str, full_refresh: bool = False,
-                 settings: Settings | None = None) -> dict:
+def extract_feed(
+    as_of: dt.date, load_id: str, full_refresh: bool = False, settings: Settings | None = None
+) -> dict:
     """Pull every feed resource into raw tables (incremental by watermark unless full_refresh)."""
     s = settings or load_settings()
     client = FeedClient(s.feed_url, s.feed_token)
@@ -73,14 +83,23 @@ def extract_feed(as_of: dt.date, load_id: str, full_refresh: bool = False,
             started = time.perf_counter()
             r = land_resource(con, client, resource, load_id, s.pseudonym_key, full_refresh=full_refresh)
             elapsed_ms = round((time.perf_counter() - started) * 1000)
-            summary[resource] = {"pages": r.pages, "fetched": r.items, "landed": r.items - r.quarantined,
-                                 "quarantined": r.quarantined, "repeated": r.repeated,
-                                 "updated_since": r.updated_since}
+            summary[resource] = {
+                "pages": r.pages,
+                "fetched": r.items,
+                "landed": r.items - r.quarantined,
+                "quarantined": r.quarantined,
+                "repeated": r.repeated,
+                "updated_since": r.updated_since,
+            }
             since = f"updated_since {r.updated_since}" if r.updated_since else "full refresh"
-            metrics += [(resource, "pages", r.pages, since), (resource, "fetched", r.items, None),
-                        (resource, "landed", r.items - r.quarantined, None),
-                        (resource, "quarantined", r.quarantined, None), (resource, "repeated", r.repeated, None),
-                        (resource, "elapsed_ms", elapsed_ms, "fetch and land")]
+            metrics += [
+                (resource, "pages", r.pages, since),
+                (resource, "fetched", r.items, None),
+                (resource, "landed", r.items - r.quarantined, None),
+                (resource, "quarantined", r.quarantined, None),
+                (resource, "repeated", r.repeated, None),
+                (resource, "elapsed_ms", elapsed_ms, "fetch and land"),
+            ]
         summary["retries"] = dict(client.retries)
         load_calendar(con)
         _record(con, load_id, as_of, "extract_feed", metrics + _retry_metrics(client))
@@ -96,12 +115,20 @@ def load_centre(as_of: dt.date, load_id: str, settings: Settings | None = None) 
         result = load_centre_records(con, s.centre_records_dir, load_id)
         # each file's form (encoding or workbook, sheet, header row) goes into the summary: when a centre's
         # numbers change, the first question is what it sent
-        summary = {"loaded": result.loaded, "quarantined": result.quarantined,
-                   "files": [f.note for f in result.files]}
-        _record(con, load_id, as_of, "load_centre_records",
-                [(kind, "loaded", n, None) for kind, n in result.loaded.items()]
-                + [(kind, "quarantined", n, None) for kind, n in result.quarantined.items()]
-                + [(f.path.stem, "file_rows", f.rows, f.note) for f in result.files])
+        summary = {
+            "loaded": result.loaded,
+            "quarantined": result.quarantined,
+            "files": [f.note for f in result.files],
+        }
+        _record(
+            con,
+            load_id,
+            as_of,
+            "load_centre_records",
+            [(kind, "loaded", n, None) for kind, n in result.loaded.items()]
+            + [(kind, "quarantined", n, None) for kind, n in result.quarantined.items()]
+            + [(f.path.stem, "file_rows", f.rows, f.note) for f in result.files],
+        )
         return summary
     finally:
         con.close()
@@ -115,12 +142,25 @@ def verify_certificates(as_of: dt.date, load_id: str, settings: Settings | None 
         started = time.perf_counter()
         result = verify_lookups(con, client, load_id)
         elapsed_ms = round((time.perf_counter() - started) * 1000)
-        summary = {"checked": result.checked, "found": result.found, "requests": result.requests,
-                   "retries": dict(client.retries)}
-        _record(con, load_id, as_of, "verify_certificates",
-                [("lookups", "checked", result.checked, None), ("lookups", "found", result.found, None),
-                 ("lookups", "requests", result.requests, None), ("lookups", "elapsed_ms", elapsed_ms, None),
-                 *_retry_metrics(client)])
+        summary = {
+            "checked": result.checked,
+            "found": result.found,
+            "requests": result.requests,
+            "retries": dict(client.retries),
+        }
+        _record(
+            con,
+            load_id,
+            as_of,
+            "verify_certificates",
+            [
+                ("lookups", "checked", result.checked, None),
+                ("lookups", "found", result.found, None),
+                ("lookups", "requests", result.requests, None),
+                ("lookups", "elapsed_ms", elapsed_ms, None),
+                *_retry_metrics(client),
+            ],
+        )
         return summary
     finally:
         con.close()
@@ -138,8 +178,13 @@ def quality_gate(as_of: dt.date, run_id: str = "manual", settings: Settings | No
     release_dbt_duckdb()
     gate_dir = s.warehouse_dir / "gate"
     run_dir = gate_dir / as_of.isoformat() / "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-    result = run_gate(s.warehouse_db, as_of.isoformat(), run_dir, published_db=s.published_db,
-                      docs_dir=gate_dir / "data_docs")
+    result = run_gate(
+        s.warehouse_db,
+        as_of.isoformat(),
+        run_dir,
+        published_db=s.published_db,
+        docs_dir=gate_dir / "data_docs",
+    )
     return {"evaluated": result.evaluated, "rows_checked": result.rows_checked}
 
 
@@ -159,8 +204,10 @@ def publish_to_postgres(as_of: dt.date, settings: Settings | None = None, dsn: s
     s = settings or load_settings()
     dsn = dsn or marts_postgres_dsn()
     if not dsn:
-        log.info("PostgreSQL publication skipped: set MARTS_POSTGRES_DSN or the Airflow connection %s",
-                 MARTS_POSTGRES_CONN_ID)
+        log.info(
+            "PostgreSQL publication skipped: set MARTS_POSTGRES_DSN or the Airflow connection %s",
+            MARTS_POSTGRES_CONN_ID,
+        )
         return {"skipped": True}
     return publish_postgres(s.published_db, dsn, s.warehouse_dir)
 
@@ -170,8 +217,19 @@ def export(as_of: dt.date, settings: Settings | None = None) -> dict:
     s = settings or load_settings()
     release_dbt_duckdb()
     manifest = export_reminders(s.published_db, s.exports_dir, as_of, s.reminder_ledger_db)
-    return {k: manifest[k] for k in ("reminders", "institutions", "application_packs", "cannot_apply_notices",
-                                     "by_centre", "by_type", "work_items", "warnings")}
+    return {
+        k: manifest[k]
+        for k in (
+            "reminders",
+            "institutions",
+            "application_packs",
+            "cannot_apply_notices",
+            "by_centre",
+            "by_type",
+            "work_items",
+            "warnings",
+        )
+    }
 
 
 def email(as_of: dt.date, settings: Settings | None = None) -> dict:
@@ -192,17 +250,31 @@ def summary_text(published_db: Path, exports_dir: Path) -> str:
                                   FROM marts.renewal_eligibility GROUP BY ALL ORDER BY 3 DESC, 1""").fetchall()
         total = con.execute("SELECT count(*) FROM marts.renewal_eligibility").fetchone()[0]
         reminders = con.execute("SELECT count(*) FROM marts.reminders").fetchone()[0]
-        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'ops'").fetchall()}
+        tables = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'ops'"
+            ).fetchall()
+        }
         # the centre files of the latest load of D as read (encoding or workbook, sheet, header row), and the rows
         # sent back to each centre in its 退回清单
-        files = con.execute("""SELECT note, value FROM ops.run_metrics
+        files = con.execute(
+            """SELECT note, value FROM ops.run_metrics
                                WHERE metric = 'file_rows' AND load_id = (
                                    SELECT arg_max(load_id, recorded_at) FROM ops.run_metrics
                                    WHERE step = 'load_centre_records' AND as_of = ?)
-                               ORDER BY note""", [as_of]).fetchall()
-        returned = con.execute("""SELECT supervising_centre, count(*) FROM ops.centre_record_returns
-                                  WHERE as_of = ? GROUP BY ALL ORDER BY 1""", [as_of]).fetchall() \
-            if "centre_record_returns" in tables else []
+                               ORDER BY note""",
+            [as_of],
+        ).fetchall()
+        returned = (
+            con.execute(
+                """SELECT supervising_centre, count(*) FROM ops.centre_record_returns
+                                  WHERE as_of = ? GROUP BY ALL ORDER BY 1""",
+                [as_of],
+            ).fetchall()
+            if "centre_record_returns" in tables
+            else []
+        )
     finally:
         con.close()
     lines = [f"As of {as_of}: {total} institutions, {reminders} reminders due", "", "By lifecycle stage:"]
@@ -212,7 +284,10 @@ def summary_text(published_db: Path, exports_dir: Path) -> str:
     if files:
         lines += ["", "Centre files read:"] + [f"  {n:>5} rows  {note}" for note, n in files]
     if returned:
-        lines += ["", "Centre rows rejected (退回清单 in the exports): "
-                  + ", ".join(f"{code} {n}" for code, n in returned)]
+        lines += [
+            "",
+            "Centre rows rejected (退回清单 in the exports): "
+            + ", ".join(f"{code} {n}" for code, n in returned),
+        ]
     lines += ["", f"Published marts: {published_db}", f"Reminder exports: {exports_dir / str(as_of)}"]
     return "\n".join(lines)

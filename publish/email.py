@@ -34,19 +34,28 @@ def recipients() -> dict[str, list[str]]:
             from airflow.sdk import Variable
 
             raw = Variable.get("reminder_recipients", default=None)
-        except Exception:  # noqa: BLE001 - no Airflow context: nothing configured
+        except Exception:
             raw = None
     if not raw:
         return {}
-    return {code: [a.strip() for a in addresses.split(",") if a.strip()]
-            for code, addresses in json.loads(raw).items()}
+    return {
+        code: [a.strip() for a in addresses.split(",") if a.strip()]
+        for code, addresses in json.loads(raw).items()
+    }
 
 
-def send_reminder_emails(exports_dir: Path, as_of: dt.date, ledger_db: Path,
-                         to: dict[str, list[str]] | None = None, smtp_conn_id: str = SMTP_CONN_ID) -> dict:
+def send_reminder_emails(
+    exports_dir: Path,
+    as_of: dt.date,
+    ledger_db: Path,
+    to: dict[str, list[str]] | None = None,
+    smtp_conn_id: str = SMTP_CONN_ID,
+) -> dict:
     to = recipients() if to is None else to
     if not to:
-        log.info("e-mail delivery skipped: no recipients (REMINDER_RECIPIENTS or Variable reminder_recipients)")
+        log.info(
+            "e-mail delivery skipped: no recipients (REMINDER_RECIPIENTS or Variable reminder_recipients)"
+        )
         return {"skipped": True}
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
@@ -56,8 +65,12 @@ def send_reminder_emails(exports_dir: Path, as_of: dt.date, ledger_db: Path,
     sent: dict[str, int] = {}
     try:
         con.execute(DELIVERY_DDL)
-        done = {r[0] for r in con.execute("SELECT centre FROM email_deliveries WHERE export_date = ?",
-                                          [as_of]).fetchall()}
+        done = {
+            r[0]
+            for r in con.execute(
+                "SELECT centre FROM email_deliveries WHERE export_date = ?", [as_of]
+            ).fetchall()
+        }
         with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
             for code, addresses in sorted(to.items()):
                 count = manifest["by_centre"].get(code, 0)
@@ -67,16 +80,23 @@ def send_reminder_emails(exports_dir: Path, as_of: dt.date, ledger_db: Path,
                     continue
                 name = CENTRES.get(code, (code, code))[1]
                 stem = f"{code}_{name}_续期提醒_{as_of.isoformat()}"
-                body = (f"<p>{html.escape(name)}：</p><p>{as_of.isoformat()} 今日须办 {work} 个机构，"
-                        f"新发出备案续期提醒 {count} 条，明细见附件（{html.escape(stem)}.xlsx，首页为“今日须办”；"
-                        f"提醒清单另见 .csv）。可以申请续期的机构预填的申请表（附件1）和工作总结草稿（附件2）、"
-                        f"暂不能申请的机构的告知书在导出目录的“申请材料”文件夹中。</p>"
-                        f"<p>福建省职业技能鉴定指导中心 续期数据平台</p>")
-                hook.send_email_smtp(to=addresses, subject=f"【备案续期提醒】{name} {as_of.isoformat()}（{count}条）",
-                                     html_content=body, files=[str(folder / f"{stem}.xlsx"),
-                                                               str(folder / f"{stem}.csv")])
-                con.execute("INSERT INTO email_deliveries VALUES (?, ?, ?, ?)",
-                            [code, as_of, ", ".join(addresses), count])
+                body = (
+                    f"<p>{html.escape(name)}：</p><p>{as_of.isoformat()} 今日须办 {work} 个机构，"
+                    f"新发出备案续期提醒 {count} 条，明细见附件（{html.escape(stem)}.xlsx，首页为“今日须办”；"
+                    f"提醒清单另见 .csv）。可以申请续期的机构预填的申请表（附件1）和工作总结草稿（附件2）、"
+                    f"暂不能申请的机构的告知书在导出目录的“申请材料”文件夹中。</p>"
+                    f"<p>福建省职业技能鉴定指导中心 续期数据平台</p>"
+                )
+                hook.send_email_smtp(
+                    to=addresses,
+                    subject=f"【备案续期提醒】{name} {as_of.isoformat()}（{count}条）",
+                    html_content=body,
+                    files=[str(folder / f"{stem}.xlsx"), str(folder / f"{stem}.csv")],
+                )
+                con.execute(
+                    "INSERT INTO email_deliveries VALUES (?, ?, ?, ?)",
+                    [code, as_of, ", ".join(addresses), count],
+                )
                 sent[code] = count
     finally:
         con.close()

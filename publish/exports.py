@@ -81,14 +81,19 @@ def select_reminders(published_db: Path, ledger_db: Path, as_of: dt.date) -> lis
     try:
         published_as_of = con.execute("SELECT max(as_of) FROM marts.renewal_eligibility").fetchone()[0]
         if published_as_of != as_of:
-            raise NotPublishedForDate(f"{published_db} holds the marts as of {published_as_of}, not {as_of}: run "
-                                      f"renewal_daily for {as_of} first")
-        sent = "SELECT NULL::VARCHAR AS institution_id, NULL::DATE AS period_expires_on, NULL AS reminder_type, " \
-               "NULL::DATE AS sent_on WHERE false"
+            raise NotPublishedForDate(
+                f"{published_db} holds the marts as of {published_as_of}, not {as_of}: run "
+                f"renewal_daily for {as_of} first"
+            )
+        sent = (
+            "SELECT NULL::VARCHAR AS institution_id, NULL::DATE AS period_expires_on, NULL AS reminder_type, "
+            "NULL::DATE AS sent_on WHERE false"
+        )
         if ledger_db.exists():
             con.execute(f"ATTACH '{ledger_db}' AS ledger (READ_ONLY)")
             sent = "SELECT * FROM ledger.reminder_ledger"
-        cursor = con.execute(f"""
+        cursor = con.execute(
+            f"""
             SELECT r.*
             FROM marts.reminders r
             LEFT JOIN ({sent}) s
@@ -96,9 +101,10 @@ def select_reminders(published_db: Path, ledger_db: Path, as_of: dt.date) -> lis
              AND s.reminder_type = r.reminder_type
             WHERE r.first_due_on <= $as_of AND (s.sent_on IS NULL OR s.sent_on >= $as_of)
             ORDER BY r.supervising_centre, r.deadline NULLS LAST, r.institution_id, r.reminder_type""",
-                             {"as_of": as_of})
+            {"as_of": as_of},
+        )
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
     finally:
         con.close()
 
@@ -113,9 +119,14 @@ def record_sent(ledger_db: Path, rows: list[dict], as_of: dt.date) -> int:
             con.execute(
                 """INSERT OR IGNORE INTO reminder_ledger
                    SELECT unnest($ids), unnest($periods), unnest($types), unnest($first_due), $as_of""",
-                {"ids": [r["institution_id"] for r in rows], "periods": [r["expires_on"] for r in rows],
-                 "types": [r["reminder_type"] for r in rows], "first_due": [r["first_due_on"] for r in rows],
-                 "as_of": as_of})
+                {
+                    "ids": [r["institution_id"] for r in rows],
+                    "periods": [r["expires_on"] for r in rows],
+                    "types": [r["reminder_type"] for r in rows],
+                    "first_due": [r["first_due_on"] for r in rows],
+                    "as_of": as_of,
+                },
+            )
         return con.execute("SELECT count(*) FROM reminder_ledger").fetchone()[0] - before
     finally:
         con.close()
@@ -169,7 +180,7 @@ def _csv_bytes(rows: list[dict]) -> bytes:
 def _query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
     cursor = con.execute(sql, params or [])
     names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
 
 
 def _work_lists(published_db: Path) -> tuple[list[dict], list[dict], list[dict]]:
@@ -177,9 +188,14 @@ def _work_lists(published_db: Path) -> tuple[list[dict], list[dict], list[dict]]
     con = duckdb.connect(str(published_db), read_only=True)
     try:
         work = _query(con, "SELECT * FROM marts.work_items ORDER BY list_centre, sort_order")
-        warnings = _query(con, """SELECT * FROM marts.renewal_warnings
-                                  ORDER BY supervising_centre, window_opens_on, institution_id""")
-        summary = _query(con, "SELECT * FROM marts.centre_summary ORDER BY supervising_centre, lifecycle_stage")
+        warnings = _query(
+            con,
+            """SELECT * FROM marts.renewal_warnings
+                                  ORDER BY supervising_centre, window_opens_on, institution_id""",
+        )
+        summary = _query(
+            con, "SELECT * FROM marts.centre_summary ORDER BY supervising_centre, lifecycle_stage"
+        )
     finally:
         con.close()
     return work, warnings, summary
@@ -196,39 +212,57 @@ def _institutions(published_db: Path, rows: list[dict]) -> list[Institution]:
         return []
     con = duckdb.connect(str(published_db), read_only=True)
     try:
+
         def query(sql: str) -> list[dict]:
             cursor = con.execute(sql, [ids])
             names = [d[0] for d in cursor.description]
-            return [dict(zip(names, r)) for r in cursor.fetchall()]
+            return [dict(zip(names, r, strict=False)) for r in cursor.fetchall()]
 
-        base = {r["institution_id"]: r for r in query(
-            "SELECT * FROM marts.renewal_eligibility WHERE list_contains(?, institution_id)")}
-        plans = query("SELECT * FROM marts.evaluation_plans WHERE list_contains(?, institution_id) ORDER BY plan_no")
+        base = {
+            r["institution_id"]: r
+            for r in query("SELECT * FROM marts.renewal_eligibility WHERE list_contains(?, institution_id)")
+        }
+        plans = query(
+            "SELECT * FROM marts.evaluation_plans WHERE list_contains(?, institution_id) ORDER BY plan_no"
+        )
         levels = query("""SELECT institution_id, occupation_name, work_type, level, sum(batches) AS batches,
                                  sum(candidates) AS candidates, sum(passed) AS passed
                           FROM marts.batch_counts WHERE list_contains(?, institution_id)
                           GROUP BY ALL ORDER BY institution_id, occupation_name, work_type, level""")
-        facts = {r["institution_id"]: r for r in query(
-            "SELECT * FROM marts.renewal_application_facts WHERE list_contains(?, institution_id)")}
+        facts = {
+            r["institution_id"]: r
+            for r in query(
+                "SELECT * FROM marts.renewal_application_facts WHERE list_contains(?, institution_id)"
+            )
+        }
     finally:
         con.close()
     contacts = {r["institution_id"]: r for r in rows}
     result = []
     for iid in ids:
         b, c = base[iid], contacts[iid]
-        result.append(Institution(
-            institution_id=iid, name=b["institution_name"], institution_type=b["institution_type"],
-            registration_no=b["registration_no"], address=c.get("address"), registered_on=b["registered_on"],
-            expires_on=b["expires_on"], responsible_person=c.get("responsible_person"),
-            responsible_phone=c.get("responsible_phone"), contact_person=c.get("contact_person"),
-            contact_phone=c.get("contact_phone"), email=c.get("email"),
-            centre_name=CENTRES.get(b["supervising_centre"], ("", b["supervising_centre"]))[1],
-            batch_count=b["batch_count"],
-            eligibility=b,
-            plans=[p for p in plans if p["institution_id"] == iid],
-            by_occupation_level=[x for x in levels if x["institution_id"] == iid],
-            facts=facts.get(iid, {}),
-        ))
+        result.append(
+            Institution(
+                institution_id=iid,
+                name=b["institution_name"],
+                institution_type=b["institution_type"],
+                registration_no=b["registration_no"],
+                address=c.get("address"),
+                registered_on=b["registered_on"],
+                expires_on=b["expires_on"],
+                responsible_person=c.get("responsible_person"),
+                responsible_phone=c.get("responsible_phone"),
+                contact_person=c.get("contact_person"),
+                contact_phone=c.get("contact_phone"),
+                email=c.get("email"),
+                centre_name=CENTRES.get(b["supervising_centre"], ("", b["supervising_centre"]))[1],
+                batch_count=b["batch_count"],
+                eligibility=b,
+                plans=[p for p in plans if p["institution_id"] == iid],
+                by_occupation_level=[x for x in levels if x["institution_id"] == iid],
+                facts=facts.get(iid, {}),
+            )
+        )
     return result
 
 
@@ -241,7 +275,7 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
     work, warnings, summary = _work_lists(published_db)
     institutions = {i.institution_id: i for i in _institutions(published_db, rows)}
     # 附件1/附件2 only for an institution that can apply now; any other gets a one-page 告知 instead
-    forms = dict(zip(institutions, build_forms(list(institutions.values()), as_of)))
+    forms = dict(zip(institutions, build_forms(list(institutions.values()), as_of), strict=False))
     sent_by_centre = {code: len(r) for code, r in by_centre.items()}
 
     target = exports_dir / as_of.isoformat()
@@ -255,12 +289,20 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
             stem = f"{code}_{name}_续期提醒_{as_of.isoformat()}"
             province = code == PROVINCE
             centre_work = [r for r in work if r["list_centre"] == code]
-            centre_warnings = warnings if province else [r for r in warnings if r["supervising_centre"] == code]
+            centre_warnings = (
+                warnings if province else [r for r in warnings if r["supervising_centre"] == code]
+            )
             files[f"{stem}.csv"] = _csv_bytes(centre_rows)
             files[f"{stem}.xlsx"] = centre_workbook(
-                code, as_of, centre_work, centre_warnings, centre_rows, summary if province else None,
+                code,
+                as_of,
+                centre_work,
+                centre_warnings,
+                centre_rows,
+                summary if province else None,
                 sent_by_centre if province else None,
-                new_ids={r["institution_id"] for r in (rows if province else centre_rows)})
+                new_ids={r["institution_id"] for r in (rows if province else centre_rows)},
+            )
             for iid in sorted({r["institution_id"] for r in centre_rows}):
                 inst = institutions[iid]
                 folder = f"{code}_{name}_申请材料/{iid}_{_safe(inst.name)}"
@@ -280,10 +322,14 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
             "application_packs": packs,
             "cannot_apply_notices": notices,
             "by_centre": {code: len(r) for code, r in by_centre.items()},
-            "by_type": {t: sum(1 for r in rows if r["reminder_type"] == t)
-                        for t in sorted({r["reminder_type"] for r in rows})},
+            "by_type": {
+                t: sum(1 for r in rows if r["reminder_type"] == t)
+                for t in sorted({r["reminder_type"] for r in rows})
+            },
             "work_items": {code: sum(1 for r in work if r["list_centre"] == code) for code in CENTRES},
-            "warnings": {code: sum(1 for r in warnings if r["supervising_centre"] == code) for code in CENTRES},
+            "warnings": {
+                code: sum(1 for r in warnings if r["supervising_centre"] == code) for code in CENTRES
+            },
             "files": {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
         }
         files["manifest.json"] = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
@@ -301,7 +347,15 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
         if staging.exists():
             shutil.rmtree(staging)
     recorded = record_sent(ledger_db, rows, as_of)
-    log.info("exported %s reminders for %d institutions (%d application packs, %d 告知; %d newly recorded as sent) "
-             "and %d work-list rows to %s", f"{len(rows):,}", len(institutions), packs, notices, recorded, len(work),
-             target)
+    log.info(
+        "exported %s reminders for %d institutions (%d application packs, %d 告知; %d newly recorded as sent) "
+        "and %d work-list rows to %s",
+        f"{len(rows):,}",
+        len(institutions),
+        packs,
+        notices,
+        recorded,
+        len(work),
+        target,
+    )
     return manifest

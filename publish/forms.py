@@ -35,7 +35,17 @@ LEVELS_ZH = {1: "一级/高级技师", 2: "二级/技师", 3: "三级/高级工"
 INSTITUTION_TYPES_ZH = {"employer": "用人单位", "school": "院校", "social_org": "社会培训评价组织"}
 PLANS_ON_FORM = 6
 FORMS_PER_WORKER = 100  # a pair of forms takes about 0.1 s of CPU, a worker about 0.5 s to start
-PLAN_HEADERS = ["序号", "评价计划号", "职业名称", "工种名称", "级别", "认定人数", "合格人数", "是否上网", "评价年份"]
+PLAN_HEADERS = [
+    "序号",
+    "评价计划号",
+    "职业名称",
+    "工种名称",
+    "级别",
+    "认定人数",
+    "合格人数",
+    "是否上网",
+    "评价年份",
+]
 
 
 @dataclass
@@ -57,7 +67,9 @@ class Institution:
     plans: list[dict] = field(default_factory=list)  # evaluation_plans rows of this institution
     by_occupation_level: list[dict] = field(default_factory=list)  # batch_counts summed over years
     facts: dict = field(default_factory=dict)  # renewal_application_facts row
-    eligibility: dict = field(default_factory=dict)  # renewal_eligibility row (stage, verdict, can_apply_now …)
+    eligibility: dict = field(
+        default_factory=dict
+    )  # renewal_eligibility row (stage, verdict, can_apply_now …)
 
     @property
     def can_apply_now(self) -> bool:
@@ -122,10 +134,23 @@ def annex1_xlsx(inst: Institution, as_of: dt.date) -> bytes:
     chosen = plans_for_form(inst.plans)
     for n in range(PLANS_ON_FORM):
         p = chosen[n] if n < len(chosen) else None
-        ws.append([n + 1] + ([p["plan_no"], p["occupation_name"], p["work_type"] or "",
-                               LEVELS_ZH.get(p["level"], p["level"]), p["candidates"], p["passed"],
-                               "是" if p["certificates_online"] else "否", p["assessment_year"]]
-                              if p else [None] * 8))
+        ws.append(
+            [n + 1]
+            + (
+                [
+                    p["plan_no"],
+                    p["occupation_name"],
+                    p["work_type"] or "",
+                    LEVELS_ZH.get(p["level"], p["level"]),
+                    p["candidates"],
+                    p["passed"],
+                    "是" if p["certificates_online"] else "否",
+                    p["assessment_year"],
+                ]
+                if p
+                else [None] * 8
+            )
+        )
     for r in range(header_row, header_row + PLANS_ON_FORM + 1):
         for c in range(1, 10):
             ws.cell(r, c).border = box
@@ -136,8 +161,14 @@ def annex1_xlsx(inst: Institution, as_of: dt.date) -> bytes:
     ws.append([])
     ws.append(["三、诚信承诺"])
     ws.cell(ws.max_row, 1).font = bold
-    ws.append([("本单位自愿申请续期评价机构备案资质，且确定未发生文件中不予受理的情形，承诺所提交的材料真实有效，"
-               "如有虚假，将承担相应责任。")])
+    ws.append(
+        [
+            (
+                "本单位自愿申请续期评价机构备案资质，且确定未发生文件中不予受理的情形，承诺所提交的材料真实有效，"
+                "如有虚假，将承担相应责任。"
+            )
+        ]
+    )
     ws.merge_cells(start_row=ws.max_row, start_column=1, end_row=ws.max_row, end_column=9)
     ws.cell(ws.max_row, 1).alignment = Alignment(wrap_text=True)
     ws.row_dimensions[ws.max_row].height = 36
@@ -190,7 +221,9 @@ class _OfficialDocument:
         fmt.line_spacing_rule, fmt.line_spacing = WD_LINE_SPACING.EXACTLY, Pt(28)
         fmt.space_before = fmt.space_after = Pt(0)
 
-    def _run(self, paragraph, text: str, font: str | None = None, size: int | None = None, bold: bool = False):
+    def _run(
+        self, paragraph, text: str, font: str | None = None, size: int | None = None, bold: bool = False
+    ):
         from docx.shared import RGBColor
 
         run = paragraph.add_run(text)
@@ -236,8 +269,9 @@ class _OfficialDocument:
         table = self.doc.add_table(rows=1, cols=len(header))
         table.style = self.doc.styles["Table Grid"]
         for cells, values, bold in [(table.rows[0].cells, header, True)] + [
-                (table.add_row().cells, r, False) for r in rows]:
-            for cell, text in zip(cells, values):
+            (table.add_row().cells, r, False) for r in rows
+        ]:
+            for cell, text in zip(cells, values, strict=False):
                 cell.text = ""
                 self._run(cell.paragraphs[0], text, size=12, bold=bold)
                 cell.paragraphs[0].paragraph_format.line_spacing = self.Pt(18)
@@ -268,40 +302,72 @@ def annex2_docx(inst: Institution, as_of: dt.date) -> bytes:
         doc.plain(f"{label}：{value}", indent=True)
     doc.plain(
         f"总体情况：备案有效期内（截至{date_zh(min(as_of, inst.expires_on))}）共开展职业技能等级认定"
-        f"{inst.batch_count}批次，认定{candidates}人次，合格{passed}人，合格率{_rate(passed, candidates)}。", indent=True)
+        f"{inst.batch_count}批次，认定{candidates}人次，合格{passed}人，合格率{_rate(passed, candidates)}。",
+        indent=True,
+    )
     if e:
-        expected, issued, queryable = (e.get(k) or 0 for k in
-                                       ("expected_certificates", "issued_certificates", "queryable_certificates"))
+        expected, issued, queryable = (
+            e.get(k) or 0 for k in ("expected_certificates", "issued_certificates", "queryable_certificates")
+        )
         if e.get("certificates_all_queryable"):
-            doc.plain(f"证书数据：应发证书{expected}张，已全部核发，均可在技能人才评价工作网查询。", indent=True)
+            doc.plain(
+                f"证书数据：应发证书{expected}张，已全部核发，均可在技能人才评价工作网查询。", indent=True
+            )
         else:
-            doc.plain(f"证书数据：应发证书{expected}张，已核发{issued}张，在技能人才评价工作网可查询{queryable}张；"
-                      f"尚有{expected - queryable}张不可查询，请在提交申请前补齐证书核发和数据上传"
-                      "（通知三（一）2：证书数据均在技能人才评价工作网可查询）。", indent=True)
+            doc.plain(
+                f"证书数据：应发证书{expected}张，已核发{issued}张，在技能人才评价工作网可查询{queryable}张；"
+                f"尚有{expected - queryable}张不可查询，请在提交申请前补齐证书核发和数据上传"
+                "（通知三（一）2：证书数据均在技能人才评价工作网可查询）。",
+                indent=True,
+            )
         if e.get("meets_batch_threshold") is False:
-            doc.plain(f"认定批次：备案有效期内共{inst.batch_count}批次，未达到通知规定的批次要求。"
-                      "请随本总结提交书面说明：（请填写未达到批次要求的原因；因不可抗力无法开展认定的，请说明具体情况。）",
-                      indent=True)
+            doc.plain(
+                f"认定批次：备案有效期内共{inst.batch_count}批次，未达到通知规定的批次要求。"
+                "请随本总结提交书面说明：（请填写未达到批次要求的原因；因不可抗力无法开展认定的，请说明具体情况。）",
+                indent=True,
+            )
     if inst.by_occupation_level:
-        doc.table(["职业（工种）", "级别", "批次", "认定人数", "合格人数", "合格率"], [
-            [row["occupation_name"] + (f"（{row['work_type']}）" if row["work_type"] else ""),
-             LEVELS_ZH.get(row["level"], str(row["level"])), str(row["batches"]), str(row["candidates"] or 0),
-             str(row["passed"] or 0), _rate(row["passed"], row["candidates"])]
-            for row in inst.by_occupation_level])
+        doc.table(
+            ["职业（工种）", "级别", "批次", "认定人数", "合格人数", "合格率"],
+            [
+                [
+                    row["occupation_name"] + (f"（{row['work_type']}）" if row["work_type"] else ""),
+                    LEVELS_ZH.get(row["level"], str(row["level"])),
+                    str(row["batches"]),
+                    str(row["candidates"] or 0),
+                    str(row["passed"] or 0),
+                    _rate(row["passed"], row["candidates"]),
+                ]
+                for row in inst.by_occupation_level
+            ],
+        )
     added = facts.get("occupations_added") or 0
-    doc.plain(f"新增职业（工种）：备案有效期内新增{added}个：{facts.get('occupations_added_list')}。" if added
-              else "新增职业（工种）：备案有效期内无新增。", indent=True)
+    doc.plain(
+        f"新增职业（工种）：备案有效期内新增{added}个：{facts.get('occupations_added_list')}。"
+        if added
+        else "新增职业（工种）：备案有效期内无新增。",
+        indent=True,
+    )
     if facts.get("freeze_requests"):
-        doc.plain(f"续期申请期内提出的职业（工种）新增、变更申请{facts['freeze_requests']}项："
-                  f"{facts.get('freeze_requests_list')}。按通知规定，续期申请期内暂停受理此类申请。", indent=True)
+        doc.plain(
+            f"续期申请期内提出的职业（工种）新增、变更申请{facts['freeze_requests']}项："
+            f"{facts.get('freeze_requests_list')}。按通知规定，续期申请期内暂停受理此类申请。",
+            indent=True,
+        )
     doc.plain("更改评价方式或变更申报条件情况：（请填写；无则写“无”）", indent=True)
 
     doc.heading("二、存在问题")
     notices = facts.get("rectification_notices") or 0
     doc.plain(
         f"整改情况：备案有效期内收到整改通知{notices}份，已完成整改{facts.get('rectifications_completed') or 0}份："
-        f"{facts.get('rectification_list')}。" if notices else "整改情况：备案有效期内未收到整改通知。", indent=True)
-    doc.plain("开展认定工作存在的问题（困难）：（请填写。如存在不可抗力无法开展认定工作的，需说明。）", indent=True)
+        f"{facts.get('rectification_list')}。"
+        if notices
+        else "整改情况：备案有效期内未收到整改通知。",
+        indent=True,
+    )
+    doc.plain(
+        "开展认定工作存在的问题（困难）：（请填写。如存在不可抗力无法开展认定工作的，需说明。）", indent=True
+    )
 
     doc.heading("三、下阶段工作")
     doc.plain("（请填写：下一个备案期拓展认定业务、完善认定制度规范、改进认定工作流程的计划。）", indent=True)
@@ -316,14 +382,22 @@ def cannot_apply_notice_docx(inst: Institution, as_of: dt.date) -> bytes:
     e = inst.eligibility
     doc.title("关于暂不能申请备案续期的告知")
     doc.plain(f"{inst.name}（机构备案号：{inst.registration_no}）：")
-    checked = (f"贵单位评价机构备案有效期至{date_zh(inst.expires_on)}。经核对技能人才评价工作网数据和"
-               f"{inst.centre_name}记录（截至{date_zh(as_of)}），")
+    checked = (
+        f"贵单位评价机构备案有效期至{date_zh(inst.expires_on)}。经核对技能人才评价工作网数据和"
+        f"{inst.centre_name}记录（截至{date_zh(as_of)}），"
+    )
     if e.get("conditions_zh") != e.get("renewal_verdict_zh"):  # a closed stage: its meaning says it all
-        doc.plain(f"{checked}贵单位{e.get('conditions_zh')}，目前不能按《职业技能等级评价机构备案续期申请表》"
-                  "提交续期申请。", indent=True)
+        doc.plain(
+            f"{checked}贵单位{e.get('conditions_zh')}，目前不能按《职业技能等级评价机构备案续期申请表》"
+            "提交续期申请。",
+            indent=True,
+        )
     else:
-        doc.plain(f"{checked}贵单位当前处于“{e.get('lifecycle_stage_zh')}”阶段，续期条件为“{e.get('conditions_zh')}”，"
-                  "按通知规定，续期申请不予受理，目前不能提交《职业技能等级评价机构备案续期申请表》。", indent=True)
+        doc.plain(
+            f"{checked}贵单位当前处于“{e.get('lifecycle_stage_zh')}”阶段，续期条件为“{e.get('conditions_zh')}”，"
+            "按通知规定，续期申请不予受理，目前不能提交《职业技能等级评价机构备案续期申请表》。",
+            indent=True,
+        )
     if e.get("reasons_zh"):
         doc.plain(f"具体情况：{e['reasons_zh']}。", indent=True)
     if e.get("message_institution_zh"):
@@ -342,8 +416,11 @@ def institution_forms(inst: Institution, as_of: dt.date) -> tuple[bytes, ...]:
     return annex1_xlsx(inst, as_of), annex2_docx(inst, as_of)
 
 
-def build_forms(institutions: list[Institution], as_of: dt.date, workers: int | None = None,
-                ) -> list[tuple[bytes, ...]]:
+def build_forms(
+    institutions: list[Institution],
+    as_of: dt.date,
+    workers: int | None = None,
+) -> list[tuple[bytes, ...]]:
     """Each institution's forms, in order. With hundreds to make (a province's reminders: about 550
     institutions, 50 s in one process), one worker process per core makes a share of them: `python -m
     publish.forms`, institutions in and forms out as pickles over its pipes. (Not multiprocessing: a fork would
@@ -353,16 +430,23 @@ def build_forms(institutions: list[Institution], as_of: dt.date, workers: int | 
     if workers < 2:
         return [institution_forms(inst, as_of) for inst in institutions]
     size = -(-len(institutions) // workers)
-    shares = [institutions[i:i + size] for i in range(0, len(institutions), size)]
+    shares = [institutions[i : i + size] for i in range(0, len(institutions), size)]
     root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
 
     def make(share: list[Institution]) -> list[tuple[bytes, ...]]:
-        worker = subprocess.run([sys.executable, "-m", "publish.forms"], input=pickle.dumps((share, as_of)),
-                                capture_output=True, env=env, check=False)
+        worker = subprocess.run(
+            [sys.executable, "-m", "publish.forms"],
+            input=pickle.dumps((share, as_of)),
+            capture_output=True,
+            env=env,
+            check=False,
+        )
         if worker.returncode != 0:
-            raise RuntimeError(f"the forms worker for {share[0].institution_id}…{share[-1].institution_id} "
-                               f"failed: {worker.stderr.decode(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"the forms worker for {share[0].institution_id}…{share[-1].institution_id} "
+                f"failed: {worker.stderr.decode(errors='replace')[-2000:]}"
+            )
         return pickle.loads(worker.stdout)
 
     with ThreadPoolExecutor(len(shares)) as pool:

@@ -36,7 +36,9 @@ OPS = {
     "run_metrics": "as_of, load_id, step, subject, metric",
     "centre_record_returns": "supervising_centre, source_file, row_number, field",
 }
-PUBLISHED = {("marts", m): order for m, order in MARTS.items()} | {("ops", m): order for m, order in OPS.items()}
+PUBLISHED = {("marts", m): order for m, order in MARTS.items()} | {
+    ("ops", m): order for m, order in OPS.items()
+}
 
 
 def _quote(text: str) -> str:
@@ -54,8 +56,10 @@ def publish_marts(warehouse_db: Path, published_db: Path) -> dict[str, int]:
             for schema in sorted({schema for schema, _ in PUBLISHED}):
                 con.execute(f"CREATE SCHEMA {schema}")
             for (schema, mart), order in PUBLISHED.items():
-                con.execute(f"CREATE TABLE {schema}.{mart} AS SELECT * FROM candidate.{schema}.{mart} "
-                            f"ORDER BY {order}")
+                con.execute(
+                    f"CREATE TABLE {schema}.{mart} AS SELECT * FROM candidate.{schema}.{mart} "
+                    f"ORDER BY {order}"
+                )
                 counts[mart] = con.execute(f"SELECT count(*) FROM {schema}.{mart}").fetchone()[0]
             # carry the Chinese/English descriptions that dbt persisted, so BI tools show them
             comments = con.execute(

@@ -23,10 +23,24 @@ READER_ROLE = "bi_reader"
 
 def pg_type(duckdb_type: str) -> str:
     t = duckdb_type.upper()
-    simple = {"VARCHAR": "text", "DATE": "date", "BOOLEAN": "boolean", "INTEGER": "integer", "BIGINT": "bigint",
-              "SMALLINT": "smallint", "TINYINT": "smallint", "DOUBLE": "double precision", "FLOAT": "real",
-              "TIMESTAMP WITH TIME ZONE": "timestamptz", "TIMESTAMP": "timestamp", "HUGEINT": "numeric",
-              "UBIGINT": "numeric", "UINTEGER": "bigint", "INTERVAL": "interval", "UUID": "uuid"}
+    simple = {
+        "VARCHAR": "text",
+        "DATE": "date",
+        "BOOLEAN": "boolean",
+        "INTEGER": "integer",
+        "BIGINT": "bigint",
+        "SMALLINT": "smallint",
+        "TINYINT": "smallint",
+        "DOUBLE": "double precision",
+        "FLOAT": "real",
+        "TIMESTAMP WITH TIME ZONE": "timestamptz",
+        "TIMESTAMP": "timestamp",
+        "HUGEINT": "numeric",
+        "UBIGINT": "numeric",
+        "UINTEGER": "bigint",
+        "INTERVAL": "interval",
+        "UUID": "uuid",
+    }
     if t in simple:
         return simple[t]
     if m := re.fullmatch(r"DECIMAL\((\d+),(\d+)\)", t):
@@ -60,21 +74,30 @@ def publish_postgres(published_db: Path, dsn: str, tmp_dir: Path) -> dict[str, i
                 target = f"{_ident(schema + '__incoming')}.{_ident(table)}"
                 columns = duck.execute(
                     """SELECT column_name, data_type, comment FROM duckdb_columns()
-                       WHERE schema_name = ? AND table_name = ? ORDER BY column_index""", [schema, table]).fetchall()
-                cur.execute(f"CREATE TABLE {target} ("
-                            + ", ".join(f"{_ident(c)} {pg_type(t)}" for c, t, _ in columns) + ")")
+                       WHERE schema_name = ? AND table_name = ? ORDER BY column_index""",
+                    [schema, table],
+                ).fetchall()
+                cur.execute(
+                    f"CREATE TABLE {target} ("
+                    + ", ".join(f"{_ident(c)} {pg_type(t)}" for c, t, _ in columns)
+                    + ")"
+                )
                 # COPY in bulk: DuckDB writes CSV to a file, PostgreSQL reads it over the connection
                 csv_path = tmp_dir / f".{schema}.{table}.csv"
                 try:
-                    duck.execute(f"COPY (SELECT * FROM {schema}.{table} ORDER BY {order}) TO '{csv_path}' "
-                                 "(FORMAT csv, HEADER false, NULL '')")
+                    duck.execute(
+                        f"COPY (SELECT * FROM {schema}.{table} ORDER BY {order}) TO '{csv_path}' "
+                        "(FORMAT csv, HEADER false, NULL '')"
+                    )
                     with open(csv_path, "rb") as fh:
                         cur.copy_expert(f"COPY {target} FROM STDIN WITH (FORMAT csv, NULL '')", fh)
                 finally:
                     csv_path.unlink(missing_ok=True)
                 counts[table] = cur.rowcount
-                comment = duck.execute("SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-                                       [schema, table]).fetchone()[0]
+                comment = duck.execute(
+                    "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                    [schema, table],
+                ).fetchone()[0]
                 if comment:
                     cur.execute(f"COMMENT ON TABLE {target} IS {_literal(comment)}")
                 for column, _, text in columns:

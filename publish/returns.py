@@ -47,14 +47,19 @@ def select_returns(published_db: Path, as_of: dt.date) -> list[dict]:
     con = duckdb.connect(str(published_db), read_only=True)
     try:
         present = con.execute("""SELECT count(*) FROM duckdb_tables()
-                                 WHERE schema_name = 'ops' AND table_name = 'centre_record_returns'""").fetchone()[0]
+                                 WHERE schema_name = 'ops' AND table_name = 'centre_record_returns'""").fetchone()[
+            0
+        ]
         if not present:  # a snapshot published before the 退回清单 existed
             log.warning("%s has no ops.centre_record_returns: no 退回清单 written", published_db)
             return []
-        cursor = con.execute("""SELECT * FROM ops.centre_record_returns WHERE as_of = ?
-                                ORDER BY supervising_centre, source_file, row_number, field""", [as_of])
+        cursor = con.execute(
+            """SELECT * FROM ops.centre_record_returns WHERE as_of = ?
+                                ORDER BY supervising_centre, source_file, row_number, field""",
+            [as_of],
+        )
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
     finally:
         con.close()
 
@@ -72,15 +77,20 @@ def _xlsx_bytes(rows: list[dict], code: str, as_of: dt.date) -> bytes:
     sheet = wb.active
     sheet.title = "退回清单"
     centre = CENTRES.get(code, (code, code))[1]
-    title = (f"{centre} 台账退回清单（{as_of.isoformat()}）：以下 {len(rows)} 行未能载入，请按“填写要求”"
-             "更正原文件后重新报送；其余行已正常载入。")
+    title = (
+        f"{centre} 台账退回清单（{as_of.isoformat()}）：以下 {len(rows)} 行未能载入，请按“填写要求”"
+        "更正原文件后重新报送；其余行已正常载入。"
+    )
     sheet.append([title])
     sheet.append([h for _, h, _ in COLUMNS])
     for row in rows:
         values = dict(row, row_as_written=_row_as_written(row["cells"]))
         sheet.append([values.get(c) for c, _, _ in COLUMNS])
-    bold, fill, wrap = Font(bold=True), PatternFill("solid", fgColor="FCE4D6"), Alignment(wrap_text=True,
-                                                                                          vertical="top")
+    bold, fill, wrap = (
+        Font(bold=True),
+        PatternFill("solid", fgColor="FCE4D6"),
+        Alignment(wrap_text=True, vertical="top"),
+    )
     sheet["A1"].font = bold
     for i, (_, _, width) in enumerate(COLUMNS, start=1):
         header = sheet.cell(row=2, column=i)
@@ -104,7 +114,14 @@ def return_lists(published_db: Path, as_of: dt.date) -> dict[str, bytes]:
     by_centre: dict[str, list[dict]] = {}
     for row in select_returns(published_db, as_of):
         by_centre.setdefault(row["supervising_centre"], []).append(row)
-    files = {return_list_name(code, as_of): _xlsx_bytes(rows, code, as_of) for code, rows in sorted(by_centre.items())}
+    files = {
+        return_list_name(code, as_of): _xlsx_bytes(rows, code, as_of)
+        for code, rows in sorted(by_centre.items())
+    }
     if by_centre:
-        log.info("退回清单 for %s: %s", as_of, ", ".join(f"{code} {len(r)} rows" for code, r in sorted(by_centre.items())))
+        log.info(
+            "退回清单 for %s: %s",
+            as_of,
+            ", ".join(f"{code} {len(r)} rows" for code, r in sorted(by_centre.items())),
+        )
     return files

@@ -25,14 +25,37 @@ from pipeline.centres import CENTRES
 from publish.xlsx import DATE_FORMAT, date_zh, fixed_zip, print_like_an_office_document
 
 PROVINCE = "350000"
-AUDIENCE_ZH = {"institution": "评价机构", "supervising_centre": "鉴定中心", "institution_and_centre": "评价机构及鉴定中心"}
-REMINDER_ORDER = ["window_opens_soon", "window_open", "expiring_30d", "overdue", "grace_period", "grace_ending",
-                  "abandoned"]
-STAGE_ORDER = ["not_yet_due", "window_open", "overdue", "under_review", "grace_period", "abandoned", "rejected",
-               "renewed", "terminated"]
+AUDIENCE_ZH = {
+    "institution": "评价机构",
+    "supervising_centre": "鉴定中心",
+    "institution_and_centre": "评价机构及鉴定中心",
+}
+REMINDER_ORDER = [
+    "window_opens_soon",
+    "window_open",
+    "expiring_30d",
+    "overdue",
+    "grace_period",
+    "grace_ending",
+    "abandoned",
+]
+STAGE_ORDER = [
+    "not_yet_due",
+    "window_open",
+    "overdue",
+    "under_review",
+    "grace_period",
+    "abandoned",
+    "rejected",
+    "renewed",
+    "terminated",
+]
 # row fill by urgency: today's deadlines, overdue reviews, and any other deadline within a week
-URGENCY_FILLS = {1: PatternFill("solid", fgColor="F8CBAD"), 2: PatternFill("solid", fgColor="FFE699"),
-                 "week": PatternFill("solid", fgColor="FFF2CC")}
+URGENCY_FILLS = {
+    1: PatternFill("solid", fgColor="F8CBAD"),
+    2: PatternFill("solid", fgColor="FFE699"),
+    "week": PatternFill("solid", fgColor="FFF2CC"),
+}
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 THIN = Side(style="thin", color="999999")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
@@ -76,7 +99,8 @@ def work_columns(as_of: dt.date, province: bool, new_ids: set[str]) -> list[Colu
     columns = [Column("序号", 4, lambda r: r["sort_order"], "number")]
     if province:
         columns.append(Column("鉴定中心", 10, lambda r: centre_name(r["supervising_centre"])))
-    return columns + [
+    return [
+        *columns,
         Column("紧急程度", 6, lambda r: r["urgency_zh"]),
         Column("新增", 5, lambda r: "新增" if r["institution_id"] in new_ids else ""),
         Column("机构名称", 16, lambda r: r["institution_name"]),
@@ -97,7 +121,8 @@ def work_columns(as_of: dt.date, province: bool, new_ids: set[str]) -> list[Colu
 
 def warning_columns(as_of: dt.date, province: bool) -> list[Column]:
     columns = [Column("鉴定中心", 13, lambda r: centre_name(r["supervising_centre"]))] if province else []
-    return columns + [
+    return [
+        *columns,
         Column("机构名称", 20, lambda r: r["institution_name"]),
         Column("机构备案号", 14, lambda r: r["registration_no"]),
         Column("续期申请期开始日期", 13, lambda r: r["window_opens_on"], "date"),
@@ -147,16 +172,23 @@ def _row_height(values: list, columns: list[Column], size: float = 10, header: b
     """Row height (points) that shows every wrapped line: spreadsheet programs do not always grow a row for
     wrapped text when they open a file, so the height is written out (the text is then never cut off)."""
     lines = 1
-    for value, column in zip(values, columns):
+    for value, column in zip(values, columns, strict=False):
         if value is None or (column.kind != "text" and not header):
             continue
         usable = max(column.width - 1, 1)
-        lines = max(lines, sum(max(1, -(-int(_display_width(part)) // int(usable))) for part in str(value).split("\n")))
+        lines = max(
+            lines,
+            sum(max(1, -(-int(_display_width(part)) // int(usable))) for part in str(value).split("\n")),
+        )
     return round(lines * size * 1.3 + 3, 1)
 
 
-def _table(ws, columns: list[Column], rows: list[dict], fill: Callable[[dict], PatternFill | None] | None = None,
-           ) -> None:
+def _table(
+    ws,
+    columns: list[Column],
+    rows: list[dict],
+    fill: Callable[[dict], PatternFill | None] | None = None,
+) -> None:
     ws.append([c.header for c in columns])
     for i, column in enumerate(columns, start=1):
         cell = ws.cell(row=1, column=i)
@@ -200,9 +232,16 @@ def _reminder_order(reminder_type: str) -> tuple[int, str]:
     return (REMINDER_ORDER.index(reminder_type) if reminder_type in REMINDER_ORDER else 99, reminder_type)
 
 
-def centre_workbook(code: str, as_of: dt.date, work: list[dict], warnings: list[dict], sent: list[dict],
-                    summary: list[dict] | None = None, sent_by_centre: dict[str, int] | None = None,
-                    new_ids: set[str] | None = None) -> bytes:
+def centre_workbook(
+    code: str,
+    as_of: dt.date,
+    work: list[dict],
+    warnings: list[dict],
+    sent: list[dict],
+    summary: list[dict] | None = None,
+    sent_by_centre: dict[str, int] | None = None,
+    new_ids: set[str] | None = None,
+) -> bytes:
     """The workbook of centre `code` for D. `work`: its work_items rows in order; `warnings`: its
     renewal_warnings rows; `sent`: the reminders it sends today (its CSV's rows); `new_ids`: the institutions
     marked 新增 (default: those of `sent`; the province's list marks every centre's); for the province also
@@ -269,14 +308,20 @@ def _summary_sheet(wb, name, as_of, work, warnings, sent, by_type, header) -> No
     head = ws.max_row
     for reminder_type in sorted(by_type, key=_reminder_order):
         first = by_type[reminder_type][0]
-        ws.append([first["reminder_type_zh"], len(by_type[reminder_type]),
-                   AUDIENCE_ZH.get(first["audience"], first["audience"]), first["next_step_zh"]])
+        ws.append(
+            [
+                first["reminder_type_zh"],
+                len(by_type[reminder_type]),
+                AUDIENCE_ZH.get(first["audience"], first["audience"]),
+                first["next_step_zh"],
+            ]
+        )
     for row in ws.iter_rows(min_row=1, max_row=ws.max_row):
         for cell in row:
             cell.alignment = Alignment(wrap_text=True, vertical="top", horizontal=cell.alignment.horizontal)
     for cell in ws[head]:
         cell.font, cell.fill = Font(bold=True), HEADER_FILL
-    for column, width in zip("ABCD", (22, 16, 18, 70)):
+    for column, width in zip("ABCD", (22, 16, 18, 70), strict=False):
         ws.column_dimensions[column].width = width
     print_like_an_office_document(ws, header("汇总"), title_rows=None)
 
@@ -288,9 +333,14 @@ def _province_sheets(wb, as_of, work, summary, sent_by_centre, header) -> None:
     stages = [s for s in STAGE_ORDER if s in labels] + sorted(set(labels) - set(STAGE_ORDER))
     by_centre: dict[str, dict] = {}
     for r in summary:
-        entry = by_centre.setdefault(r["supervising_centre"], {"overdue_reviews": r["overdue_reviews"],
-                                                               "institutions_at_risk": r["institutions_at_risk"],
-                                                               "stages": {}})
+        entry = by_centre.setdefault(
+            r["supervising_centre"],
+            {
+                "overdue_reviews": r["overdue_reviews"],
+                "institutions_at_risk": r["institutions_at_risk"],
+                "stages": {},
+            },
+        )
         entry["stages"][r["lifecycle_stage"]] = r["institutions"]
     work_by_centre: dict[str, int] = {}
     for r in work:
@@ -298,17 +348,28 @@ def _province_sheets(wb, as_of, work, summary, sent_by_centre, header) -> None:
     rows = []
     for code in CENTRES:
         entry = by_centre.get(code, {"overdue_reviews": 0, "institutions_at_risk": 0, "stages": {}})
-        rows.append({"centre": centre_name(code), **{f"stage:{s}": entry["stages"].get(s, 0) for s in stages},
-                     "total": sum(entry["stages"].values()), "overdue_reviews": entry["overdue_reviews"],
-                     "at_risk": entry["institutions_at_risk"], "work": work_by_centre.get(code, 0),
-                     "sent": sent_by_centre.get(code, 0)})
+        rows.append(
+            {
+                "centre": centre_name(code),
+                **{f"stage:{s}": entry["stages"].get(s, 0) for s in stages},
+                "total": sum(entry["stages"].values()),
+                "overdue_reviews": entry["overdue_reviews"],
+                "at_risk": entry["institutions_at_risk"],
+                "work": work_by_centre.get(code, 0),
+                "sent": sent_by_centre.get(code, 0),
+            }
+        )
     totals = {"centre": "合计"} | {k: sum(r[k] for r in rows) for k in rows[0] if k != "centre"}
-    columns = ([Column("鉴定中心", 16, lambda r: r["centre"]), Column("机构总数", 7, lambda r: r["total"], "number")]
-               + [Column(labels[s], 8, lambda r, s=s: r[f"stage:{s}"], "number") for s in stages]
-               + [Column("续期评估超期", 8, lambda r: r["overdue_reviews"], "number"),
-                  Column("预警机构", 7, lambda r: r["at_risk"], "number"),
-                  Column("今日须办机构数（本中心）", 9, lambda r: r["work"], "number"),
-                  Column("今日发出提醒", 8, lambda r: r["sent"], "number")])
+    columns = (
+        [Column("鉴定中心", 16, lambda r: r["centre"]), Column("机构总数", 7, lambda r: r["total"], "number")]
+        + [Column(labels[s], 8, lambda r, s=s: r[f"stage:{s}"], "number") for s in stages]
+        + [
+            Column("续期评估超期", 8, lambda r: r["overdue_reviews"], "number"),
+            Column("预警机构", 7, lambda r: r["at_risk"], "number"),
+            Column("今日须办机构数（本中心）", 9, lambda r: r["work"], "number"),
+            Column("今日发出提醒", 8, lambda r: r["sent"], "number"),
+        ]
+    )
     _table(ws, columns, [*rows, totals])
     for cell in ws[ws.max_row]:
         cell.font = Font(bold=True)
@@ -318,15 +379,19 @@ def _province_sheets(wb, as_of, work, summary, sent_by_centre, header) -> None:
     ws = wb.create_sheet("省中心事项")
     tasks = [r for r in work if r["has_province_task"]]
     if tasks:
-        _table(ws, [
-            Column("鉴定中心", 16, lambda r: centre_name(r["supervising_centre"])),
-            Column("机构名称", 24, lambda r: r["institution_name"]),
-            Column("机构备案号", 16, lambda r: r["registration_no"]),
-            Column("当前阶段", 12, lambda r: r["lifecycle_stage_zh"]),
-            Column("事项", 20, lambda r: r["item_codes_zh"]),
-            Column("办理事项", 60, lambda r: r["actions_zh"]),
-            Column("评价业务联系人", 14, lambda r: person(r["contact_person"], r["contact_phone"])),
-        ], tasks)
+        _table(
+            ws,
+            [
+                Column("鉴定中心", 16, lambda r: centre_name(r["supervising_centre"])),
+                Column("机构名称", 24, lambda r: r["institution_name"]),
+                Column("机构备案号", 16, lambda r: r["registration_no"]),
+                Column("当前阶段", 12, lambda r: r["lifecycle_stage_zh"]),
+                Column("事项", 20, lambda r: r["item_codes_zh"]),
+                Column("办理事项", 60, lambda r: r["actions_zh"]),
+                Column("评价业务联系人", 14, lambda r: person(r["contact_person"], r["contact_phone"])),
+            ],
+            tasks,
+        )
         print_like_an_office_document(ws, header("省中心事项"))
     else:
         _one_line(ws, "今日无省中心事项")

@@ -22,8 +22,11 @@ def fixed_zip(data: bytes, stamp: dt.datetime) -> bytes:
             content = src.read(info.filename)
             if info.filename == "docProps/core.xml":
                 for tag in (rb"dcterms:modified", rb"dcterms:created"):
-                    content = re.sub(rb"(<" + tag + rb"[^>]*>)[^<]*(</" + tag + rb">)", rb"\g<1>" + iso + rb"\g<2>",
-                                     content)
+                    content = re.sub(
+                        rb"(<" + tag + rb"[^>]*>)[^<]*(</" + tag + rb">)",
+                        rb"\g<1>" + iso + rb"\g<2>",
+                        content,
+                    )
             dst.writestr(fixed, content)
     return out.getvalue()
 
@@ -36,7 +39,9 @@ def date_zh(day: dt.date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
-def print_like_an_office_document(ws, header: str, title_rows: str | None = "1:1", one_page: bool = False) -> None:
+def print_like_an_office_document(
+    ws, header: str, title_rows: str | None = "1:1", one_page: bool = False
+) -> None:
     """A4 landscape, one page wide (one page tall too when `one_page`), header rows repeated on every page,
     a print title with `header` (the centre and the date) and page numbers in the footer."""
     from openpyxl.worksheet.page import PageMargins

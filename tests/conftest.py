@@ -48,19 +48,40 @@ def feed(dataset):
 
 
 def make_settings(tmp: Path, dataset: Path, feed_url: str) -> Settings:
-    return Settings(warehouse_dir=tmp / "warehouse", exports_dir=tmp / "exports", data_dir=dataset,
-                    feed_url=feed_url, feed_token=TOKEN, pseudonym_key=b"test-key")
+    return Settings(
+        warehouse_dir=tmp / "warehouse",
+        exports_dir=tmp / "exports",
+        data_dir=dataset,
+        feed_url=feed_url,
+        feed_token=TOKEN,
+        pseudonym_key=b"test-key",
+    )
 
 
 DBT_SKIP_TESTS = ("--exclude", "resource_type:unit_test", "resource_type:test")  # seeds and models only
 
 
-def dbt_build(settings: Settings, as_of: dt.date, *extra: str, command: str = "build") -> subprocess.CompletedProcess:
+def dbt_build(
+    settings: Settings, as_of: dt.date, *extra: str, command: str = "build"
+) -> subprocess.CompletedProcess:
     env = dict(os.environ, WAREHOUSE_DB=str(settings.warehouse_db), DBT_SEND_ANONYMOUS_USAGE_STATS="false")
     return subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), *command.split(), "--profiles-dir", ".", "--vars",
-         f"{{as_of: '{as_of.isoformat()}'}}", "--target-path", str(settings.warehouse_dir / "dbt-target"), *extra],
-        check=False, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            *command.split(),
+            "--profiles-dir",
+            ".",
+            "--vars",
+            f"{{as_of: '{as_of.isoformat()}'}}",
+            "--target-path",
+            str(settings.warehouse_dir / "dbt-target"),
+            *extra,
+        ],
+        check=False,
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -72,8 +93,11 @@ def run_pipeline_steps(settings: Settings, as_of: dt.date = AS_OF, data_tests: b
     steps.extract_feed(as_of, load_id, settings=settings)
     steps.load_centre(as_of, load_id, settings=settings)
     steps.verify_certificates(as_of, load_id, settings=settings)
-    result = dbt_build(settings, as_of, *DBT_SKIP_TESTS) if not data_tests else dbt_build(
-        settings, as_of, "--exclude", "resource_type:unit_test")
+    result = (
+        dbt_build(settings, as_of, *DBT_SKIP_TESTS)
+        if not data_tests
+        else dbt_build(settings, as_of, "--exclude", "resource_type:unit_test")
+    )
     assert result.returncode == 0, result.stdout[-4000:]
 
 
@@ -92,8 +116,11 @@ def file_digests(folder: Path) -> dict[str, str]:
     """sha256 of every file below a folder, by relative path."""
     import hashlib
 
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -124,12 +151,14 @@ def require_system_tool(name: str) -> str:
 def postgres():
     """A real PostgreSQL server from Debian's packages (.ci/run installs them), started for the tests and
     stopped after. Yields a libpq DSN for a superuser."""
-    from pipeline.pgserver import postgres_bin, running_postgres
+    from pgserver import postgres_bin, running_postgres
 
     bindir = postgres_bin()
     if bindir is None:
         if os.environ.get("REQUIRE_SYSTEM_PACKAGES"):
-            pytest.fail("PostgreSQL is required (REQUIRE_SYSTEM_PACKAGES) but /usr/lib/postgresql/*/bin is missing")
+            pytest.fail(
+                "PostgreSQL is required (REQUIRE_SYSTEM_PACKAGES) but /usr/lib/postgresql/*/bin is missing"
+            )
         pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
     with running_postgres(bindir) as dsn:
         yield dsn

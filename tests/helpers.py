@@ -19,8 +19,14 @@ class LocalSmtp:
     @property
     def airflow_connection(self) -> str:
         """The AIRFLOW_CONN_SMTP_DEFAULT value that points Airflow's SMTP hook and notifier here."""
-        return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": self.port,
-                           "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "renewal@example.org"}})
+        return json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": self.port,
+                "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "renewal@example.org"},
+            }
+        )
 
     def messages_to(self, address: str) -> list[str]:
         return [e.content.decode("utf-8", "replace") for e in self.received if address in e.rcpt_tos]
@@ -89,8 +95,25 @@ def run_dbt(warehouse, *args: str):
 
     from pipeline.settings import DBT_PROJECT_DIR
 
-    env = dict(os.environ, WAREHOUSE_DB=str(Path(warehouse) / "warehouse.duckdb"),
-               DBT_SEND_ANONYMOUS_USAGE_STATS="false")
-    return subprocess.run([str(Path(sys.executable).parent / "dbt"), *args, "--profiles-dir", ".", "--vars",
-                           "{as_of: '2026-11-25'}", "--target-path", str(Path(warehouse) / "dbt-target")],
-                          cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, check=False)
+    env = dict(
+        os.environ,
+        WAREHOUSE_DB=str(Path(warehouse) / "warehouse.duckdb"),
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+    )
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            *args,
+            "--profiles-dir",
+            ".",
+            "--vars",
+            "{as_of: '2026-11-25'}",
+            "--target-path",
+            str(Path(warehouse) / "dbt-target"),
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )

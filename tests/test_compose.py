@@ -22,8 +22,12 @@ def compose() -> dict:
 
 def test_valid_against_the_compose_specification():
     checker = Path(sys.executable).parent / "check-jsonschema"
-    result = subprocess.run([str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -41,7 +45,8 @@ def test_airflow_services_wait_for_a_completed_migration_and_restart(compose):
         assert service["depends_on"]["airflow-db"]["condition"] == "service_healthy", name
         assert service["restart"] == "unless-stopped", name
         assert service["healthcheck"]["test"], name
-        assert service["init"] is True and service["user"] == "50000:0", name
+        assert service["init"] is True, name
+        assert service["user"] == "50000:0", name
     assert services["airflow-init"]["restart"] == "no"
     assert "airflow db migrate" in services["airflow-init"]["command"][0]
     assert "pools set renewal_duckdb_writer 1" in services["airflow-init"]["command"][0]
@@ -55,7 +60,8 @@ def test_shared_secrets_logs_and_login(compose):
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"].startswith("/opt/airflow/auth/")
     for name in AIRFLOW_SERVICES:
         volumes = compose["services"][name]["volumes"]
-        assert "airflow-logs:/opt/airflow/logs" in volumes and "airflow-auth:/opt/airflow/auth" in volumes
+        assert "airflow-logs:/opt/airflow/logs" in volumes
+        assert "airflow-auth:/opt/airflow/auth" in volumes
 
 
 def test_no_default_secrets_no_latest_images_no_published_marts_port(compose):
@@ -63,11 +69,19 @@ def test_no_default_secrets_no_latest_images_no_published_marts_port(compose):
     assert "change-me" not in text
     for name, service in compose["services"].items():
         image = service.get("image", "")
-        assert image and not image.endswith(":latest") and ":" in image, f"{name}: {image}"
+        assert ":" in image, f"{name}: {image}"
+        assert not image.endswith(":latest"), f"{name}: {image}"
     assert "ports" not in compose["services"]["marts-db"]
     env = compose["services"]["airflow-scheduler"]["environment"]
-    for key in ("PSEUDONYM_KEY", "FEED_URL", "FEED_TOKEN", "AIRFLOW_CONN_SMTP_DEFAULT", "ALERT_RECIPIENTS",
-                "REMINDER_RECIPIENTS", "AIRFLOW_CONN_MARTS_POSTGRES"):
+    for key in (
+        "PSEUDONYM_KEY",
+        "FEED_URL",
+        "FEED_TOKEN",
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        "ALERT_RECIPIENTS",
+        "REMINDER_RECIPIENTS",
+        "AIRFLOW_CONN_MARTS_POSTGRES",
+    ):
         assert ":?" in env[key], f"{key} must be required, not defaulted"
 
 

@@ -23,8 +23,15 @@ def test_dags_import_cleanly(dagbag):
 def test_daily_dag_wiring(dagbag):
     dag = dagbag.dags["renewal_daily"]
     ids = set(dag.task_ids)
-    for task in ["extract_feed", "load_centre_records", "verify_certificates", "quality_gate", "publish",
-                 "publish_postgres", "report"]:
+    for task in [
+        "extract_feed",
+        "load_centre_records",
+        "verify_certificates",
+        "quality_gate",
+        "publish",
+        "publish_postgres",
+        "report",
+    ]:
         assert task in ids, task
     assert {"dbt_staging_intermediate", "dbt_marts"} <= ids
     assert dag.get_task("dbt_marts").upstream_task_ids == {"dbt_staging_intermediate"}
@@ -43,7 +50,8 @@ def test_reminders_dag_runs_on_each_publication(dagbag):
     assert outlets == {"renewal_published_marts"}
     assert "renewal_published_marts" in str(reminders.timetable.asset_condition)
     assert reminders.get_task("email_reminders").upstream_task_ids == {"export_reminders"}
-    assert reminders.max_active_tasks == 1 and "as_of" in reminders.params
+    assert reminders.max_active_tasks == 1
+    assert "as_of" in reminders.params
 
 
 def test_both_dags_accept_every_date_from_the_notice_and_share_one_asset(dagbag):
@@ -65,7 +73,8 @@ def test_transient_tasks_retry_with_backoff_and_the_gate_never(dagbag):
     daily = dagbag.dags["renewal_daily"]
     for task_id in ("extract_feed", "verify_certificates", "publish_postgres"):
         task = daily.get_task(task_id)
-        assert task.retries == 3 and task.retry_exponential_backoff, task_id
+        assert task.retries == 3, task_id
+        assert task.retry_exponential_backoff, task_id
     assert daily.get_task("quality_gate").retries == 0
     assert dagbag.dags["renewal_reminders"].get_task("email_reminders").retries == 3
 
@@ -94,14 +103,22 @@ def test_failure_mail_names_dag_task_date_and_the_failed_expectations(monkeypatc
 
     from pipeline.dag_common import alert_recipients, failure_mail
 
-    error = ("data-quality gate failed for 2026-11-25: 1 of 37 expectations failed; nothing was published.\n"
-             "  - plan_institutions: expect_column_values_to_not_be_null on known_institution: 1 unexpected "
-             "(e.g. plan_no=PX-ORPHAN (known_institution=None)) {{ not jinja }}")
-    context = {"ti": _TI(), "dag_run": _Run(dt.datetime(2026, 11, 24, 22, tzinfo=dt.UTC)), "logical_date": None,
-               "exception": RuntimeError(error)}
+    error = (
+        "data-quality gate failed for 2026-11-25: 1 of 37 expectations failed; nothing was published.\n"
+        "  - plan_institutions: expect_column_values_to_not_be_null on known_institution: 1 unexpected "
+        "(e.g. plan_no=PX-ORPHAN (known_institution=None)) {{ not jinja }}"
+    )
+    context = {
+        "ti": _TI(),
+        "dag_run": _Run(dt.datetime(2026, 11, 24, 22, tzinfo=dt.UTC)),
+        "logical_date": None,
+        "exception": RuntimeError(error),
+    }
     subject, body = failure_mail(context)
     assert subject == "[renewal pipeline] FAILED renewal_daily.quality_gate for 2026-11-25"
-    assert "plan_institutions" in body and "1 unexpected" in body and "PX-ORPHAN" in body
+    assert "plan_institutions" in body
+    assert "1 unexpected" in body
+    assert "PX-ORPHAN" in body
     assert "{{" not in body  # the notifier renders its fields with Jinja
     monkeypatch.setenv("ALERT_RECIPIENTS", "a@x.cn; b@x.cn,")
     assert alert_recipients() == ["a@x.cn", "b@x.cn"]
@@ -111,7 +128,9 @@ def test_reminders_take_d_from_the_publication_event_and_skip_backfills(dagbag):
     import datetime as dt
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("renewal_reminders_dag", PROJECT_ROOT / "dags" / "renewal_reminders.py")
+    spec = importlib.util.spec_from_file_location(
+        "renewal_reminders_dag", PROJECT_ROOT / "dags" / "renewal_reminders.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
@@ -119,10 +138,16 @@ def test_reminders_take_d_from_the_publication_event_and_skip_backfills(dagbag):
         def __init__(self, extra, minute):
             self.extra, self.timestamp = extra, dt.datetime(2026, 11, 25, 6, minute, tzinfo=dt.UTC)
 
-    events = {"renewal_published_marts": [Event({"as_of": "2026-11-24", "backfill": False}, 1),
-                                          Event({"as_of": "2026-11-25", "backfill": True}, 2)]}
-    assert module.triggering_publication({"triggering_asset_events": events}) == {"as_of": "2026-11-25",
-                                                                                  "backfill": True}
+    events = {
+        "renewal_published_marts": [
+            Event({"as_of": "2026-11-24", "backfill": False}, 1),
+            Event({"as_of": "2026-11-25", "backfill": True}, 2),
+        ]
+    }
+    assert module.triggering_publication({"triggering_asset_events": events}) == {
+        "as_of": "2026-11-25",
+        "backfill": True,
+    }
     assert module.triggering_publication({"triggering_asset_events": {}}) is None
 
 
@@ -150,7 +175,9 @@ def test_dates_before_the_notice_are_refused_and_a_backfill_needs_both_ends():
     with pytest.raises(ValueError, match="before 2022-12-15"):
         as_of_dates(parse_args(["--as-of", "2022-12-14"]))
     days, backfill = as_of_dates(parse_args(["--from", "2023-01-03", "--to", "2023-01-09"]))
-    assert backfill and len(days) == 7 and days[0] == dt.date(2023, 1, 3)
+    assert backfill
+    assert len(days) == 7
+    assert days[0] == dt.date(2023, 1, 3)
     with pytest.raises(ValueError, match="both"):
         as_of_dates(parse_args(["--from", "2023-01-03"]))
 

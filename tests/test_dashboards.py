@@ -36,8 +36,15 @@ def published(built, tmp_path_factory):
 
 
 def render(*args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BI_PY), "bi/render_dashboards.py", *args], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=timeout, check=False, env=dict(os.environ, **(env or {})))
+    return subprocess.run(
+        [str(BI_PY), "bi/render_dashboards.py", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=dict(os.environ, **(env or {})),
+    )
 
 
 def load_report(shots: Path) -> dict[str, dict]:
@@ -47,9 +54,20 @@ def load_report(shots: Path) -> dict[str, dict]:
 @pytest.mark.slow
 def test_make_dashboards_renders_every_dashboard_with_data(published, tmp_path):
     shots = tmp_path / "shots"
-    result = subprocess.run(["make", "--no-print-directory", "dashboards", f"WAREHOUSE={published.warehouse_dir}",
-                             f"SHOTS={shots}"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1200,
-                            check=False)
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "dashboards",
+            f"WAREHOUSE={published.warehouse_dir}",
+            f"SHOTS={shots}",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     report = load_report(shots)
     assert set(DASHBOARDS) <= set(report)  # a fifth (work_items) joins once that mart is published
@@ -63,17 +81,22 @@ def test_make_dashboards_renders_every_dashboard_with_data(published, tmp_path):
         assert len(dashboard["charts"]) == charts
         assert set(dashboard["as_of"]) == {AS_OF.isoformat()}
         png = shots / dashboard["png"]
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.stat().st_size > 50_000
         for chart in dashboard["charts"]:
-            assert not chart["problems"] and chart["rows"] == chart["direct_rows"], chart
+            assert not chart["problems"], chart
+            assert chart["rows"] == chart["direct_rows"], chart
     charts = {c["name"]: c for d in report.values() for c in d["charts"]}
     # the overview's charts have data, with the Chinese labels of the _zh columns on the page
-    assert charts["各鉴定中心机构续期阶段"]["rows"] > 0 and charts["续期评估结论"]["rows"] > 0
+    assert charts["各鉴定中心机构续期阶段"]["rows"] > 0
+    assert charts["续期评估结论"]["rows"] > 0
     assert charts["机构总数"]["shown_text"].split("\n")[1] == str(institutions)
     detail = charts["机构明细"]["shown_text"]
-    assert "职业技能鉴定指导中心" in detail and "备案有效期截止日" in detail
+    assert "职业技能鉴定指导中心" in detail
+    assert "备案有效期截止日" in detail
     assert any(label in detail for label in ("未到续期申请期", "续期申请期", "存续期", "视为自动放弃续期"))
-    assert "Data error" not in result.stdout and "FAIL" not in result.stdout
+    assert "Data error" not in result.stdout
+    assert "FAIL" not in result.stdout
 
 
 @pytest.fixture
@@ -96,9 +119,22 @@ def running_superset(own_published, tmp_path):
         port = s.getsockname()[1]
     state = tmp_path / "superset-state"
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen([str(BI_PY), "bi/serve.py", "--warehouse", str(published.warehouse_dir),
-                                "--state-dir", str(state), "--port", str(port)], cwd=PROJECT_ROOT, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [
+            str(BI_PY),
+            "bi/serve.py",
+            "--warehouse",
+            str(published.warehouse_dir),
+            "--state-dir",
+            str(state),
+            "--port",
+            str(port),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 600
@@ -124,8 +160,9 @@ def running_superset(own_published, tmp_path):
 
 
 @pytest.mark.slow
-def test_running_superset_shows_the_next_publication_and_a_broken_one_fails(own_published, running_superset,
-                                                                          tmp_path):
+def test_running_superset_shows_the_next_publication_and_a_broken_one_fails(
+    own_published, running_superset, tmp_path
+):
     published = own_published
     url, state, serve_log = running_superset
     printed = serve_log.read_text()
@@ -160,7 +197,8 @@ def test_running_superset_shows_the_next_publication_and_a_broken_one_fails(own_
     report = load_report(tmp_path / "broken")
     assert {title for title, d in report.items() if d["failed"]} == {"续期评估时限"}
     failed = [c for c in report["续期评估时限"]["charts"] if c["problems"]]
-    assert failed and all("error" in " ".join(c["problems"]) for c in failed)
+    assert failed
+    assert all("error" in " ".join(c["problems"]) for c in failed)
     assert "FAIL 续期评估时限" in broken.stdout
 
 
@@ -190,12 +228,22 @@ def test_the_same_dashboards_on_the_postgresql_marts(published, postgres, tmp_pa
         server = parse_dsn(postgres)
         uri = f"postgresql+psycopg2://dashboards_reader@{server['host']}:{server['port']}/dashboards_marts"
         shots = tmp_path / "pg"
-        result = render("--warehouse", str(published.warehouse_dir), "--shots", str(shots), "--database-uri", uri,
-                        "--password-env", "DASHBOARDS_PG_PASSWORD", env={"DASHBOARDS_PG_PASSWORD": "pw"})
+        result = render(
+            "--warehouse",
+            str(published.warehouse_dir),
+            "--shots",
+            str(shots),
+            "--database-uri",
+            uri,
+            "--password-env",
+            "DASHBOARDS_PG_PASSWORD",
+            env={"DASHBOARDS_PG_PASSWORD": "pw"},
+        )
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
         report = load_report(shots)
         for title, charts in DASHBOARDS.items():
-            assert not report[title]["failed"] and len(report[title]["charts"]) == charts, report[title]
+            assert not report[title]["failed"], report[title]
+            assert len(report[title]["charts"]) == charts, report[title]
             assert set(report[title]["as_of"]) == {AS_OF.isoformat()}
         assert all(c["rows"] == c["direct_rows"] for d in report.values() for c in d["charts"])
         assert sum(c["rows"] for d in report.values() for c in d["charts"]) > 100
@@ -217,12 +265,17 @@ def test_bundle_is_whole_and_reads_only_published_marts(tmp_path):
     marts = {p.stem for p in (PROJECT_ROOT / "dbt_project" / "models" / "marts").glob("*.sql")}
     assert {c["dashboard_title"] for c in dashboards} >= set(DASHBOARDS)
     for dataset in datasets.values():
-        assert dataset["schema"] == "marts" and (dataset["sql"] or dataset["table_name"] in marts), dataset["table_name"]
+        assert dataset["schema"] == "marts", dataset["table_name"]
+        assert dataset["sql"] or dataset["table_name"] in marts, dataset["table_name"]
     assert all(chart["dataset_uuid"] in datasets for chart in charts.values())
     for dashboard in dashboards:
-        shown = [item["meta"]["uuid"] for item in dashboard["position"].values()
-                 if isinstance(item, dict) and item.get("type") == "CHART"]
-        assert shown and set(shown) <= set(charts), dashboard["dashboard_title"]
+        shown = [
+            item["meta"]["uuid"]
+            for item in dashboard["position"].values()
+            if isinstance(item, dict) and item.get("type") == "CHART"
+        ]
+        assert shown, dashboard["dashboard_title"]
+        assert set(shown) <= set(charts), dashboard["dashboard_title"]
         for native in dashboard["metadata"]["native_filter_configuration"]:
             assert native["targets"][0]["datasetUuid"] in datasets
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in c["slice_name"]) for c in charts.values())
@@ -233,15 +286,29 @@ def test_a_dashboard_waits_for_its_mart():
     import with its dataset and charts, and comes in once the mart exists; the others are untouched."""
     bundle = import_dashboards.read_bundle()
     database = next(c["uuid"] for p, c in bundle.items() if p.startswith("databases/"))
-    bundle["datasets/renewal_marts/work_items.yaml"] = {"uuid": "d-work", "table_name": "work_items",
-                                                        "schema": "marts", "sql": None, "database_uuid": database}
+    bundle["datasets/renewal_marts/work_items.yaml"] = {
+        "uuid": "d-work",
+        "table_name": "work_items",
+        "schema": "marts",
+        "sql": None,
+        "database_uuid": database,
+    }
     bundle["charts/work_list.yaml"] = {"uuid": "c-work", "dataset_uuid": "d-work", "slice_name": "工作清单"}
-    bundle["dashboards/work_items.yaml"] = {"uuid": "b-work", "dashboard_title": "工作清单", "position": {
-        "CHART-work": {"type": "CHART", "meta": {"uuid": "c-work", "chartId": 1}}}}
-    tables = {("marts", t) for t in ("renewal_eligibility", "review_sla", "institution_flags", "renewal_history")}
+    bundle["dashboards/work_items.yaml"] = {
+        "uuid": "b-work",
+        "dashboard_title": "工作清单",
+        "position": {"CHART-work": {"type": "CHART", "meta": {"uuid": "c-work", "chartId": 1}}},
+    }
+    tables = {
+        ("marts", t) for t in ("renewal_eligibility", "review_sla", "institution_flags", "renewal_history")
+    }
     without = import_dashboards.without_missing_marts(bundle, tables)
-    assert "dashboards/work_items.yaml" not in without and "charts/work_list.yaml" not in without
+    assert "dashboards/work_items.yaml" not in without
+    assert "charts/work_list.yaml" not in without
     assert "datasets/renewal_marts/work_items.yaml" not in without
-    assert set(bundle) - set(without) == {"dashboards/work_items.yaml", "charts/work_list.yaml",
-                                          "datasets/renewal_marts/work_items.yaml"}
+    assert set(bundle) - set(without) == {
+        "dashboards/work_items.yaml",
+        "charts/work_list.yaml",
+        "datasets/renewal_marts/work_items.yaml",
+    }
     assert import_dashboards.without_missing_marts(bundle, tables | {("marts", "work_items")}) == bundle

@@ -19,7 +19,11 @@ def rule_ids() -> set[str]:
 def test_every_rule_has_a_unit_test_and_a_line_in_docs():
     ids = rule_ids()
     assert {"R-DATES", "R-REJECT-1", "R-REJECT-3", "R-REMIND", "R-SLA"} <= ids
-    tested = " ".join(f"{t['name']} {t.get('description', '')}" for t in dbt_unit_tests()).upper().replace("_", "-")
+    tested = (
+        " ".join(f"{t['name']} {t.get('description', '')}" for t in dbt_unit_tests())
+        .upper()
+        .replace("_", "-")
+    )
     docs = (PROJECT_ROOT / "docs" / "rules.md").read_text()
     for rule in sorted(ids):
         assert rule in tested, f"{rule} has no dbt unit test"
@@ -32,8 +36,11 @@ def test_docs_generate_and_every_mart_column_is_described(built):
     target = built.warehouse_dir / "dbt-target"
     catalog = json.loads((target / "catalog.json").read_text())
     manifest = json.loads((target / "manifest.json").read_text())
-    marts = [k for k, n in manifest["nodes"].items() if n["resource_type"] == "model"
-             and n["config"]["schema"] in ("marts", "ops")]
+    marts = [
+        k
+        for k, n in manifest["nodes"].items()
+        if n["resource_type"] == "model" and n["config"]["schema"] in ("marts", "ops")
+    ]
     assert len(marts) >= 7
     for key in marts:
         node = manifest["nodes"][key]
@@ -50,12 +57,26 @@ def test_as_of_is_required(built):
     import sys
     from pathlib import Path
 
-
     env = dict(os.environ, WAREHOUSE_DB=str(built.warehouse_db))
-    result = subprocess.run([str(Path(sys.executable).parent / "dbt"), "run", "--profiles-dir", ".", "--select",
-                             "renewal_eligibility", "--target-path", str(built.warehouse_dir / "t2")],
-                            check=False, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
-    assert result.returncode != 0 and "as_of" in result.stdout
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "run",
+            "--profiles-dir",
+            ".",
+            "--select",
+            "renewal_eligibility",
+            "--target-path",
+            str(built.warehouse_dir / "t2"),
+        ],
+        check=False,
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "as_of" in result.stdout
 
 
 def test_incremental_certificates_staging_equals_a_full_rebuild(built, tmp_path):
@@ -68,22 +89,32 @@ def test_incremental_certificates_staging_equals_a_full_rebuild(built, tmp_path)
 
     copy = private_copy(built, tmp_path)
     con = duckdb.connect(str(copy.warehouse_db))
-    first, second, third = [r[0] for r in con.execute(
-        "SELECT item FROM raw.certificates ORDER BY item->>'certificate_no' LIMIT 3").fetchall()]
-    con.execute("""
+    first, second, third = [
+        r[0]
+        for r in con.execute(
+            "SELECT item FROM raw.certificates ORDER BY item->>'certificate_no' LIMIT 3"
+        ).fetchall()
+    ]
+    con.execute(
+        """
         INSERT INTO raw.certificates VALUES
           ('next', 0, json_merge_patch(?, '{"updated_at": "2030-01-01T00:00:00+08:00", "level": 9}')),
           ('next', 0, json_merge_patch(?, '{"updated_at": "2001-01-01T00:00:00+08:00", "level": 9}')),
           ('next', 0, ?),
           ('next', 0, json_merge_patch(?, '{"certificate_no": "NEW-CERTIFICATE"}'))""",
-                [first, second, third, third])
-    con.execute("INSERT INTO raw.feed_loads (load_id, resource, finished_at) VALUES ('next', 'certificates', now())")
+        [first, second, third, third],
+    )
+    con.execute(
+        "INSERT INTO raw.feed_loads (load_id, resource, finished_at) VALUES ('next', 'certificates', now())"
+    )
     con.close()
 
     def staged() -> list[tuple]:
         con = duckdb.connect(str(copy.warehouse_db), read_only=True)
         try:
-            return con.execute("SELECT * FROM staging.stg_feed__certificates ORDER BY certificate_no").fetchall()
+            return con.execute(
+                "SELECT * FROM staging.stg_feed__certificates ORDER BY certificate_no"
+            ).fetchall()
         finally:
             con.close()
 

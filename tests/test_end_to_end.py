@@ -20,9 +20,24 @@ from tests.conftest import AS_OF, file_digests
 
 def run(dataset, warehouse, exports):
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.local_run", "--as-of", AS_OF.isoformat(), "--data", str(dataset),
-         "--warehouse", str(warehouse), "--exports", str(exports)],
-        check=False, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.local_run",
+            "--as-of",
+            AS_OF.isoformat(),
+            "--data",
+            str(dataset),
+            "--warehouse",
+            str(warehouse),
+            "--exports",
+            str(exports),
+        ],
+        check=False,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result.stdout
@@ -52,13 +67,17 @@ def two_runs(tmp_path_factory, dataset):
 
 def test_run_publishes_the_marts_and_prints_a_summary(two_runs, dataset):
     warehouse, exports, out1, _, (marts, _), _ = two_runs
-    assert "By lifecycle stage" in out1 and "By renewal verdict" in out1
-    assert str(warehouse / "published.duckdb") in out1 and str(exports / AS_OF.isoformat()) in out1
+    assert "By lifecycle stage" in out1
+    assert "By renewal verdict" in out1
+    assert str(warehouse / "published.duckdb") in out1
+    assert str(exports / AS_OF.isoformat()) in out1
     institutions = [json.loads(line) for line in (dataset / "institutions.jsonl").read_text().splitlines()]
     assert len(marts["renewal_eligibility"]) == len(institutions)
     assert all(marts[m] for m in ("renewal_eligibility", "batch_counts", "reminders", "institution_flags"))
     con = duckdb.connect(str(warehouse / "published.duckdb"), read_only=True)
-    stages = {r[0] for r in con.execute("SELECT DISTINCT lifecycle_stage FROM marts.renewal_eligibility").fetchall()}
+    stages = {
+        r[0] for r in con.execute("SELECT DISTINCT lifecycle_stage FROM marts.renewal_eligibility").fetchall()
+    }
     assert {"not_yet_due", "window_open", "grace_period", "abandoned", "terminated"} <= stages
     con.close()
 
@@ -73,7 +92,9 @@ def test_exports_open_and_match_the_reminders_mart(two_runs):
     warehouse, exports, *_ = two_runs
     folder = exports / AS_OF.isoformat()
     con = duckdb.connect(str(warehouse / "published.duckdb"), read_only=True)
-    expected = dict(con.execute("SELECT supervising_centre, count(*) FROM marts.reminders GROUP BY 1").fetchall())
+    expected = dict(
+        con.execute("SELECT supervising_centre, count(*) FROM marts.reminders GROUP BY 1").fetchall()
+    )
     con.close()
     total = 0
     for path in folder.glob("*.csv"):
@@ -86,9 +107,13 @@ def test_exports_open_and_match_the_reminders_mart(two_runs):
         total += len(rows) - 1
         book = load_workbook(path.with_suffix(".xlsx"))
         assert book.sheetnames[0] == "今日须办"  # the work list first (issue 14), then the reminders by type
-        per_type = book.worksheets[book.sheetnames.index("汇总") + 1:]
+        per_type = book.worksheets[book.sheetnames.index("汇总") + 1 :]
         for sheet in per_type:  # one sheet per reminder type
-            assert sheet.freeze_panes == "A2" and [c.value for c in sheet[1]][:2] == ["机构名称", "机构备案号"]
+            assert sheet.freeze_panes == "A2"
+            assert [c.value for c in sheet[1]][:2] == [
+                "机构名称",
+                "机构备案号",
+            ]
         assert sum(sheet.max_row - 1 for sheet in per_type) == len(rows) - 1
     assert total == sum(expected.values()) > 0
 
@@ -108,7 +133,9 @@ def test_no_resident_id_or_full_name_anywhere(two_runs, dataset):
             leaked = set(ID_LIKE.findall(text)) & ids
             assert not leaked, f"{db.name} {schema}.{table}.{column} holds a resident ID"
             if "certificate" in table:  # institution contacts may share a common name with a holder
-                assert not names & set(text.split("\n")), f"{schema}.{table}.{column} holds a holder's full name"
+                assert not names & set(text.split("\n")), (
+                    f"{schema}.{table}.{column} holds a holder's full name"
+                )
         con.close()
     for path in (p for p in (exports / AS_OF.isoformat()).rglob("*") if p.is_file()):
         if path.suffix in (".csv", ".json"):

@@ -32,16 +32,20 @@ def exported(tmp_path_factory, built):
 def reminders_due(settings, as_of):
     """(institution_id, reminder_type, supervising_centre, expires_on, institution_name) of the reminders due."""
     con = duckdb.connect(str(settings.published_db), read_only=True)
-    rows = con.execute("SELECT institution_id, reminder_type, supervising_centre, expires_on, institution_name "
-                       "FROM marts.reminders WHERE first_due_on <= ?", [as_of]).fetchall()
+    rows = con.execute(
+        "SELECT institution_id, reminder_type, supervising_centre, expires_on, institution_name "
+        "FROM marts.reminders WHERE first_due_on <= ?",
+        [as_of],
+    ).fetchall()
     con.close()
     return rows
 
 
 def reminder_sheets(wb):
     """The per-type sheets of today's reminders: after 今日须办, (the province's roll-up,) 预警 and 汇总."""
-    assert wb.sheetnames[0] == "今日须办" and "预警" in wb.sheetnames
-    return wb.worksheets[wb.sheetnames.index("汇总") + 1:]
+    assert wb.sheetnames[0] == "今日须办"
+    assert "预警" in wb.sheetnames
+    return wb.worksheets[wb.sheetnames.index("汇总") + 1 :]
 
 
 def exported_rows(folder):
@@ -51,7 +55,9 @@ def exported_rows(folder):
         wb = load_workbook(path)
         for sheet in reminder_sheets(wb):
             header = [c.value for c in sheet[1]]
-            assert header[:2] == ["机构名称", "机构备案号"] and sheet.freeze_panes == "A2" and sheet.auto_filter.ref
+            assert header[:2] == ["机构名称", "机构备案号"]
+            assert sheet.freeze_panes == "A2"
+            assert sheet.auto_filter.ref
             for r in sheet.iter_rows(min_row=2, values_only=True):
                 assert r[header.index("提醒类型")] == sheet.title
                 assert isinstance(r[header.index("应提醒起始日期")], dt.datetime)  # real dates
@@ -62,16 +68,21 @@ def exported_rows(folder):
 def test_export_holds_exactly_the_reminders_due_and_not_yet_sent(exported):
     settings, manifest = exported
     due = reminders_due(settings, AS_OF)
-    assert due and manifest["reminders"] == len(due)
+    assert due
+    assert manifest["reminders"] == len(due)
     folder = settings.exports_dir / AS_OF.isoformat()
     rows = exported_rows(folder)
     assert sorted((r[0], r[2]) for r in rows) == sorted((d[4], d[2]) for d in due)
     for path in folder.glob("*_续期提醒_*.csv"):
         assert path.read_bytes().startswith(b"\xef\xbb\xbf")
-        assert len(path.read_text(encoding="utf-8-sig").strip().splitlines()) - 1 == manifest["by_centre"][
-            path.name.split("_")[0]]
+        assert (
+            len(path.read_text(encoding="utf-8-sig").strip().splitlines()) - 1
+            == manifest["by_centre"][path.name.split("_")[0]]
+        )
     con = duckdb.connect(str(settings.reminder_ledger_db), read_only=True)
-    ledger = con.execute("SELECT institution_id, reminder_type, period_expires_on, sent_on FROM reminder_ledger").fetchall()
+    ledger = con.execute(
+        "SELECT institution_id, reminder_type, period_expires_on, sent_on FROM reminder_ledger"
+    ).fetchall()
     con.close()
     assert sorted((i, t, e) for i, t, e, _ in ledger) == sorted((d[0], d[1], d[3]) for d in due)
     assert {s for *_, s in ledger} == {AS_OF}
@@ -119,15 +130,21 @@ def test_prefilled_forms_match_the_source_data(exported):
     checked_plans = 0
     for path in annex1:
         iid = path.stem.rsplit("_", 1)[1]
-        inst = con.execute("""SELECT institution_name, registration_no, expires_on, address, contact_person
-                              FROM staging.stg_feed__institutions WHERE institution_id = ?""", [iid]).fetchone()
+        inst = con.execute(
+            """SELECT institution_name, registration_no, expires_on, address, contact_person
+                              FROM staging.stg_feed__institutions WHERE institution_id = ?""",
+            [iid],
+        ).fetchone()
         ws = load_workbook(path).active
         cells = {r[0]: r for r in ws.iter_rows(values_only=True) if r and r[0]}
-        assert cells["机构名称"][1] == inst[0] and cells["机构备案号"][1] == inst[1]
-        assert cells["机构备案号"][6].date() == inst[2] and cells["备案地址"][1] == inst[3]
+        assert cells["机构名称"][1] == inst[0]
+        assert cells["机构备案号"][1] == inst[1]
+        assert cells["机构备案号"][6].date() == inst[2]
+        assert cells["备案地址"][1] == inst[3]
         assert cells["评价业务联系人"][1] == inst[4]
         # the six most recent counting plans whose certificates all answer the lookup, straight from staging
-        expected = con.execute("""
+        expected = con.execute(
+            """
             SELECT p.plan_no, p.passed FROM staging.stg_feed__plans p
             JOIN staging.stg_feed__institutions i USING (institution_id)
             WHERE p.institution_id = ? AND p.status = 'completed'
@@ -136,20 +153,30 @@ def test_prefilled_forms_match_the_source_data(exported):
                               WHERE c.plan_no = p.plan_no AND c.is_queryable)
               AND NOT EXISTS (SELECT 1 FROM intermediate.int_certificates_with_latest_lookup c
                               WHERE c.plan_no = p.plan_no AND NOT c.is_queryable)
-            ORDER BY p.assessment_date DESC, p.plan_no DESC LIMIT 6""", [iid, AS_OF]).fetchall()
+            ORDER BY p.assessment_date DESC, p.plan_no DESC LIMIT 6""",
+            [iid, AS_OF],
+        ).fetchall()
         header = next(i for i, r in enumerate(ws.iter_rows(values_only=True), 1) if r[0] == "序号")
-        listed = [(r[1], r[6]) for r in ws.iter_rows(min_row=header + 1, max_row=header + 6, values_only=True)
-                  if r[1]]
+        listed = [
+            (r[1], r[6])
+            for r in ws.iter_rows(min_row=header + 1, max_row=header + 6, values_only=True)
+            if r[1]
+        ]
         assert listed == expected
         checked_plans += len(listed)
     assert checked_plans > 0
     for path in annex2:
         iid = path.stem.rsplit("_", 1)[1]
         text = "\n".join(p.text for p in Document(path).paragraphs)
-        batches, name = con.execute("""SELECT batch_count, institution_name FROM marts.renewal_eligibility
-                                       WHERE institution_id = ?""", [iid]).fetchone()
-        assert f"机构名称：{name}" in text and f"共开展职业技能等级认定{batches}批次" in text
-        assert "一、开展职业技能等级认定的基本情况" in text and "三、下阶段工作" in text
+        batches, name = con.execute(
+            """SELECT batch_count, institution_name FROM marts.renewal_eligibility
+                                       WHERE institution_id = ?""",
+            [iid],
+        ).fetchone()
+        assert f"机构名称：{name}" in text
+        assert f"共开展职业技能等级认定{batches}批次" in text
+        assert "一、开展职业技能等级认定的基本情况" in text
+        assert "三、下阶段工作" in text
     con.close()
 
 
@@ -172,32 +199,56 @@ def test_email_to_each_centre_once_through_a_real_smtp_server(exported, monkeypa
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT",
-                           f'{{"conn_type": "smtp", "host": "127.0.0.1", "port": {port}, '
-                           '"extra": {"disable_tls": true, "disable_ssl": true, "from_email": "renewal@example.org"}}')
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_DEFAULT",
+            f'{{"conn_type": "smtp", "host": "127.0.0.1", "port": {port}, '
+            '"extra": {"disable_tls": true, "disable_ssl": true, "from_email": "renewal@example.org"}}',
+        )
         centres = [c for c, n in manifest["by_centre"].items() if n][:2]
-        monkeypatch.setenv("REMINDER_RECIPIENTS", '{' + ", ".join(f'"{c}": "c{c}@example.org"' for c in centres) + '}')
+        monkeypatch.setenv(
+            "REMINDER_RECIPIENTS", "{" + ", ".join(f'"{c}": "c{c}@example.org"' for c in centres) + "}"
+        )
         result = steps.email(AS_OF, settings=settings)
         again = steps.email(AS_OF, settings=settings)
     finally:
         controller.stop()
-    assert set(result["sent"]) == set(centres) and again["sent"] == {}
+    assert set(result["sent"]) == set(centres)
+    assert again["sent"] == {}
     assert sorted(e.rcpt_tos[0] for e in received) == sorted(f"c{c}@example.org" for c in centres)
     body = received[0].content.decode()
     assert "续期提醒" in body or "=?utf-8?" in body
-    assert body.count('filename') >= 2  # the workbook and the CSV are attached
+    assert body.count("filename") >= 2  # the workbook and the CSV are attached
 
 
 def test_workbook_bytes_do_not_depend_on_the_clock():
-    row = {"institution_id": "35000001", "institution_name": "福州闽江电气有限公司", "institution_type": "employer",
-           "registration_no": "闽技鉴备〔2023〕0001号", "reminder_type": "window_open",
-           "reminder_type_zh": "续期申请期已开启", "audience": "institution", "first_due_on": dt.date(2026, 11, 1),
-           "deadline": dt.date(2026, 12, 31), "deadline_label_zh": "续期申请截止日期", "days_left": 36,
-           "expires_on": dt.date(2026, 12, 31), "contact_person": "张三", "contact_phone": "13800000000",
-           "responsible_person": "李四", "responsible_phone": "13900000000", "email": "a@b.cn",
-           "lifecycle_stage_zh": "续期申请期", "conditions_zh": "符合续期条件", "batch_count": 6,
-           "queryable_certificates": 12, "expected_certificates": 12, "reasons_zh": "",
-           "next_step_zh": "请提交", "next_step_centre_zh": "通知该机构提交", "message_institution_zh": "请提交。"}
+    row = {
+        "institution_id": "35000001",
+        "institution_name": "福州闽江电气有限公司",
+        "institution_type": "employer",
+        "registration_no": "闽技鉴备〔2023〕0001号",
+        "reminder_type": "window_open",
+        "reminder_type_zh": "续期申请期已开启",
+        "audience": "institution",
+        "first_due_on": dt.date(2026, 11, 1),
+        "deadline": dt.date(2026, 12, 31),
+        "deadline_label_zh": "续期申请截止日期",
+        "days_left": 36,
+        "expires_on": dt.date(2026, 12, 31),
+        "contact_person": "张三",
+        "contact_phone": "13800000000",
+        "responsible_person": "李四",
+        "responsible_phone": "13900000000",
+        "email": "a@b.cn",
+        "lifecycle_stage_zh": "续期申请期",
+        "conditions_zh": "符合续期条件",
+        "batch_count": 6,
+        "queryable_certificates": 12,
+        "expected_certificates": 12,
+        "reasons_zh": "",
+        "next_step_zh": "请提交",
+        "next_step_centre_zh": "通知该机构提交",
+        "message_institution_zh": "请提交。",
+    }
     first = centre_workbook("350100", dt.date(2026, 11, 25), [], [], [row])
     time.sleep(1.1)
     assert centre_workbook("350100", dt.date(2026, 11, 25), [], [], [row]) == first
@@ -217,17 +268,46 @@ def test_workbook_renders_with_chinese_text_in_libreoffice(exported, tmp_path):
     code = next(c for c, n in manifest["by_centre"].items() if n)
     book = next((settings.exports_dir / AS_OF.isoformat()).glob(f"{code}_*_续期提醒_*.xlsx"))
     sh.copy(book, tmp_path / "centre.xlsx")
-    subprocess.run([soffice, "--headless", f"-env:UserInstallation=file://{tmp_path}/lo-profile", "--convert-to",
-                    "pdf", "--outdir", str(tmp_path), str(tmp_path / "centre.xlsx")], check=True, capture_output=True,
-                   timeout=180)
-    text = subprocess.run([pdftotext, str(tmp_path / "centre.pdf"), "-"], check=True, capture_output=True,
-                          text=True).stdout
+    subprocess.run(
+        [
+            soffice,
+            "--headless",
+            f"-env:UserInstallation=file://{tmp_path}/lo-profile",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(tmp_path),
+            str(tmp_path / "centre.xlsx"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    text = subprocess.run(
+        [pdftotext, str(tmp_path / "centre.pdf"), "-"], check=True, capture_output=True, text=True
+    ).stdout
     centre_name = book.name.split("_")[1]
-    assert centre_name in text and "今日须办" in text and "今日发出提醒数" in text
-    subprocess.run([pdftoppm, "-png", "-r", "80", "-f", "1", "-l", "1", str(tmp_path / "centre.pdf"),
-                    str(tmp_path / "page")], check=True)
+    assert centre_name in text
+    assert "今日须办" in text
+    assert "今日发出提醒数" in text
+    subprocess.run(
+        [
+            pdftoppm,
+            "-png",
+            "-r",
+            "80",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            str(tmp_path / "centre.pdf"),
+            str(tmp_path / "page"),
+        ],
+        check=True,
+    )
     png = next(tmp_path.glob("page*.png"))
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 5000
 
 
 def test_forms_made_by_worker_processes_equal_forms_made_in_process(exported):
@@ -238,10 +318,15 @@ def test_forms_made_by_worker_processes_equal_forms_made_in_process(exported):
 
     settings, _ = exported
     con = duckdb.connect(str(settings.published_db), read_only=True)
-    ids = [r[0] for r in con.execute("SELECT institution_id FROM marts.renewal_eligibility ORDER BY 1 LIMIT 7")
-           .fetchall()]
+    ids = [
+        r[0]
+        for r in con.execute(
+            "SELECT institution_id FROM marts.renewal_eligibility ORDER BY 1 LIMIT 7"
+        ).fetchall()
+    ]
     con.close()
     institutions = _institutions(settings.published_db, [{"institution_id": iid} for iid in ids])
     in_process = build_forms(institutions, AS_OF, workers=1)
     assert build_forms(institutions, AS_OF, workers=2) == in_process
-    assert len(in_process) == 7 and len(set(in_process)) == 7
+    assert len(in_process) == 7
+    assert len(set(in_process)) == 7

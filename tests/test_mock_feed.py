@@ -24,10 +24,12 @@ def test_generation_is_deterministic(tmp_path):
 
 def test_generated_records_have_contract_forms(dataset):
     certs = read(dataset / "certificates.jsonl")
-    assert certs and all(CERT.match(c["certificate_no"]) for c in certs)
+    assert certs
+    assert all(CERT.match(c["certificate_no"]) for c in certs)
     for c in certs[:2000]:
         ident = c["holder_id_no"]
-        assert len(ident) == 18 and resident_id_check_digit(ident[:17]) == ident[17]
+        assert len(ident) == 18
+        assert resident_id_check_digit(ident[:17]) == ident[17]
     institutions = read(dataset / "institutions.jsonl")
     assert {i["institution_type"] for i in institutions} == {"employer", "school", "social_org"}
     assert any(c.get("_queryable") is False for c in certs), "some certificates must not be queryable"
@@ -51,19 +53,28 @@ def test_paging_auth_and_lookup(feed, dataset):
     assert keys == sorted(keys)
 
     since = "2026-11-01T00:00:00+08:00"
-    recent = requests.get(url, params={"updated_since": since, "limit": 1000}, headers=headers).json()["items"]
-    expected = [p for p in plans if dt.datetime.fromisoformat(p["updated_at"]) >= dt.datetime.fromisoformat(since)]
+    recent = requests.get(url, params={"updated_since": since, "limit": 1000}, headers=headers).json()[
+        "items"
+    ]
+    expected = [
+        p for p in plans if dt.datetime.fromisoformat(p["updated_at"]) >= dt.datetime.fromisoformat(since)
+    ]
     assert len(recent) == len(expected)
 
     certs = read(dataset / "certificates.jsonl")
     hidden = next(c["certificate_no"] for c in certs if c.get("_queryable") is False)
     shown = certs[0]["certificate_no"]
-    answer = requests.post(f"{feed.url}/api/v1/certificates/lookup", headers=headers,
-                           json={"certificate_nos": [shown, hidden, "Y000035000000000000000"]}).json()
+    answer = requests.post(
+        f"{feed.url}/api/v1/certificates/lookup",
+        headers=headers,
+        json={"certificate_nos": [shown, hidden, "Y000035000000000000000"]},
+    ).json()
     assert [r["found"] for r in answer["results"]] == [True, False, False]
     assert requests.get(f"{feed.url}/api/v1/certificates/{hidden}", headers=headers).status_code == 404
-    assert "_queryable" not in requests.get(f"{feed.url}/api/v1/certificates", headers=headers,
-                                            params={"limit": 5}).text
+    assert (
+        "_queryable"
+        not in requests.get(f"{feed.url}/api/v1/certificates", headers=headers, params={"limit": 5}).text
+    )
     assert requests.get(f"{feed.url}/openapi.json").json()["openapi"].startswith("3.")
     assert requests.get(f"{feed.url}/healthz").json() == {"status": "ok"}
 
@@ -74,11 +85,19 @@ def test_every_item_is_served_as_stored_minus_underscore_fields(feed, dataset):
     headers = {"Authorization": f"Bearer {TOKEN}"}
     served, cursor = [], None
     while True:
-        page = requests.get(f"{feed.url}/api/v1/certificates", headers=headers,
-                            params={"limit": 1000, **({"cursor": cursor} if cursor else {})}).json()
+        page = requests.get(
+            f"{feed.url}/api/v1/certificates",
+            headers=headers,
+            params={"limit": 1000, **({"cursor": cursor} if cursor else {})},
+        ).json()
         served += page["items"]
         if not (cursor := page["next_cursor"]):
             break
-    stored = [{k: v for k, v in c.items() if not k.startswith("_")} for c in read(dataset / "certificates.jsonl")]
-    key = lambda c: (dt.datetime.fromisoformat(c["updated_at"]), c["certificate_no"])
+    stored = [
+        {k: v for k, v in c.items() if not k.startswith("_")} for c in read(dataset / "certificates.jsonl")
+    ]
+
+    def key(c):
+        return dt.datetime.fromisoformat(c["updated_at"]), c["certificate_no"]
+
     assert served == sorted(stored, key=key)

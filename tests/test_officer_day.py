@@ -77,57 +77,115 @@ def write_dataset(out: Path) -> None:
     institutions, occupations, plans, certificates = [], [], [], []
     for iid, (name, centre, registered, expires, batches, unqueryable) in INSTITUTIONS.items():
         serial = _serial(iid)
-        institutions.append({
-            "institution_id": iid, "name": name, "institution_type": "school",
-            "registration_no": f"闽技鉴备〔2024〕{serial:04d}号", "supervising_centre": centre,
-            "region_code": "350102", "registered_on": registered, "expires_on": expires, "cohort": None,
-            "status": "voluntarily_terminated" if iid == "I11" else "active",
-            "responsible_person": f"负责人{iid}", "responsible_phone": "13900000000",
-            "contact_person": f"联系人{iid}", "contact_phone": LANDLINE if iid == "I01" else "13800000000",
-            "email": f"{iid.lower()}@example.org", "address": f"福州市鼓楼区测试路{serial}号",
-            "updated_at": f"{registered}T09:00:00+08:00"})
-        occupations.append({"institution_id": iid, "occupation_code": "6-18-02-04", "occupation_name": "焊工",
-                            "work_type": "电焊工", "registered_on": registered,
-                            "updated_at": f"{registered}T09:00:00+08:00"})
+        institutions.append(
+            {
+                "institution_id": iid,
+                "name": name,
+                "institution_type": "school",
+                "registration_no": f"闽技鉴备〔2024〕{serial:04d}号",
+                "supervising_centre": centre,
+                "region_code": "350102",
+                "registered_on": registered,
+                "expires_on": expires,
+                "cohort": None,
+                "status": "voluntarily_terminated" if iid == "I11" else "active",
+                "responsible_person": f"负责人{iid}",
+                "responsible_phone": "13900000000",
+                "contact_person": f"联系人{iid}",
+                "contact_phone": LANDLINE if iid == "I01" else "13800000000",
+                "email": f"{iid.lower()}@example.org",
+                "address": f"福州市鼓楼区测试路{serial}号",
+                "updated_at": f"{registered}T09:00:00+08:00",
+            }
+        )
+        occupations.append(
+            {
+                "institution_id": iid,
+                "occupation_code": "6-18-02-04",
+                "occupation_name": "焊工",
+                "work_type": "电焊工",
+                "registered_on": registered,
+                "updated_at": f"{registered}T09:00:00+08:00",
+            }
+        )
         start = dt.date.fromisoformat(registered)
         for n in range(batches):
             assessed = start + dt.timedelta(days=40 + 60 * n)
             plan_no = f"PJ{assessed.year}{serial:06d}{n:03d}"
-            plans.append({"plan_no": plan_no, "institution_id": iid, "occupation_code": "6-18-02-04",
-                          "occupation_name": "焊工", "work_type": "电焊工", "level": 4,
-                          "assessment_date": assessed.isoformat(), "status": "completed", "candidates": 3,
-                          "passed": 2, "certificates_online": True,
-                          "updated_at": f"{assessed.isoformat()}T18:00:00+08:00"})
+            plans.append(
+                {
+                    "plan_no": plan_no,
+                    "institution_id": iid,
+                    "occupation_code": "6-18-02-04",
+                    "occupation_name": "焊工",
+                    "work_type": "电焊工",
+                    "level": 4,
+                    "assessment_date": assessed.isoformat(),
+                    "status": "completed",
+                    "candidates": 3,
+                    "passed": 2,
+                    "certificates_online": True,
+                    "updated_at": f"{assessed.isoformat()}T18:00:00+08:00",
+                }
+            )
             for k in range(2):
                 first17 = f"350102199001{(n * 2 + k) % 28 + 1:02d}{serial % 1000:03d}"
                 issued = assessed + dt.timedelta(days=5)
-                cert = {"certificate_no": f"S1710{35}{serial:06d}{assessed.year % 100:02d}4{n * 2 + k:06d}",
-                        "plan_no": plan_no, "institution_id": iid, "occupation_code": "6-18-02-04", "level": 4,
-                        "issued_on": issued.isoformat(), "holder_name": "测试持证人",
-                        "holder_id_no": first17 + resident_id_check_digit(first17),
-                        "updated_at": f"{issued.isoformat()}T10:00:00+08:00"}
+                cert = {
+                    "certificate_no": f"S1710{35}{serial:06d}{assessed.year % 100:02d}4{n * 2 + k:06d}",
+                    "plan_no": plan_no,
+                    "institution_id": iid,
+                    "occupation_code": "6-18-02-04",
+                    "level": 4,
+                    "issued_on": issued.isoformat(),
+                    "holder_name": "测试持证人",
+                    "holder_id_no": first17 + resident_id_check_digit(first17),
+                    "updated_at": f"{issued.isoformat()}T10:00:00+08:00",
+                }
                 if n == 0 and k == 0 and unqueryable:
                     cert["_queryable"] = False
                 certificates.append(cert)
-    for name, rows in [("institutions", institutions), ("registered_occupations", occupations), ("plans", plans),
-                       ("certificates", certificates)]:
-        (out / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                           encoding="utf-8")
+    for name, rows in [
+        ("institutions", institutions),
+        ("registered_occupations", occupations),
+        ("plans", plans),
+        ("certificates", certificates),
+    ]:
+        (out / f"{name}.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+        )
     records = out / "centre_records"
     records.mkdir()
     tables = {
         "renewal_applications.csv": (
-            ["application_id", "institution_id", "received_on", "incentive_evidence", "force_majeure_statement",
-             "occupation_codes", "review_result", "review_completed_on"],
-            [[a, i, r, "true", "false", "", res, done] for a, i, r, res, done in APPLICATIONS]),
-        "rectification_notices.csv": (["notice_id", "institution_id", "issued_on", "due_on", "completed_on"],
-                                      [["闽鉴整〔2026〕5号", "I05", "2026-05-01", "2026-06-30", ""]]),
-        "disciplinary_cases.csv": (["case_id", "institution_id", "opened_on", "article", "terminates_registration",
-                                    "closed_on"], []),
-        "terminations.csv": (["institution_id", "notified_on", "reason"], [["I11", "2026-11-20", "自愿终止备案"]]),
-        "occupation_change_requests.csv": (["request_id", "institution_id", "received_on", "change_type",
-                                            "occupation_code"], [["BG2026009", "I06", "2026-11-20", "add",
-                                                                   "4-10-03-01"]]),
+            [
+                "application_id",
+                "institution_id",
+                "received_on",
+                "incentive_evidence",
+                "force_majeure_statement",
+                "occupation_codes",
+                "review_result",
+                "review_completed_on",
+            ],
+            [[a, i, r, "true", "false", "", res, done] for a, i, r, res, done in APPLICATIONS],
+        ),
+        "rectification_notices.csv": (
+            ["notice_id", "institution_id", "issued_on", "due_on", "completed_on"],
+            [["闽鉴整〔2026〕5号", "I05", "2026-05-01", "2026-06-30", ""]],
+        ),
+        "disciplinary_cases.csv": (
+            ["case_id", "institution_id", "opened_on", "article", "terminates_registration", "closed_on"],
+            [],
+        ),
+        "terminations.csv": (
+            ["institution_id", "notified_on", "reason"],
+            [["I11", "2026-11-20", "自愿终止备案"]],
+        ),
+        "occupation_change_requests.csv": (
+            ["request_id", "institution_id", "received_on", "change_type", "occupation_code"],
+            [["BG2026009", "I06", "2026-11-20", "add", "4-10-03-01"]],
+        ),
     }
     for name, (header, rows) in tables.items():
         buf = io.StringIO()
@@ -171,13 +229,14 @@ def workbook(settings, code: str):
 
 def table(sheet) -> list[dict]:
     header = [c.value for c in sheet[1]]
-    return [dict(zip(header, r)) for r in sheet.iter_rows(min_row=2, values_only=True)]
+    return [dict(zip(header, r, strict=False)) for r in sheet.iter_rows(min_row=2, values_only=True)]
 
 
 def test_city_workbook_opens_on_todays_work_most_urgent_first(officer_day):
     settings, _ = officer_day
     wb = workbook(settings, FUZHOU)
-    assert wb.sheetnames[0] == "今日须办" and wb.sheetnames[1] == "预警"
+    assert wb.sheetnames[0] == "今日须办"
+    assert wb.sheetnames[1] == "预警"
     rows = table(wb["今日须办"])
     names = [r["机构名称"] for r in rows]
     assert len(names) == len(set(names))  # one row per institution
@@ -186,19 +245,24 @@ def test_city_workbook_opens_on_todays_work_most_urgent_first(officer_day):
     # today's deadlines first, then the centre's overdue review, then the rest by deadline
     assert names[:3] == [name["I01"], name["I02"], name["I03"]]
     assert [r["紧急程度"] for r in rows[:3]] == ["今日到期", "今日到期", "评估超期"]
-    assert inst[name["I01"]]["剩余天数"] == "今日" and inst[name["I01"]]["最早期限"].date() == D
+    assert inst[name["I01"]]["剩余天数"] == "今日"
+    assert inst[name["I01"]]["最早期限"].date() == D
     assert "备案今日到期" in inst[name["I01"]]["待办事项"]
     assert "存续期今日结束" in inst[name["I02"]]["待办事项"]
-    assert "续期评估已超期" in inst[name["I03"]]["待办事项"] and "逾期" in inst[name["I03"]]["剩余天数"]
+    assert "续期评估已超期" in inst[name["I03"]]["待办事项"]
+    assert "逾期" in inst[name["I03"]]["剩余天数"]
     assert "续期评估期限临近" in inst[name["I04"]]["待办事项"]
     assert "暂停受理" in inst[name["I06"]]["待办事项"]
     assert "续期预警" in inst[name["I08"]]["待办事项"]
     # a reminder's date is named for what it is: the window's opening day is not a 截止日期
     assert "续期申请期开始日期为2026年12月25日" in inst[name["I13"]]["办理事项"]
-    assert name["I12"] not in inst and name["P01"] not in inst  # nothing to do; another centre's institution
-    assert name["I10"] not in inst and name["I11"] not in inst  # the province's tasks, not the city's
+    assert name["I12"] not in inst
+    assert name["P01"] not in inst
+    assert name["I10"] not in inst
+    assert name["I11"] not in inst
     # a reminder first due on D is 新增; one sent on D − 1 stays listed, unmarked
-    assert inst[name["I13"]]["新增"] == "新增" and inst[name["I01"]]["新增"] in ("", None)
+    assert inst[name["I13"]]["新增"] == "新增"
+    assert inst[name["I01"]]["新增"] in ("", None)
     # coloured by urgency: today's deadlines and overdue reviews differ from the rest
     sheet = wb["今日须办"]
     colours = [sheet.cell(row=n, column=1).fill.fgColor.rgb for n in (2, 4, len(rows) + 1)]
@@ -216,7 +280,8 @@ def test_verdict_shown_with_the_stage_and_next_steps_follow_from_it(officer_day)
     conditions = "续期条件（截至2026年11月25日）"
     rows = {r["机构名称"]: r for r in table(wb["今日须办"])}
     abandoned = rows[INSTITUTIONS["I09"][0]]
-    assert abandoned["当前阶段"] == "视为自动放弃续期" and "符合续期条件" not in abandoned[conditions]
+    assert abandoned["当前阶段"] == "视为自动放弃续期"
+    assert "符合续期条件" not in abandoned[conditions]
     for wbook in (wb, workbook(settings, PROVINCE)):
         for sheet in wbook.worksheets:
             if sheet.max_row < 2 or not {"当前阶段", conditions} <= {c.value for c in sheet[1]}:
@@ -232,8 +297,12 @@ def test_verdict_shown_with_the_stage_and_next_steps_follow_from_it(officer_day)
     # the reminder sheets: the window-opens-soon date is the window's opening date, first_due_on its own label
     soon = wb["续期申请期即将开启"]
     header = [c.value for c in soon[1]]
-    assert "续期申请期开始日期" in header and "应提醒起始日期" in header and "截止日期" not in header
-    assert "机构备案号" in header and "备案到期时间" in header and "评价业务负责人" in header
+    assert "续期申请期开始日期" in header
+    assert "应提醒起始日期" in header
+    assert "截止日期" not in header
+    assert "机构备案号" in header
+    assert "备案到期时间" in header
+    assert "评价业务负责人" in header
     assert "机构编号" not in header  # a name, not an internal id, where a person reads
 
 
@@ -242,9 +311,12 @@ def test_warning_sheet_says_why_and_what_would_fix_it(officer_day):
     rows = table(workbook(settings, FUZHOU)["预警"])
     assert [r["机构名称"] for r in rows] == [INSTITUTIONS["I08"][0]]
     warning = rows[0]
-    assert warning["续期申请期开始日期"].date() == dt.date(2027, 4, 1) and warning["尚需批次数"] == 2
-    assert "不足6批次" in warning["预警原因"] and "证书" in warning["预警原因"]
-    assert "尚需2批次" in warning["补救措施"] and "1张查询不到" in warning["补救措施"]
+    assert warning["续期申请期开始日期"].date() == dt.date(2027, 4, 1)
+    assert warning["尚需批次数"] == 2
+    assert "不足6批次" in warning["预警原因"]
+    assert "证书" in warning["预警原因"]
+    assert "尚需2批次" in warning["补救措施"]
+    assert "1张查询不到" in warning["补救措施"]
     assert warning["证书未全部可查询的评价计划"].startswith("PJ2024000108000")
 
 
@@ -261,8 +333,12 @@ def test_province_sees_every_centre_and_its_own_tasks(officer_day):
     assert tasks == {INSTITUTIONS["I10"][0]: "出具新的备案函", INSTITUTIONS["I11"][0]: "报人社部公示终止备案"}
     summary = {r["鉴定中心"]: r for r in table(wb["各中心汇总"])}
     fuzhou = summary[FUZHOU_NAME]
-    assert fuzhou["机构总数"] == 13 and fuzhou["视为自动放弃续期"] == 1 and fuzhou["续期评估超期"] == 1
-    assert fuzhou["已续期"] == 1 and fuzhou["已终止备案"] == 1 and fuzhou["预警机构"] == 1
+    assert fuzhou["机构总数"] == 13
+    assert fuzhou["视为自动放弃续期"] == 1
+    assert fuzhou["续期评估超期"] == 1
+    assert fuzhou["已续期"] == 1
+    assert fuzhou["已终止备案"] == 1
+    assert fuzhou["预警机构"] == 1
     assert fuzhou["今日发出提醒"] == manifest["by_centre"][FUZHOU]
     assert summary["合计"]["机构总数"] == len(INSTITUTIONS)
     # the warnings of every centre
@@ -272,28 +348,39 @@ def test_province_sees_every_centre_and_its_own_tasks(officer_day):
 def test_an_empty_list_says_so_in_one_line(officer_day):
     settings, _ = officer_day
     sheet = workbook(settings, "350200")["今日须办"]
-    assert sheet["A1"].value == "今日无待办事项" and sheet.max_row == 1
+    assert sheet["A1"].value == "今日无待办事项"
+    assert sheet.max_row == 1
 
 
 def test_packs_only_for_institutions_that_can_apply_now(officer_day):
     settings, manifest = officer_day
     packs = f"{FUZHOU}_{FUZHOU_NAME}_申请材料"
 
-    def files(iid: str) -> list[str]:  # made on the day the institution's first reminder went out (D − 1 or D)
-        return sorted(p.name.split("_")[0] for p in next(settings.exports_dir.glob(f"*/{packs}/{iid}_*")).iterdir())
+    def files(
+        iid: str,
+    ) -> list[str]:  # made on the day the institution's first reminder went out (D − 1 or D)
+        return sorted(
+            p.name.split("_")[0] for p in next(settings.exports_dir.glob(f"*/{packs}/{iid}_*")).iterdir()
+        )
 
     assert files("I13") == ["附件1", "附件2"]  # first due on D, can apply
     for iid in ("I05", "I09"):  # open rectification; abandoned
         assert files(iid) == ["告知"], iid
-    notice = "\n".join(p.text for p in Document(next(settings.exports_dir.glob(f"*/{packs}/I05_*/告知_*"))).paragraphs)
-    assert "不予受理" in notice and "整改" in notice and "诚信承诺" not in notice
+    notice = "\n".join(
+        p.text for p in Document(next(settings.exports_dir.glob(f"*/{packs}/I05_*/告知_*"))).paragraphs
+    )
+    assert "不予受理" in notice
+    assert "整改" in notice
+    assert "诚信承诺" not in notice
     assert (manifest["application_packs"], manifest["cannot_apply_notices"]) == (1, 0)  # I13 only, on D
     before = json.loads((settings.exports_dir / DAY_BEFORE.isoformat() / "manifest.json").read_text("utf-8"))
-    assert before["cannot_apply_notices"] == 2 and before["application_packs"] >= 5
+    assert before["cannot_apply_notices"] == 2
+    assert before["application_packs"] >= 5
     annex1 = load_workbook(next(settings.exports_dir.glob(f"*/{packs}/I13_*/附件1_*.xlsx"))).active
     texts = [c for r in annex1.iter_rows(values_only=True) for c in r if isinstance(c, str)]
     assert not any("系统" in t for t in texts)  # no system note on the form
-    assert int(annex1.page_setup.paperSize) == 9 and annex1.page_setup.fitToHeight == 1
+    assert int(annex1.page_setup.paperSize) == 9
+    assert annex1.page_setup.fitToHeight == 1
 
 
 def test_annex2_states_what_the_data_knows(tmp_path, officer_day):
@@ -302,14 +389,18 @@ def test_annex2_states_what_the_data_knows(tmp_path, officer_day):
     texts = {}
     for path in settings.exports_dir.glob("*/*_申请材料/*/附件2_*.docx"):
         texts[path.stem.rsplit("_", 1)[1]] = "\n".join(p.text for p in Document(path).paragraphs)
-    assert "I07" in texts and "I06" in texts
-    assert "共4批次" in texts["I07"] and "书面说明" in texts["I07"]
-    assert "BG2026009" in texts["I06"] and "暂停受理" in texts["I06"]
+    assert "I07" in texts
+    assert "I06" in texts
+    assert "共4批次" in texts["I07"]
+    assert "书面说明" in texts["I07"]
+    assert "BG2026009" in texts["I06"]
+    assert "暂停受理" in texts["I06"]
     assert "均可在技能人才评价工作网查询" in texts["I06"]
     doc = Document(next(settings.exports_dir.glob("*/*_申请材料/I06_*/附件2_*.docx")))
     assert not any(p.style.name.startswith("Heading") for p in doc.paragraphs)
     title = next(p for p in doc.paragraphs if p.text.endswith("工作总结"))
-    assert title.alignment == 1 and all(r.font.color.rgb == (0, 0, 0) for r in title.runs)  # centred, black
+    assert title.alignment == 1
+    assert all(r.font.color.rgb == (0, 0, 0) for r in title.runs)
 
 
 def test_csv_sends_each_reminder_once_keeps_phone_zeros_and_reruns_identically(officer_day):
@@ -318,7 +409,8 @@ def test_csv_sends_each_reminder_once_keeps_phone_zeros_and_reruns_identically(o
     raw = path.read_bytes()
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     sent = {(r["机构编号"], r["提醒类型"]) for r in rows}
-    assert ("I13", "续期申请期即将开启") in sent and not any(i == "I01" for i, _ in sent)  # I01 went out on D − 1
+    assert ("I13", "续期申请期即将开启") in sent
+    assert not any(i == "I01" for i, _ in sent)
     assert len(rows) == manifest["by_centre"][FUZHOU]
     before = path.with_name(path.name.replace(D.isoformat(), DAY_BEFORE.isoformat()))
     earlier = settings.exports_dir / DAY_BEFORE.isoformat() / before.name
@@ -336,23 +428,44 @@ def test_every_sheet_prints_on_a4_landscape_one_page_wide(officer_day):
     for path in folder(settings).glob("*_续期提醒_*.xlsx"):
         for sheet in load_workbook(path).worksheets:
             setup = sheet.page_setup
-            assert int(setup.paperSize) == 9 and setup.orientation == "landscape", (path.name, sheet.title)
-            assert sheet.sheet_properties.pageSetUpPr.fitToPage and setup.fitToWidth == 1
+            assert int(setup.paperSize) == 9, (path.name, sheet.title)
+            assert setup.orientation == "landscape", (path.name, sheet.title)
+            assert sheet.sheet_properties.pageSetUpPr.fitToPage
+            assert setup.fitToWidth == 1
             assert path.name.split("_")[1] in sheet.oddHeader.center.text  # the centre's name
             assert "2026年11月25日" in sheet.oddHeader.center.text
             if sheet.max_row > 1 and sheet.title != "汇总":  # a table: its header row repeats on every page
-                assert sheet.print_title_rows == "$1:$1" and sheet.freeze_panes == "A2", (path.name, sheet.title)
+                assert sheet.print_title_rows == "$1:$1", (path.name, sheet.title)
+                assert sheet.freeze_panes == "A2", (path.name, sheet.title)
 
 
 def _pdf(path: Path, out: Path) -> dict:
     from tests.conftest import require_system_tool
 
     soffice, pdfinfo = require_system_tool("soffice"), require_system_tool("pdfinfo")
-    subprocess.run([soffice, "--headless", f"-env:UserInstallation=file://{out}/lo-profile", "--convert-to", "pdf",
-                    "--outdir", str(out), str(path)], check=True, capture_output=True, timeout=240)
+    subprocess.run(
+        [
+            soffice,
+            "--headless",
+            f"-env:UserInstallation=file://{out}/lo-profile",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(out),
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
     pdf = out / f"{path.stem}.pdf"
-    info = dict(line.split(":", 1) for line in subprocess.run(
-        [pdfinfo, str(pdf)], check=True, capture_output=True, text=True).stdout.splitlines() if ":" in line)
+    info = dict(
+        line.split(":", 1)
+        for line in subprocess.run(
+            [pdfinfo, str(pdf)], check=True, capture_output=True, text=True
+        ).stdout.splitlines()
+        if ":" in line
+    )
     width, _, height = info["Page size"].split()[:3]
     return {"pages": int(info["Pages"]), "width": float(width), "height": float(height), "pdf": pdf}
 
@@ -373,18 +486,25 @@ def test_renders_print_on_a4_as_intended(officer_day, tmp_path):
     wb.save(tmp_path / "work_list.xlsx")
     work = _pdf(tmp_path / "work_list.xlsx", tmp_path)
     assert work["pages"] == 1
-    assert abs(work["width"] - A4_LONG) < 1 and abs(work["height"] - A4_SHORT) < 1
+    assert abs(work["width"] - A4_LONG) < 1
+    assert abs(work["height"] - A4_SHORT) < 1
     for path in (city, next(base.glob(f"{PROVINCE}_*_续期提醒_*.xlsx"))):
         rendered = _pdf(path, tmp_path)
-        assert abs(rendered["width"] - A4_LONG) < 1 and abs(rendered["height"] - A4_SHORT) < 1
+        assert abs(rendered["width"] - A4_LONG) < 1
+        assert abs(rendered["height"] - A4_SHORT) < 1
         assert rendered["pages"] <= 2 * len(load_workbook(path).sheetnames), path.name
-        text = subprocess.run(["pdftotext", str(rendered["pdf"]), "-"], check=True, capture_output=True,
-                              text=True).stdout
-        assert "今日须办" in text and "2026年11月25日" in text
+        text = subprocess.run(
+            ["pdftotext", str(rendered["pdf"]), "-"], check=True, capture_output=True, text=True
+        ).stdout
+        assert "今日须办" in text
+        assert "2026年11月25日" in text
     packs = base / f"{FUZHOU}_{FUZHOU_NAME}_申请材料"
     annex1 = _pdf(next(packs.glob("I13_*/附件1_*.xlsx")), tmp_path)
-    assert annex1["pages"] == 1 and abs(annex1["width"] - A4_LONG) < 1
+    assert annex1["pages"] == 1
+    assert abs(annex1["width"] - A4_LONG) < 1
     annex2 = _pdf(next(packs.glob("I13_*/附件2_*.docx")), tmp_path)
-    assert abs(annex2["width"] - A4_SHORT) < 1 and abs(annex2["height"] - A4_LONG) < 1
+    assert abs(annex2["width"] - A4_SHORT) < 1
+    assert abs(annex2["height"] - A4_LONG) < 1
     notice = _pdf(next(settings.exports_dir.glob(f"*/{packs.name}/I05_*/告知_*.docx")), tmp_path)
-    assert notice["pages"] == 1 and abs(notice["width"] - A4_SHORT) < 1
+    assert notice["pages"] == 1
+    assert abs(notice["width"] - A4_SHORT) < 1

@@ -34,8 +34,11 @@ def snapshots(tmp_path_factory, built):
 
 
 def counts(con) -> tuple[int, int]:
-    return tuple(con.execute("SELECT (SELECT count(*) FROM marts.renewal_eligibility), "
-                             "(SELECT count(*) FROM marts.reminders)").fetchone())
+    return tuple(
+        con.execute(
+            "SELECT (SELECT count(*) FROM marts.renewal_eligibility), (SELECT count(*) FROM marts.reminders)"
+        ).fetchone()
+    )
 
 
 def test_duckdb_and_parquet_readers_see_one_snapshot_or_the_other(snapshots, tmp_path):
@@ -59,10 +62,12 @@ def test_duckdb_and_parquet_readers_see_one_snapshot_or_the_other(snapshots, tmp
                 seen.add(counts(con))
                 con.close()
                 pq = duckdb.connect()
-                rows = pq.execute(f"SELECT count(*) FROM '{target.parquet_dir}/marts/renewal_eligibility.parquet'")
+                rows = pq.execute(
+                    f"SELECT count(*) FROM '{target.parquet_dir}/marts/renewal_eligibility.parquet'"
+                )
                 seen.add(("parquet", rows.fetchone()[0]))
                 pq.close()
-            except Exception as exc:  # noqa: BLE001 - any error is the failure under test
+            except Exception as exc:
                 errors.append(repr(exc))
 
     thread = threading.Thread(target=reader)
@@ -104,19 +109,27 @@ def test_postgres_publication_is_complete_commented_and_read_only(snapshots, pos
     cur = pg.cursor()
     for mart in MARTS:
         cur.execute(f"SELECT count(*) FROM marts.{mart}")
-        assert cur.fetchone()[0] == published[mart] == duck.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
+        assert (
+            cur.fetchone()[0]
+            == published[mart]
+            == duck.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
+        )
     # values survive the trip: compare one mart's rows in full, as text
     columns = [r[0] for r in duck.execute("DESCRIBE marts.renewal_eligibility").fetchall()]
     select = ", ".join(f"{c}::VARCHAR" for c in columns)
     mine = duck.execute(f"SELECT {select} FROM marts.renewal_eligibility ORDER BY institution_id").fetchall()
-    cur.execute(f"SELECT {', '.join(c + '::text' for c in columns)} FROM marts.renewal_eligibility "
-                "ORDER BY institution_id")
+    cur.execute(
+        f"SELECT {', '.join(c + '::text' for c in columns)} FROM marts.renewal_eligibility "
+        "ORDER BY institution_id"
+    )
     theirs = cur.fetchall()
     assert len(mine) == len(theirs)
-    for m, t in zip(mine, theirs):
+    for m, t in zip(mine, theirs, strict=False):
         assert [v.lower() if v in ("true", "false") else v for v in m] == list(t)
-    cur.execute("SELECT col_description('marts.renewal_eligibility'::regclass, attnum) FROM pg_attribute "
-                "WHERE attrelid = 'marts.renewal_eligibility'::regclass AND attname = 'lifecycle_stage'")
+    cur.execute(
+        "SELECT col_description('marts.renewal_eligibility'::regclass, attnum) FROM pg_attribute "
+        "WHERE attrelid = 'marts.renewal_eligibility'::regclass AND attname = 'lifecycle_stage'"
+    )
     assert cur.fetchone()[0] == "续期阶段代码 / lifecycle stage (R-STAGE)"
     cur.execute("DROP ROLE IF EXISTS metabase; CREATE ROLE metabase LOGIN IN ROLE bi_reader")
     reader = psycopg2.connect(postgres.replace("user=postgres", "user=metabase"))
@@ -145,10 +158,12 @@ def test_postgres_second_publish_swaps_atomically_under_a_reader(snapshots, post
         cur = con.cursor()
         while not stop.is_set():
             try:
-                cur.execute("SELECT (SELECT count(*) FROM marts.renewal_eligibility), "
-                            "(SELECT count(*) FROM marts.reminders)")
+                cur.execute(
+                    "SELECT (SELECT count(*) FROM marts.renewal_eligibility), "
+                    "(SELECT count(*) FROM marts.reminders)"
+                )
                 seen.add(tuple(cur.fetchone()))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(repr(exc))
         con.close()
 
@@ -161,7 +176,8 @@ def test_postgres_second_publish_swaps_atomically_under_a_reader(snapshots, post
         stop.set()
         thread.join()
     assert not errors, errors[:3]
-    assert seen and seen <= expected
+    assert seen
+    assert seen <= expected
     assert len(seen) == 2  # the reader saw both snapshots, each whole
 
 

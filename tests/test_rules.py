@@ -43,15 +43,19 @@ def test_every_rule_unit_test_passes(unit_tests_run):
     assert f"PASS={len(dbt_unit_tests())} " in unit_tests_run.stdout
 
 
-def test_r_sla_a_year_without_calendar_data_is_monday_to_friday_minus_fixed_holidays(empty_warehouse, unit_tests_run):
+def test_r_sla_a_year_without_calendar_data_is_monday_to_friday_minus_fixed_holidays(
+    empty_warehouse, unit_tests_run
+):
     import datetime as dt
 
     import duckdb
 
     con = duckdb.connect(str(empty_warehouse / "warehouse.duckdb"), read_only=True)
     try:
-        days = dict(con.execute("""SELECT calendar_day, is_workday FROM intermediate.int_working_days
-                                   WHERE year(calendar_day) = 2028 AND is_estimate""").fetchall())
+        days = dict(
+            con.execute("""SELECT calendar_day, is_workday FROM intermediate.int_working_days
+                                   WHERE year(calendar_day) = 2028 AND is_estimate""").fetchall()
+        )
     finally:
         con.close()
     assert len(days) == 366
@@ -89,7 +93,8 @@ def test_policy_number_is_the_notices(parameter):
     value, rule = POLICY[parameter]
     assert parameter in rows, f"{parameter} is missing from seeds/renewal_policy.csv"
     assert (rows[parameter]["value"], rows[parameter]["rule_id"]) == (value, rule), (
-        f"{parameter} changed: a change of policy must be a deliberate edit to this test")
+        f"{parameter} changed: a change of policy must be a deliberate edit to this test"
+    )
 
 
 def test_every_policy_parameter_is_pinned_and_read_by_the_models():
@@ -105,9 +110,14 @@ EXTRA_POLICY: set[str] = set()
 
 def test_cohort_override_is_the_notices():
     """首批企业…应于2022年12月31日之前提出延期备案申请; the window opens with the notice (2022-12-15)."""
-    assert seed("renewal_cohort_overrides") == [{
-        "cohort": "first_enterprise_batch", "window_opens_on": "2022-12-15", "apply_by": "2022-12-31",
-        "notice_text": "我省首批企业职业技能等级评价机构应于2022年12月31日之前提出延期备案申请"}]
+    assert seed("renewal_cohort_overrides") == [
+        {
+            "cohort": "first_enterprise_batch",
+            "window_opens_on": "2022-12-15",
+            "apply_by": "2022-12-31",
+            "notice_text": "我省首批企业职业技能等级评价机构应于2022年12月31日之前提出延期备案申请",
+        }
+    ]
 
 
 def test_reminder_types_are_r_remind_with_their_audience_and_deadline():

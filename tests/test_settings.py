@@ -17,9 +17,11 @@ def test_no_pseudonym_key_no_run(monkeypatch):
 def test_feed_address_and_token_from_an_airflow_connection(monkeypatch):
     monkeypatch.delenv("FEED_URL", raising=False)
     monkeypatch.delenv("FEED_TOKEN", raising=False)
-    monkeypatch.setenv("AIRFLOW_CONN_SKILL_EVALUATION_FEED",
-                       '{"conn_type": "http", "host": "feed.example", "port": 8443, "schema": "https", '
-                       '"password": "s3cret"}')
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SKILL_EVALUATION_FEED",
+        '{"conn_type": "http", "host": "feed.example", "port": 8443, "schema": "https", '
+        '"password": "s3cret"}',
+    )
     s = load_settings()
     assert (s.feed_url, s.feed_token) == ("https://feed.example:8443", "s3cret")
 

@@ -50,7 +50,9 @@ def load_mutation_file(path: Path) -> list[Mutation]:
             continue
         fields = line.split("\t")
         if len(fields) != 4:
-            raise ValueError(f"{path}:{number}: expected 4 tab-separated fields (file, old, new, rule), got {len(fields)}")
+            raise ValueError(
+                f"{path}:{number}: expected 4 tab-separated fields (file, old, new, rule), got {len(fields)}"
+            )
         file, old, new, rule = fields
         found.append(Mutation(f"{path.stem}:{number}", file, unescape(old), unescape(new), rule.strip()))
     return found
@@ -77,10 +79,15 @@ def fast_tier_fails(env: dict[str, str]) -> tuple[bool, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rule", help="only the mutations of this rule id")
-    parser.add_argument("--file", help="only the mutations of this file of tests/mutation (e.g. mutants_independent)")
+    parser.add_argument(
+        "--file", help="only the mutations of this file of tests/mutation (e.g. mutants_independent)"
+    )
     parser.add_argument("--min-score", type=float, default=0.9)
-    parser.add_argument("--no-baseline", action="store_true",
-                        help="skip the check that the fast tier passes without mutations (development only)")
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the check that the fast tier passes without mutations (development only)",
+    )
     args = parser.parse_args(argv)
 
     import os
@@ -88,8 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from tests.helpers import build_empty_warehouse
 
-    mutations = [m for m in load_mutations() if (not args.rule or m.rule == args.rule)
-                 and (not args.file or m.line.startswith(f"{args.file}:"))]
+    mutations = [
+        m
+        for m in load_mutations()
+        if (not args.rule or m.rule == args.rule) and (not args.file or m.line.startswith(f"{args.file}:"))
+    ]
     work = Path(tempfile.mkdtemp(prefix="mutants-"))
     print(f"building the empty warehouse for the dbt unit tests in {work} …", flush=True)
     built = build_empty_warehouse(work)
@@ -120,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(original, encoding="utf-8")
         status = "killed" if killed else "SURVIVED"
         results.append((m, status, by))
-        print(f"  {m.line:<24} {m.rule:<11} {status:<8} {time.monotonic() - t0:5.1f} s  {m.file}"
-              + (f"  by {by}" if by else ""), flush=True)
+        print(
+            f"  {m.line:<24} {m.rule:<11} {status:<8} {time.monotonic() - t0:5.1f} s  {m.file}"
+            + (f"  by {by}" if by else ""),
+            flush=True,
+        )
 
     applied = [r for r in results if r[1] != "STALE"]
     killed = sum(1 for r in applied if r[1] == "killed")
@@ -129,12 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     per_rule: dict[str, list[int]] = {}
     for m, status, _ in applied:
         per_rule.setdefault(m.rule, [0, 0])[status == "killed"] += 1
-    print(f"\n{killed} of {len(applied)} mutations killed: score {score:.0%} "
-          f"({len(results) - len(applied)} stale, {time.monotonic() - started:.0f} s)")
+    print(
+        f"\n{killed} of {len(applied)} mutations killed: score {score:.0%} "
+        f"({len(results) - len(applied)} stale, {time.monotonic() - started:.0f} s)"
+    )
     for rule in sorted(per_rule):
         survived, dead = per_rule[rule]
         print(f"  {rule:<11} {dead + survived} mutations, {dead} killed")
-    thin = sorted(r for r in (rule_ids() if not args.rule else {args.rule}) if sum(per_rule.get(r, [0, 0])) < 2)
+    thin = sorted(
+        r for r in (rule_ids() if not args.rule else {args.rule}) if sum(per_rule.get(r, [0, 0])) < 2
+    )
     if thin:
         print(f"rule ids with fewer than two mutations: {', '.join(thin)}")
     stale = [r for r in results if r[1] == "STALE"]
