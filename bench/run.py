@@ -33,12 +33,12 @@ import threading
 import time
 from pathlib import Path
 
-import duckdb
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the PostgreSQL server the tests start, shared with the bench
 
 from pgserver import postgres_bin, running_postgres  # noqa: E402
+
+from ingest.warehouse import open_duckdb  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 25)
 BENCH = ROOT / "bench"
@@ -256,7 +256,7 @@ def stage_times() -> dict[str, float]:
 
 
 def run_metrics(work: Path) -> dict[str, int]:
-    con = duckdb.connect(str(work / "warehouse" / "published.duckdb"), read_only=True)
+    con = open_duckdb(work / "warehouse" / "published.duckdb", read_only=True)
     try:
         load = con.execute("SELECT max(load_id) FROM ops.run_metrics").fetchone()[0]
         rows = con.execute(
@@ -335,7 +335,7 @@ def dlt_certificates_rate(data: Path, work: Path) -> tuple[int, float]:
         started = time.perf_counter()
         pipeline.run(source)
         elapsed = time.perf_counter() - started
-        con = duckdb.connect(str(work / "dlt.duckdb"), read_only=True)
+        con = open_duckdb(work / "dlt.duckdb", read_only=True)
         rows = con.execute("SELECT count(*) FROM feed.certificates").fetchone()[0]
         con.close()
     finally:

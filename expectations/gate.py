@@ -22,9 +22,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
-from ingest.warehouse import duckdb_config
+from ingest.warehouse import open_duckdb, sql_identifier
 
 log = logging.getLogger(__name__)
 
@@ -80,28 +78,24 @@ def _context(docs_dir: Path | None):
 # The rows an expectation fails, as a SQL predicate over the check's columns (GX skips nulls except in the
 # null check). Uniqueness uses a window count, so these run in a SELECT list, never in a WHERE clause.
 SUSPECT_SQL = {
-    "ExpectColumnValuesToNotBeNull": lambda e, p: f"{_q(e.column)} IS NULL",
+    "ExpectColumnValuesToNotBeNull": lambda e, p: f"{sql_identifier(e.column)} IS NULL",
     "ExpectColumnValuesToBeInSet": lambda e, p: (
-        f"{_q(e.column)} IS NOT NULL AND NOT list_contains({p(list(e.value_set))}, {_q(e.column)})"
+        f"{sql_identifier(e.column)} IS NOT NULL AND NOT list_contains({p(list(e.value_set))}, {sql_identifier(e.column)})"
     ),
     "ExpectColumnValuesToBeBetween": lambda e, p: (
-        f"{_q(e.column)} IS NOT NULL AND ({_q(e.column)} < {p(e.min_value)} "
-        f"OR {_q(e.column)} > {p(e.max_value)})"
+        f"{sql_identifier(e.column)} IS NOT NULL AND ({sql_identifier(e.column)} < {p(e.min_value)} "
+        f"OR {sql_identifier(e.column)} > {p(e.max_value)})"
     ),
     "ExpectColumnValuesToMatchRegex": lambda e, p: (
-        f"{_q(e.column)} IS NOT NULL AND NOT regexp_matches({_q(e.column)}::VARCHAR, {p(e.regex)})"
+        f"{sql_identifier(e.column)} IS NOT NULL AND NOT regexp_matches({sql_identifier(e.column)}::VARCHAR, {p(e.regex)})"
     ),
     "ExpectColumnValuesToBeUnique": lambda e, p: (
-        f"{_q(e.column)} IS NOT NULL AND count(*) OVER (PARTITION BY {_q(e.column)}) > 1"
+        f"{sql_identifier(e.column)} IS NOT NULL AND count(*) OVER (PARTITION BY {sql_identifier(e.column)}) > 1"
     ),
     "ExpectCompoundColumnsToBeUnique": lambda e, p: (
-        f"count(*) OVER (PARTITION BY {', '.join(map(_q, e.column_list))}) > 1"
+        f"count(*) OVER (PARTITION BY {', '.join(map(sql_identifier, e.column_list))}) > 1"
     ),
 }
-
-
-def _q(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
 
 
 def suspects_sql(check_sql: str, expectations: list) -> tuple[str, dict] | None:
@@ -204,7 +198,7 @@ def run_gate(
         "as_of": dt.date.fromisoformat(as_of),
         "max_drop": float(os.environ.get("GATE_MAX_DROP") or MAX_DROP),
     }
-    con = duckdb.connect(str(warehouse_db), read_only=True, config=duckdb_config())
+    con = open_duckdb(warehouse_db, read_only=True)
     try:
         has_published = published_db is not None and published_db.exists()
         if has_published:

@@ -1,10 +1,8 @@
-"""The raw layer of the warehouse: DuckDB connection and table definitions (append-only, load ids)."""
+"""The DuckDB files of the warehouse: the one way to open them, SQL quoting, and the raw layer (append-only)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import uuid
 from pathlib import Path
 
 import duckdb
@@ -47,20 +45,33 @@ RAW_DDL = [
 ]
 
 
-def new_load_id(as_of: dt.date) -> str:
-    return f"{as_of.isoformat()}-{dt.datetime.now(dt.UTC):%H%M%S}-{uuid.uuid4().hex[:6]}"
-
-
 def duckdb_config() -> dict[str, str]:
     """DuckDB spills to disk beyond DUCKDB_MEMORY_LIMIT (default 1 GB; dbt's profile reads the same variable),
     so that memory stays bounded whatever the data size (DuckDB's own default is 80 % of the machine)."""
     return {"memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT") or "1GB"}
 
 
+def open_duckdb(path: Path | str | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Every DuckDB connection of the pipeline, so that the memory limit applies to all (None: in memory)."""
+    return duckdb.connect(
+        ":memory:" if path is None else str(path), read_only=read_only, config=duckdb_config()
+    )
+
+
+def sql_literal(text: str) -> str:
+    """A SQL string literal, for the statements that take no parameters (ATTACH, COPY, COMMENT ON)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_identifier(name: str) -> str:
+    """A quoted SQL identifier (DuckDB and PostgreSQL alike)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def connect(path: Path) -> duckdb.DuckDBPyConnection:
     """Open the warehouse for writing and make sure the raw layer exists."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), config=duckdb_config())
+    con = open_duckdb(path)
     for ddl in RAW_DDL:
         con.execute(ddl)
     return con

@@ -19,7 +19,7 @@ from ingest.centre_records import load_centre_records
 from ingest.feed_client import FeedClient
 from ingest.land import land_resource
 from ingest.lookups import verify_lookups
-from ingest.warehouse import FEED_RESOURCES, connect
+from ingest.warehouse import FEED_RESOURCES, connect, open_duckdb
 from pipeline.settings import MARTS_POSTGRES_CONN_ID, Settings, load_settings, marts_postgres_dsn
 from publish.exports import export_reminders
 from publish.marts import publish_marts, publish_parquet
@@ -241,7 +241,7 @@ def email(as_of: dt.date, settings: Settings | None = None) -> dict:
 
 def summary_text(published_db: Path, exports_dir: Path) -> str:
     """A short, human summary of the published marts: institutions per stage and verdict, and where things are."""
-    con = duckdb.connect(str(published_db), read_only=True)
+    con = open_duckdb(published_db, read_only=True)
     try:
         as_of = con.execute("SELECT max(as_of) FROM marts.renewal_eligibility").fetchone()[0]
         stages = con.execute("""SELECT lifecycle_stage, lifecycle_stage_zh, count(*) FROM marts.renewal_eligibility

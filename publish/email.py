@@ -15,8 +15,7 @@ import logging
 import os
 from pathlib import Path
 
-import duckdb
-
+from ingest.warehouse import open_duckdb
 from pipeline.centres import CENTRES
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ def send_reminder_emails(
 
     folder = exports_dir / as_of.isoformat()
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    con = duckdb.connect(str(ledger_db))
+    con = open_duckdb(ledger_db)
     sent: dict[str, int] = {}
     try:
         con.execute(DELIVERY_DDL)

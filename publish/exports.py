@@ -28,6 +28,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingest.warehouse import open_duckdb
 from pipeline.centres import CENTRES
 from publish.forms import INSTITUTION_TYPES_ZH, Institution, build_forms
 from publish.returns import return_lists
@@ -77,7 +78,7 @@ class NotPublishedForDate(RuntimeError):
 
 def select_reminders(published_db: Path, ledger_db: Path, as_of: dt.date) -> list[dict]:
     """Reminders due on D and not sent by an export before D (a rerun for D selects the same rows)."""
-    con = duckdb.connect(str(published_db), read_only=True)
+    con = open_duckdb(published_db, read_only=True)
     try:
         published_as_of = con.execute("SELECT max(as_of) FROM marts.renewal_eligibility").fetchone()[0]
         if published_as_of != as_of:
@@ -111,7 +112,7 @@ def select_reminders(published_db: Path, ledger_db: Path, as_of: dt.date) -> lis
 
 def record_sent(ledger_db: Path, rows: list[dict], as_of: dt.date) -> int:
     """Write the reminders of the export for D into the ledger (idempotent for reruns of D)."""
-    con = duckdb.connect(str(ledger_db))
+    con = open_duckdb(ledger_db)
     try:
         con.execute(LEDGER_DDL)
         before = con.execute("SELECT count(*) FROM reminder_ledger").fetchone()[0]
@@ -185,7 +186,7 @@ def _query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None)
 
 def _work_lists(published_db: Path) -> tuple[list[dict], list[dict], list[dict]]:
     """work_items (R-WORK), renewal_warnings (R-WARN) and centre_summary, in their display order."""
-    con = duckdb.connect(str(published_db), read_only=True)
+    con = open_duckdb(published_db, read_only=True)
     try:
         work = _query(con, "SELECT * FROM marts.work_items ORDER BY list_centre, sort_order")
         warnings = _query(
@@ -210,7 +211,7 @@ def _institutions(published_db: Path, rows: list[dict]) -> list[Institution]:
     ids = sorted({r["institution_id"] for r in rows})
     if not ids:
         return []
-    con = duckdb.connect(str(published_db), read_only=True)
+    con = open_duckdb(published_db, read_only=True)
     try:
 
         def query(sql: str) -> list[dict]:

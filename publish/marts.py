@@ -13,7 +13,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-import duckdb
+from ingest.warehouse import open_duckdb, sql_literal
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +41,14 @@ PUBLISHED = {("marts", m): order for m, order in MARTS.items()} | {
 }
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def publish_marts(warehouse_db: Path, published_db: Path) -> dict[str, int]:
     published_db.parent.mkdir(parents=True, exist_ok=True)
     tmp = published_db.with_name(f".{published_db.name}.{uuid.uuid4().hex}.tmp")
     counts: dict[str, int] = {}
     try:
-        con = duckdb.connect(str(tmp))
+        con = open_duckdb(tmp)
         try:
-            con.execute(f"ATTACH {_quote(str(warehouse_db))} AS candidate (READ_ONLY)")
+            con.execute(f"ATTACH {sql_literal(str(warehouse_db))} AS candidate (READ_ONLY)")
             for schema in sorted({schema for schema, _ in PUBLISHED}):
                 con.execute(f"CREATE SCHEMA {schema}")
             for (schema, mart), order in PUBLISHED.items():
@@ -73,7 +69,7 @@ def publish_marts(warehouse_db: Path, published_db: Path) -> dict[str, int]:
                 if (schema, table) not in PUBLISHED:
                     continue
                 target = f"COLUMN {schema}.{table}.{column}" if column else f"TABLE {schema}.{table}"
-                con.execute(f"COMMENT ON {target} IS {_quote(comment)}")
+                con.execute(f"COMMENT ON {target} IS {sql_literal(comment)}")
             # what was published, for the gate's volume check of the next run
             con.execute("""CREATE TABLE ops.publication AS
                            SELECT (SELECT max(as_of) FROM marts.renewal_eligibility) AS as_of,
@@ -102,12 +98,14 @@ def publish_parquet(published_db: Path, parquet_link: Path) -> dict[str, str]:
     versions = parquet_link.parent / f".{parquet_link.name}.versions"
     folder = versions / uuid.uuid4().hex
     files: dict[str, str] = {}
-    con = duckdb.connect(str(published_db), read_only=True)
+    con = open_duckdb(published_db, read_only=True)
     try:
         for schema, table in PUBLISHED:
             (folder / schema).mkdir(parents=True, exist_ok=True)
             path = folder / schema / f"{table}.parquet"
-            con.execute(f"COPY {schema}.{table} TO {_quote(str(path))} (FORMAT parquet, COMPRESSION zstd)")
+            con.execute(
+                f"COPY {schema}.{table} TO {sql_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)"
+            )
             files[f"{schema}.{table}"] = str(parquet_link / schema / f"{table}.parquet")
     finally:
         con.close()

@@ -12,8 +12,7 @@ import logging
 import re
 from pathlib import Path
 
-import duckdb
-
+from ingest.warehouse import open_duckdb, sql_identifier, sql_literal
 from publish.marts import PUBLISHED
 
 log = logging.getLogger(__name__)
@@ -50,28 +49,20 @@ def pg_type(duckdb_type: str) -> str:
     return "text"
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def publish_postgres(published_db: Path, dsn: str, tmp_dir: Path) -> dict[str, int]:
     import psycopg2
 
-    duck = duckdb.connect(str(published_db), read_only=True)
+    duck = open_duckdb(published_db, read_only=True)
     pg = psycopg2.connect(dsn)
     counts: dict[str, int] = {}
     try:
         schemas = sorted({schema for schema, _ in PUBLISHED})
         with pg, pg.cursor() as cur:  # load: one transaction, invisible until committed
             for schema in schemas:
-                cur.execute(f"DROP SCHEMA IF EXISTS {_ident(schema + '__incoming')} CASCADE")
-                cur.execute(f"CREATE SCHEMA {_ident(schema + '__incoming')}")
+                cur.execute(f"DROP SCHEMA IF EXISTS {sql_identifier(schema + '__incoming')} CASCADE")
+                cur.execute(f"CREATE SCHEMA {sql_identifier(schema + '__incoming')}")
             for (schema, table), order in PUBLISHED.items():
-                target = f"{_ident(schema + '__incoming')}.{_ident(table)}"
+                target = f"{sql_identifier(schema + '__incoming')}.{sql_identifier(table)}"
                 columns = duck.execute(
                     """SELECT column_name, data_type, comment FROM duckdb_columns()
                        WHERE schema_name = ? AND table_name = ? ORDER BY column_index""",
@@ -79,7 +70,7 @@ def publish_postgres(published_db: Path, dsn: str, tmp_dir: Path) -> dict[str, i
                 ).fetchall()
                 cur.execute(
                     f"CREATE TABLE {target} ("
-                    + ", ".join(f"{_ident(c)} {pg_type(t)}" for c, t, _ in columns)
+                    + ", ".join(f"{sql_identifier(c)} {pg_type(t)}" for c, t, _ in columns)
                     + ")"
                 )
                 # COPY in bulk: DuckDB writes CSV to a file, PostgreSQL reads it over the connection
@@ -99,25 +90,27 @@ def publish_postgres(published_db: Path, dsn: str, tmp_dir: Path) -> dict[str, i
                     [schema, table],
                 ).fetchone()[0]
                 if comment:
-                    cur.execute(f"COMMENT ON TABLE {target} IS {_literal(comment)}")
+                    cur.execute(f"COMMENT ON TABLE {target} IS {sql_literal(comment)}")
                 for column, _, text in columns:
                     if text:
-                        cur.execute(f"COMMENT ON COLUMN {target}.{_ident(column)} IS {_literal(text)}")
+                        cur.execute(
+                            f"COMMENT ON COLUMN {target}.{sql_identifier(column)} IS {sql_literal(text)}"
+                        )
         with pg, pg.cursor() as cur:  # swap: one short transaction
             cur.execute(f"""DO $$ BEGIN
-                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {_literal(READER_ROLE)}) THEN
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {sql_literal(READER_ROLE)}) THEN
                     CREATE ROLE {READER_ROLE} NOLOGIN;
                 END IF; END $$""")
             for schema in schemas:
-                old, new = _ident(schema + "__old"), _ident(schema + "__incoming")
+                old, new = sql_identifier(schema + "__old"), sql_identifier(schema + "__incoming")
                 cur.execute(f"DROP SCHEMA IF EXISTS {old} CASCADE")
                 cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
                 if cur.fetchone():  # not there on the first publication
-                    cur.execute(f"ALTER SCHEMA {_ident(schema)} RENAME TO {old}")
-                cur.execute(f"ALTER SCHEMA {new} RENAME TO {_ident(schema)}")
+                    cur.execute(f"ALTER SCHEMA {sql_identifier(schema)} RENAME TO {old}")
+                cur.execute(f"ALTER SCHEMA {new} RENAME TO {sql_identifier(schema)}")
                 cur.execute(f"DROP SCHEMA IF EXISTS {old} CASCADE")
-                cur.execute(f"GRANT USAGE ON SCHEMA {_ident(schema)} TO {READER_ROLE}")
-                cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {_ident(schema)} TO {READER_ROLE}")
+                cur.execute(f"GRANT USAGE ON SCHEMA {sql_identifier(schema)} TO {READER_ROLE}")
+                cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {sql_identifier(schema)} TO {READER_ROLE}")
     finally:
         pg.close()
         duck.close()

@@ -14,11 +14,11 @@ import json
 import logging
 from pathlib import Path
 
-import duckdb
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from ingest.warehouse import open_duckdb
 from pipeline.centres import CENTRES
 from publish.xlsx import fixed_zip
 
@@ -44,7 +44,7 @@ def return_list_name(code: str, as_of: dt.date) -> str:
 
 
 def select_returns(published_db: Path, as_of: dt.date) -> list[dict]:
-    con = duckdb.connect(str(published_db), read_only=True)
+    con = open_duckdb(published_db, read_only=True)
     try:
         present = con.execute("""SELECT count(*) FROM duckdb_tables()
                                  WHERE schema_name = 'ops' AND table_name = 'centre_record_returns'""").fetchone()[
