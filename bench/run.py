@@ -7,7 +7,8 @@ default 4.5, i.e. about 2,400 certificates an institution, so 2,000 institutions
    renewal_reminders in `airflow dags test`), on an empty warehouse; each stage's time is read from Airflow's
    task instances, row counts from the run summary (ops.run_metrics);
 3. a second, incremental run after 1% of the plans and certificates changed (updated_at moved to D);
-4. peak RSS of the run: the highest sum over its process tree (local_run, Airflow, dbt), sampled every 0.2 s.
+4. peak RSS of the run: the highest sum over its process tree (local_run, Airflow, dbt), sampled every 0.2 s;
+5. the physical limit of landing: DuckDB's read_json over the same certificate pages, fetched to files first.
 The mock feed runs in its own process, started before the run as the national network would be; its load
 time and peak RSS are reported apart (feed_load_s, feed_peak_rss_mb).
 Once, on a smaller dataset (BENCH_PEER_INSTITUTIONS, default 60): our ingest of the certificates alone (the
@@ -38,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the PostgreSQL server the tests start
 
 from pgserver import postgres_bin, running_postgres  # noqa: E402
 
-from ingest.warehouse import open_duckdb  # noqa: E402
+from ingest.warehouse import open_duckdb, sql_literal  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 25)
 BENCH = ROOT / "bench"
@@ -300,6 +301,32 @@ def our_certificates_rate(data: Path, work: Path, repeats: int = 5) -> tuple[int
     return result.items, times
 
 
+def read_json_certificates_rate(data: Path, work: Path) -> tuple[int, float]:
+    """The physical limit of landing: DuckDB's own read_json over the certificate pages, fetched to files
+    first (the fetch is not timed), into typed columns of a fresh database: (rows, seconds)."""
+    from ingest.feed_client import FeedClient
+
+    pages = work / "read-json-pages"
+    pages.mkdir()
+    feed = Feed(data)
+    try:
+        for page in FeedClient(feed.url, feed.token).fetch_pages("certificates"):
+            (pages / f"{page.page_no:07d}.json").write_bytes(page.body)
+    finally:
+        feed.stop()
+    con = open_duckdb(work / "read-json.duckdb")
+    started = time.perf_counter()
+    con.execute(
+        "CREATE TABLE certificates AS SELECT unnest(items, max_depth := 2) "
+        f"FROM read_json({sql_literal(str(pages / '*.json'))}, format = 'auto')"
+    )
+    elapsed = time.perf_counter() - started
+    rows = con.execute("SELECT count(*) FROM certificates").fetchone()[0]
+    con.close()
+    shutil.rmtree(pages)
+    return rows, elapsed
+
+
 def dlt_certificates_rate(data: Path, work: Path) -> tuple[int, float]:
     import dlt
     from dlt.sources.rest_api import rest_api_source
@@ -366,6 +393,8 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
     incremental_stages = stage_times()
     incremental_counts = run_metrics(work)
     shutil.rmtree(work / "data-changed")
+    read_json_rows, read_json_s = read_json_certificates_rate(data, work)
+    read_json_rate = round(read_json_rows / read_json_s)
     return {
         "institutions": institutions,
         "certificates": certificates,
@@ -377,6 +406,11 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
         "peak_rss_mb": max(full_rss, incremental_rss),
         **stages,
         "ingest_rows_per_s": round(counts["feed_rows"] / stages["ingest_s"]) if stages["ingest_s"] else None,
+        # the physical limit: DuckDB's read_json over the same certificate pages already on disk
+        "read_json_rows_per_s": read_json_rate,
+        "ingest_vs_read_json": round(counts["feed_rows"] / stages["ingest_s"] / read_json_rate, 2)
+        if stages["ingest_s"]
+        else None,
         "lookup_certs_per_s": round(counts["certificates_checked"] / stages["lookup_s"])
         if stages["lookup_s"]
         else None,
@@ -470,6 +504,8 @@ def main() -> int:
         "ingest_rows_per_s": province["ingest_rows_per_s"],
         "dlt_rows_per_s": round(peer["dlt_rows"] / peer["dlt_s"]),
         "ours_vs_dlt_ratio": round((peer["rows"] / peer["ours_s"]) / (peer["dlt_rows"] / peer["dlt_s"]), 1),
+        "read_json_rows_per_s": province["read_json_rows_per_s"],
+        "ingest_vs_read_json": province["ingest_vs_read_json"],
         "lookup_certs_per_s": province["lookup_certs_per_s"],
         "dbt_build_s": province["dbt_build_s"],
         "gate_s": province["gate_s"],
