@@ -9,6 +9,7 @@ from cosmos.operators.local import DbtBuildLocalOperator
 
 from pipeline.dag_common import (
     AS_OF_TEMPLATE,
+    DAILY_SCHEDULE,
     DEFAULT_ARGS,
     PUBLISHED_MARTS,
     START_DATE,
@@ -65,7 +66,7 @@ def _load_id() -> str:
 with DAG(
     dag_id="renewal_daily",
     description="Daily renewal-eligibility marts and reminders for Fujian skill-evaluation institutions",
-    schedule="0 6 * * *",
+    schedule=DAILY_SCHEDULE,
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,

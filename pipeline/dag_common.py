@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 PUBLISHED_MARTS = Asset("renewal_published_marts")
 # The notice 闽劳鉴〔2022〕26号 is dated 2022-12-15: every as-of date from then on can be run or backfilled.
 START_DATE = pendulum.datetime(2022, 12, 15, tz=TIMEZONE)
+# renewal_daily's schedule, 06:00 Asia/Shanghai; RENEWAL_DAILY_SCHEDULE=none leaves it to be triggered from
+# outside (the bench's resident Airflow; an office that triggers runs through the API).
+_SCHEDULE = os.environ.get("RENEWAL_DAILY_SCHEDULE") or "0 6 * * *"
+DAILY_SCHEDULE = None if _SCHEDULE.lower() == "none" else _SCHEDULE
 # Every task that writes warehouse.duckdb, published.duckdb or the reminder ledger takes this pool's one
 # slot, so no two tasks of either DAG ever write at once (DuckDB allows one writer per file).
 WRITER_POOL = "renewal_duckdb_writer"
