@@ -53,9 +53,10 @@ def duckdb_config() -> dict[str, str]:
 
 def open_duckdb(path: Path | str | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Every DuckDB connection of the pipeline, so that the memory limit applies to all (None: in memory)."""
-    return duckdb.connect(
-        ":memory:" if path is None else str(path), read_only=read_only, config=duckdb_config()
-    )
+    con = duckdb.connect(":memory:" if path is None else str(path), read_only=read_only)
+    # SET, not connect(config=): a file already open in this process with another config could not be opened
+    con.execute(f"SET memory_limit = {sql_literal(duckdb_config()['memory_limit'])}")
+    return con
 
 
 def sql_literal(text: str) -> str:
