@@ -21,7 +21,7 @@ calendar as (
 ),
 
 labels as (
-    select code_type, code, label_zh from {{ ref('code_labels') }}
+    select code_type, code, label_zh, sort_order from {{ ref('code_labels') }}
 ),
 
 reminders as (
@@ -164,13 +164,8 @@ listed as (
 ),
 
 item_order as (
-    -- the order items are read out within a row: the most pressing first
-    select * from (
-        values
-            ('expires_today', 1), ('grace_ends_today', 2), ('review_overdue', 3), ('review_due_soon', 4),
-            ('flag_article14', 5), ('flag_freeze', 6), ('flag_post_expiry', 7), ('flag_obligations', 8),
-            ('reminder', 9), ('at_risk', 10), ('issue_new_letter', 11), ('report_termination', 12)
-    ) as ranked (item_code, item_rank)
+    -- the order items are read out within a row: the most pressing first (code_labels.sort_order)
+    select code as item_code, sort_order as item_rank from labels where code_type = 'work_item'
 ),
 
 rows_ as (
@@ -213,8 +208,10 @@ select
     rows_.list_centre,
     rows_.institution_id,
     eligibility.supervising_centre,
+    eligibility.supervising_centre_zh,
     eligibility.institution_name,
     eligibility.institution_type,
+    eligibility.institution_type_zh,
     eligibility.registration_no,
     -- the items
     rows_.item_codes,
@@ -239,6 +236,7 @@ select
     eligibility.lifecycle_stage,
     eligibility.lifecycle_stage_zh,
     eligibility.renewal_verdict,
+    eligibility.renewal_verdict_zh,
     eligibility.conditions_zh,
     eligibility.batch_count,
     eligibility.expected_certificates,
