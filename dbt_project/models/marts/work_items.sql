@@ -28,6 +28,10 @@ reminders as (
     select * from {{ ref('reminders') }}
 ),
 
+centres as (
+    select * from {{ ref('supervising_centres') }}
+),
+
 today as (
     select {{ as_of() }} as as_of
 ),
@@ -198,7 +202,10 @@ reminder_types as (
         institution_id,
         string_agg(reminder_type, ';' order by reminder_type) as reminder_types,
         string_agg(reminder_type, ';' order by reminder_type) filter (where first_due_on = {{ as_of() }})
-            as new_reminder_types
+            as new_reminder_types,
+        string_agg(reminder_type_zh, '；' order by reminder_type) as reminder_types_zh,
+        string_agg(reminder_type_zh, '；' order by reminder_type) filter (where first_due_on = {{ as_of() }})
+            as new_reminder_types_zh
     from reminders
     group by institution_id
 )
@@ -206,6 +213,7 @@ reminder_types as (
 select
     -- keys
     rows_.list_centre,
+    centres.supervising_centre_zh as list_centre_zh,
     rows_.institution_id,
     eligibility.supervising_centre,
     eligibility.supervising_centre_zh,
@@ -226,6 +234,8 @@ select
     rows_.has_province_task,
     coalesce(reminder_types.reminder_types, '') as reminder_types,
     coalesce(reminder_types.new_reminder_types, '') as new_reminder_types,
+    coalesce(reminder_types.reminder_types_zh, '') as reminder_types_zh,
+    coalesce(reminder_types.new_reminder_types_zh, '') as new_reminder_types_zh,
     -- dates
     rows_.deadline,
     datediff('day', {{ as_of() }}, rows_.deadline) as days_left,
@@ -255,3 +265,4 @@ cross join today
 inner join eligibility on rows_.institution_id = eligibility.institution_id
 inner join institutions on rows_.institution_id = institutions.institution_id
 left join reminder_types on rows_.institution_id = reminder_types.institution_id
+left join centres on rows_.list_centre = centres.supervising_centre
