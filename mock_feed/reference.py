@@ -1,6 +1,24 @@
-"""Reference data for the mock feed: occupations (2022 national classification), names, regions."""
+"""Reference data for the mock feed: centres, occupations (2022 national classification), names, regions."""
 
-from pipeline.centres import CENTRES  # noqa: F401 - re-exported for the generator
+import csv
+from pathlib import Path
+
+SUPERVISING_CENTRES_SEED = (
+    Path(__file__).resolve().parent.parent / "dbt_project" / "seeds" / "supervising_centres.csv"
+)
+
+
+def _centres() -> dict[str, tuple[str, str]]:
+    """code -> (short place name, centre name), from the project's one list of the centres (the dbt seed): the
+    mock feed stands in for an outside service, so it reads the file, not the warehouse."""
+    with SUPERVISING_CENTRES_SEED.open(encoding="utf-8", newline="") as seed:
+        return {
+            row["supervising_centre"]: (row["city_zh"], row["supervising_centre_zh"])
+            for row in csv.DictReader(seed)
+        }
+
+
+CENTRES = _centres()
 
 # Relative weight of each centre in the generated province (bigger cities have more institutions).
 CENTRE_WEIGHTS = [6, 18, 16, 6, 5, 18, 9, 5, 6, 6, 2]

@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 
 from ingest.warehouse import open_duckdb
-from pipeline.centres import CENTRES
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +23,17 @@ SMTP_CONN_ID = "smtp_default"
 DELIVERY_DDL = """CREATE TABLE IF NOT EXISTS email_deliveries (
     centre VARCHAR NOT NULL, export_date DATE NOT NULL, recipients VARCHAR, reminders INTEGER,
     PRIMARY KEY (centre, export_date))"""
+
+
+def _centre_and_stem(manifest: dict, code: str, as_of: dt.date) -> tuple[str, str]:
+    """(centre name, file stem) of the centre's workbook and CSV, as the export named them in its manifest
+    (`<code>_<name>_续期提醒_<D>`): the mail sends those files, under the name they carry."""
+    prefix, suffix = f"{code}_", f"_续期提醒_{as_of.isoformat()}.xlsx"
+    for path in manifest["files"]:
+        if path.startswith(prefix) and path.endswith(suffix) and "/" not in path:
+            stem = path.removesuffix(".xlsx")
+            return path.removeprefix(prefix).removesuffix(suffix), stem
+    raise FileNotFoundError(f"the export of {as_of} lists no workbook for centre {code} (manifest.json)")
 
 
 def recipients() -> dict[str, list[str]]:
@@ -77,8 +87,7 @@ def send_reminder_emails(
                 work = manifest.get("work_items", {}).get(code, 0)
                 if code in done or not addresses or count + work == 0:
                     continue
-                name = CENTRES.get(code, (code, code))[1]
-                stem = f"{code}_{name}_续期提醒_{as_of.isoformat()}"
+                name, stem = _centre_and_stem(manifest, code, as_of)
                 body = (
                     f"<p>{html.escape(name)}：</p><p>{as_of.isoformat()} 今日须办 {work} 个机构，"
                     f"新发出备案续期提醒 {count} 条，明细见附件（{html.escape(stem)}.xlsx，首页为“今日须办”；"

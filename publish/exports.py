@@ -29,10 +29,9 @@ from pathlib import Path
 import duckdb
 
 from ingest.warehouse import open_duckdb
-from pipeline.centres import CENTRES
-from publish.forms import INSTITUTION_TYPES_ZH, Institution, build_forms
+from publish.forms import Institution, build_forms
 from publish.returns import return_lists
-from publish.workbook import AUDIENCE_ZH, PROVINCE, centre_workbook
+from publish.workbook import PROVINCE, centre_workbook
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +40,10 @@ log = logging.getLogger(__name__)
 CSV_COLUMNS = [
     ("institution_id", "机构编号"),
     ("institution_name", "机构名称"),
-    ("institution_type", "机构类型"),
+    ("institution_type_zh", "机构类型"),
     ("registration_no", "机构备案号"),
     ("reminder_type_zh", "提醒类型"),
-    ("audience", "提醒对象"),
+    ("audience_zh", "提醒对象"),
     ("first_due_on", "应提醒起始日期"),
     ("deadline", "关键日期"),
     ("deadline_label_zh", "关键日期含义"),
@@ -136,10 +135,6 @@ def record_sent(ledger_db: Path, rows: list[dict], as_of: dt.date) -> int:
 def _csv_value(column: str, value: object) -> object:
     if value is None:
         return ""
-    if column == "institution_type":
-        return INSTITUTION_TYPES_ZH.get(value, value)
-    if column == "audience":
-        return AUDIENCE_ZH.get(value, value)
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
@@ -184,6 +179,18 @@ def _query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None)
     return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
 
 
+def _centres(published_db: Path) -> dict[str, str]:
+    """Every supervising centre (mart centres, from the seed supervising_centres): code -> name, in code order."""
+    con = open_duckdb(published_db, read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT supervising_centre, supervising_centre_zh FROM marts.centres ORDER BY supervising_centre"
+        ).fetchall()
+    finally:
+        con.close()
+    return dict(rows)
+
+
 def _work_lists(published_db: Path) -> tuple[list[dict], list[dict], list[dict]]:
     """work_items (R-WORK), renewal_warnings (R-WARN) and centre_summary, in their display order."""
     con = open_duckdb(published_db, read_only=True)
@@ -226,7 +233,7 @@ def _institutions(published_db: Path, rows: list[dict]) -> list[Institution]:
         plans = query(
             "SELECT * FROM marts.evaluation_plans WHERE list_contains(?, institution_id) ORDER BY plan_no"
         )
-        levels = query("""SELECT institution_id, occupation_name, work_type, level, sum(batches) AS batches,
+        levels = query("""SELECT institution_id, occupation_name, work_type, level, level_zh, sum(batches) AS batches,
                                  sum(candidates) AS candidates, sum(passed) AS passed
                           FROM marts.batch_counts WHERE list_contains(?, institution_id)
                           GROUP BY ALL ORDER BY institution_id, occupation_name, work_type, level""")
@@ -247,6 +254,7 @@ def _institutions(published_db: Path, rows: list[dict]) -> list[Institution]:
                 institution_id=iid,
                 name=b["institution_name"],
                 institution_type=b["institution_type"],
+                institution_type_zh=b["institution_type_zh"],
                 registration_no=b["registration_no"],
                 address=c.get("address"),
                 registered_on=b["registered_on"],
@@ -256,7 +264,7 @@ def _institutions(published_db: Path, rows: list[dict]) -> list[Institution]:
                 contact_person=c.get("contact_person"),
                 contact_phone=c.get("contact_phone"),
                 email=c.get("email"),
-                centre_name=CENTRES.get(b["supervising_centre"], ("", b["supervising_centre"]))[1],
+                centre_name=b["supervising_centre_zh"],
                 batch_count=b["batch_count"],
                 eligibility=b,
                 plans=[p for p in plans if p["institution_id"] == iid],
@@ -270,7 +278,8 @@ def _institutions(published_db: Path, rows: list[dict]) -> list[Institution]:
 def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledger_db: Path) -> dict:
     """Write the export for D, then record it in the ledger; returns the manifest."""
     rows = select_reminders(published_db, ledger_db, as_of)
-    by_centre: dict[str, list[dict]] = {code: [] for code in CENTRES}
+    centres = _centres(published_db)
+    by_centre: dict[str, list[dict]] = {code: [] for code in centres}
     for row in rows:
         by_centre.setdefault(row["supervising_centre"], []).append(row)
     work, warnings, summary = _work_lists(published_db)
@@ -286,7 +295,7 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
     packs = notices = 0
     try:
         for code, centre_rows in by_centre.items():
-            name = CENTRES.get(code, (code, code))[1]
+            name = centres.get(code, code)
             stem = f"{code}_{name}_续期提醒_{as_of.isoformat()}"
             province = code == PROVINCE
             centre_work = [r for r in work if r["list_centre"] == code]
@@ -303,6 +312,7 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
                 summary if province else None,
                 sent_by_centre if province else None,
                 new_ids={r["institution_id"] for r in (rows if province else centre_rows)},
+                centres=centres,
             )
             for iid in sorted({r["institution_id"] for r in centre_rows}):
                 inst = institutions[iid]
@@ -315,7 +325,9 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
                 else:
                     files[f"{folder}/告知_暂不能申请续期_{iid}.docx"] = made[0]
                     notices += 1
-        files |= return_lists(published_db, as_of)  # each centre's 退回清单 (issue 17), in the manifest too
+        files |= return_lists(
+            published_db, as_of, centres
+        )  # each centre's 退回清单 (issue 17), in the manifest too
         manifest = {
             "as_of": as_of.isoformat(),
             "reminders": len(rows),
@@ -327,9 +339,9 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
                 t: sum(1 for r in rows if r["reminder_type"] == t)
                 for t in sorted({r["reminder_type"] for r in rows})
             },
-            "work_items": {code: sum(1 for r in work if r["list_centre"] == code) for code in CENTRES},
+            "work_items": {code: sum(1 for r in work if r["list_centre"] == code) for code in centres},
             "warnings": {
-                code: sum(1 for r in warnings if r["supervising_centre"] == code) for code in CENTRES
+                code: sum(1 for r in warnings if r["supervising_centre"] == code) for code in centres
             },
             "files": {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
         }

@@ -31,8 +31,6 @@ from openpyxl.utils import get_column_letter
 
 from publish.xlsx import DATE_FORMAT, date_zh, fixed_zip, print_like_an_office_document
 
-LEVELS_ZH = {1: "一级/高级技师", 2: "二级/技师", 3: "三级/高级工", 4: "四级/中级工", 5: "五级/初级工"}
-INSTITUTION_TYPES_ZH = {"employer": "用人单位", "school": "院校", "social_org": "社会培训评价组织"}
 PLANS_ON_FORM = 6
 FORMS_PER_WORKER = 100  # a pair of forms takes about 0.1 s of CPU, a worker about 0.5 s to start
 PLAN_HEADERS = [
@@ -46,6 +44,14 @@ PLAN_HEADERS = [
     "是否上网",
     "评价年份",
 ]
+ANNEX1_COLUMN_WIDTHS = [14, 22, 18, 14, 14, 16, 16, 10, 10]
+PLEDGE = (  # 附件1 三、诚信承诺
+    "本单位自愿申请续期评价机构备案资质，且确定未发生文件中不予受理的情形，承诺所提交的材料真实有效，"
+    "如有虚假，将承担相应责任。"
+)
+THIN = Side(style="thin")
+THIN_BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
+BOLD = Font(bold=True)
 
 
 @dataclass
@@ -53,6 +59,7 @@ class Institution:
     institution_id: str
     name: str
     institution_type: str
+    institution_type_zh: str  # renewal_eligibility.institution_type_zh
     registration_no: str
     address: str | None
     registered_on: dt.date
@@ -84,28 +91,19 @@ def plans_for_form(plans: list[dict]) -> list[dict]:
     return usable[:PLANS_ON_FORM]
 
 
-def annex1_xlsx(inst: Institution, as_of: dt.date) -> bytes:
-    wb = Workbook()
-    stamp = dt.datetime.combine(as_of, dt.time())
-    wb.properties.creator = "福建省职业技能鉴定指导中心 续期数据平台"
-    wb.properties.title = "职业技能等级评价机构备案续期申请表"
-    wb.properties.description = f"系统根据{date_zh(as_of)}的数据预填，请核对后加盖单位公章"
-    wb.properties.created = wb.properties.modified = stamp
-    ws = wb.active
-    ws.title = "附件1 申请表"
-    thin = Side(style="thin")
-    box = Border(left=thin, right=thin, top=thin, bottom=thin)
-    wrap = Alignment(wrap_text=True, vertical="center")
-    bold = Font(bold=True)
-
+def _annex1_title(ws) -> None:
     ws.append(["附件1"])
     ws.append(["职业技能等级评价机构备案续期申请表"])
     ws.merge_cells("A2:I2")
     ws["A2"].font = Font(bold=True, size=16)
     ws["A2"].alignment = Alignment(horizontal="center")
     ws.append([])  # (what the system filled in is said in the file's properties, not on the form)
+
+
+def _annex1_basic_information(ws, inst: Institution) -> None:
+    """一、机构基本信息: two label/value pairs a row, values merged across the columns between."""
     ws.append(["一、机构基本信息"])
-    ws.cell(ws.max_row, 1).font = bold
+    ws.cell(ws.max_row, 1).font = BOLD
     basic = [
         ("机构名称", inst.name, "（加盖单位公章）", None),
         ("备案地址", inst.address, None, None),
@@ -114,21 +112,25 @@ def annex1_xlsx(inst: Institution, as_of: dt.date) -> bytes:
         ("评价业务联系人", inst.contact_person, "手机号码", inst.contact_phone),
         ("电子邮箱", inst.email, "备案所属地", inst.centre_name),
     ]
+    wrap = Alignment(wrap_text=True, vertical="center")
     for label, value, label2, value2 in basic:
         ws.append([label, value, None, None, None, label2, value2])
         r = ws.max_row
         ws.merge_cells(start_row=r, start_column=2, end_row=r, end_column=5)
         ws.merge_cells(start_row=r, start_column=7, end_row=r, end_column=9)
         for c in range(1, 10):
-            ws.cell(r, c).border = box
+            ws.cell(r, c).border = THIN_BOX
             ws.cell(r, c).alignment = wrap
-        ws.cell(r, 1).font = ws.cell(r, 6).font = bold
+        ws.cell(r, 1).font = ws.cell(r, 6).font = BOLD
         if isinstance(value2, dt.date):
             ws.cell(r, 7).number_format = DATE_FORMAT
 
+
+def _annex1_plans(ws, inst: Institution) -> None:
+    """二、评价计划: PLANS_ON_FORM numbered rows, filled with plans_for_form, the rest left blank."""
     ws.append([])
     ws.append([f"二、备案有效期内开展的评价计划（选填{PLANS_ON_FORM}个计划）"])
-    ws.cell(ws.max_row, 1).font = bold
+    ws.cell(ws.max_row, 1).font = BOLD
     ws.append(PLAN_HEADERS)
     header_row = ws.max_row
     chosen = plans_for_form(inst.plans)
@@ -141,7 +143,7 @@ def annex1_xlsx(inst: Institution, as_of: dt.date) -> bytes:
                     p["plan_no"],
                     p["occupation_name"],
                     p["work_type"] or "",
-                    LEVELS_ZH.get(p["level"], p["level"]),
+                    p["level_zh"],
                     p["candidates"],
                     p["passed"],
                     "是" if p["certificates_online"] else "否",
@@ -153,22 +155,18 @@ def annex1_xlsx(inst: Institution, as_of: dt.date) -> bytes:
         )
     for r in range(header_row, header_row + PLANS_ON_FORM + 1):
         for c in range(1, 10):
-            ws.cell(r, c).border = box
+            ws.cell(r, c).border = THIN_BOX
             ws.cell(r, c).alignment = Alignment(wrap_text=True, vertical="center", horizontal="center")
     for c in range(1, 10):
-        ws.cell(header_row, c).font = bold
+        ws.cell(header_row, c).font = BOLD
 
+
+def _annex1_pledge(ws) -> None:
+    """三、诚信承诺 and the lines for signature and seal."""
     ws.append([])
     ws.append(["三、诚信承诺"])
-    ws.cell(ws.max_row, 1).font = bold
-    ws.append(
-        [
-            (
-                "本单位自愿申请续期评价机构备案资质，且确定未发生文件中不予受理的情形，承诺所提交的材料真实有效，"
-                "如有虚假，将承担相应责任。"
-            )
-        ]
-    )
+    ws.cell(ws.max_row, 1).font = BOLD
+    ws.append([PLEDGE])
     ws.merge_cells(start_row=ws.max_row, start_column=1, end_row=ws.max_row, end_column=9)
     ws.cell(ws.max_row, 1).alignment = Alignment(wrap_text=True)
     ws.row_dimensions[ws.max_row].height = 36
@@ -176,7 +174,22 @@ def annex1_xlsx(inst: Institution, as_of: dt.date) -> bytes:
     ws.append([None, None, None, None, None, "单位名称（公章）："])
     ws.append([None, None, None, None, None, "年　　月　　日"])
 
-    for i, width in enumerate([14, 22, 18, 14, 14, 16, 16, 10, 10], start=1):
+
+def annex1_xlsx(inst: Institution, as_of: dt.date) -> bytes:
+    """附件1, one A4 page: title, basic information, up to six plans, the pledge; identical bytes for D."""
+    wb = Workbook()
+    stamp = dt.datetime.combine(as_of, dt.time())
+    wb.properties.creator = "福建省职业技能鉴定指导中心 续期数据平台"
+    wb.properties.title = "职业技能等级评价机构备案续期申请表"
+    wb.properties.description = f"系统根据{date_zh(as_of)}的数据预填，请核对后加盖单位公章"
+    wb.properties.created = wb.properties.modified = stamp
+    ws = wb.active
+    ws.title = "附件1 申请表"
+    _annex1_title(ws)
+    _annex1_basic_information(ws, inst)
+    _annex1_plans(ws, inst)
+    _annex1_pledge(ws)
+    for i, width in enumerate(ANNEX1_COLUMN_WIDTHS, start=1):
         ws.column_dimensions[get_column_letter(i)].width = width
     print_like_an_office_document(ws, "", title_rows=None, one_page=True)
     ws.oddHeader.center.text = ws.oddFooter.center.text = None  # a form carries no print title
@@ -295,7 +308,7 @@ def annex2_docx(inst: Institution, as_of: dt.date) -> bytes:
     doc.heading("一、开展职业技能等级认定的基本情况")
     for label, value in [
         ("机构名称", inst.name),
-        ("机构性质", INSTITUTION_TYPES_ZH.get(inst.institution_type, inst.institution_type)),
+        ("机构性质", inst.institution_type_zh),
         ("机构备案号", inst.registration_no),
         ("备案有效期", f"{date_zh(inst.registered_on)}至{date_zh(inst.expires_on)}"),
     ]:
@@ -332,7 +345,7 @@ def annex2_docx(inst: Institution, as_of: dt.date) -> bytes:
             [
                 [
                     row["occupation_name"] + (f"（{row['work_type']}）" if row["work_type"] else ""),
-                    LEVELS_ZH.get(row["level"], str(row["level"])),
+                    row["level_zh"],
                     str(row["batches"]),
                     str(row["candidates"] or 0),
                     str(row["passed"] or 0),

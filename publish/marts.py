@@ -30,6 +30,7 @@ MARTS = {
     "renewal_warnings": "institution_id",
     "work_items": "list_centre, sort_order",
     "centre_summary": "supervising_centre, lifecycle_stage",
+    "centres": "supervising_centre",
 }
 # schema ops: about the runs, not a function of D (so not compared between reruns)
 OPS = {

@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -19,7 +20,6 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from ingest.warehouse import open_duckdb
-from pipeline.centres import CENTRES
 from publish.xlsx import fixed_zip
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,10 @@ COLUMNS = [
 ]
 
 
-def return_list_name(code: str, as_of: dt.date) -> str:
+def return_list_name(code: str, centre: str, as_of: dt.date) -> str:
     """Beside the centre's other files of D (`<code>_<name>_…`), so that whoever sends a centre its files
     sends this one too."""
-    return f"{code}_{CENTRES.get(code, (code, code))[1]}_退回清单_{as_of.isoformat()}.xlsx"
+    return f"{code}_{centre}_退回清单_{as_of.isoformat()}.xlsx"
 
 
 def select_returns(published_db: Path, as_of: dt.date) -> list[dict]:
@@ -69,14 +69,13 @@ def _row_as_written(cells: str | None) -> str:
     return "；".join(f"{header}：{value}" for header, value in values.items() if value != "") or "（空行）"
 
 
-def _xlsx_bytes(rows: list[dict], code: str, as_of: dt.date) -> bytes:
+def _xlsx_bytes(rows: list[dict], centre: str, as_of: dt.date) -> bytes:
     wb = Workbook()
     stamp = dt.datetime.combine(as_of, dt.time())
     wb.properties.creator = "福建省职业技能鉴定指导中心 续期数据平台"
     wb.properties.created = wb.properties.modified = stamp
     sheet = wb.active
     sheet.title = "退回清单"
-    centre = CENTRES.get(code, (code, code))[1]
     title = (
         f"{centre} 台账退回清单（{as_of.isoformat()}）：以下 {len(rows)} 行未能载入，请按“填写要求”"
         "更正原文件后重新报送；其余行已正常载入。"
@@ -109,15 +108,15 @@ def _xlsx_bytes(rows: list[dict], code: str, as_of: dt.date) -> bytes:
     return fixed_zip(raw.getvalue(), stamp)
 
 
-def return_lists(published_db: Path, as_of: dt.date) -> dict[str, bytes]:
-    """{file name: bytes} of the 退回清单 of D, one per centre with rejected rows."""
+def return_lists(published_db: Path, as_of: dt.date, centres: Mapping[str, str]) -> dict[str, bytes]:
+    """{file name: bytes} of the 退回清单 of D, one per centre with rejected rows; `centres`: name by code."""
     by_centre: dict[str, list[dict]] = {}
     for row in select_returns(published_db, as_of):
         by_centre.setdefault(row["supervising_centre"], []).append(row)
-    files = {
-        return_list_name(code, as_of): _xlsx_bytes(rows, code, as_of)
-        for code, rows in sorted(by_centre.items())
-    }
+    files = {}
+    for code, rows in sorted(by_centre.items()):
+        centre = centres.get(code, code)
+        files[return_list_name(code, centre, as_of)] = _xlsx_bytes(rows, centre, as_of)
     if by_centre:
         log.info(
             "退回清单 for %s: %s",

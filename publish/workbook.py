@@ -14,42 +14,16 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
-from pipeline.centres import CENTRES
 from publish.xlsx import DATE_FORMAT, date_zh, fixed_zip, print_like_an_office_document
 
 PROVINCE = "350000"
-AUDIENCE_ZH = {
-    "institution": "评价机构",
-    "supervising_centre": "鉴定中心",
-    "institution_and_centre": "评价机构及鉴定中心",
-}
-REMINDER_ORDER = [
-    "window_opens_soon",
-    "window_open",
-    "expiring_30d",
-    "overdue",
-    "grace_period",
-    "grace_ending",
-    "abandoned",
-]
-STAGE_ORDER = [
-    "not_yet_due",
-    "window_open",
-    "overdue",
-    "under_review",
-    "grace_period",
-    "abandoned",
-    "rejected",
-    "renewed",
-    "terminated",
-]
 # row fill by urgency: today's deadlines, overdue reviews, and any other deadline within a week
 URGENCY_FILLS = {
     1: PatternFill("solid", fgColor="F8CBAD"),
@@ -69,10 +43,6 @@ class Column:
     width: float
     value: Callable[[dict], object]
     kind: str = "text"  # text | date | number
-
-
-def centre_name(code: str | None) -> str:
-    return CENTRES.get(code or "", ("", code or ""))[1]
 
 
 def days_text(days: int | None) -> str:
@@ -98,7 +68,7 @@ def _conditions_header(as_of: dt.date) -> str:
 def work_columns(as_of: dt.date, province: bool, new_ids: set[str]) -> list[Column]:
     columns = [Column("序号", 4, lambda r: r["sort_order"], "number")]
     if province:
-        columns.append(Column("鉴定中心", 10, lambda r: centre_name(r["supervising_centre"])))
+        columns.append(Column("鉴定中心", 10, lambda r: r["supervising_centre_zh"]))
     return [
         *columns,
         Column("紧急程度", 6, lambda r: r["urgency_zh"]),
@@ -120,7 +90,7 @@ def work_columns(as_of: dt.date, province: bool, new_ids: set[str]) -> list[Colu
 
 
 def warning_columns(as_of: dt.date, province: bool) -> list[Column]:
-    columns = [Column("鉴定中心", 13, lambda r: centre_name(r["supervising_centre"]))] if province else []
+    columns = [Column("鉴定中心", 13, lambda r: r["supervising_centre_zh"])] if province else []
     return [
         *columns,
         Column("机构名称", 20, lambda r: r["institution_name"]),
@@ -146,7 +116,7 @@ def reminder_columns(as_of: dt.date, date_header: str) -> list[Column]:
         Column("机构名称", 16, lambda r: r["institution_name"]),
         Column("机构备案号", 12, lambda r: r["registration_no"]),
         Column("提醒类型", 10, lambda r: r["reminder_type_zh"]),
-        Column("提醒对象", 8, lambda r: AUDIENCE_ZH.get(r["audience"], r["audience"])),
+        Column("提醒对象", 8, lambda r: r["audience_zh"]),
         Column("应提醒起始日期", 13, lambda r: r["first_due_on"], "date"),
         Column(date_header, 13, lambda r: r["deadline"], "date"),
         Column("剩余天数", 7, lambda r: days_text(r["days_left"])),
@@ -228,8 +198,9 @@ def _urgency_fill(row: dict) -> PatternFill | None:
     return None
 
 
-def _reminder_order(reminder_type: str) -> tuple[int, str]:
-    return (REMINDER_ORDER.index(reminder_type) if reminder_type in REMINDER_ORDER else 99, reminder_type)
+def _in_display_order(codes: Mapping[str, int | None]) -> list[str]:
+    """Codes by their seed's sort_order (from the marts), any without one last, by code."""
+    return sorted(codes, key=lambda code: (codes[code] is None, codes[code] or 0, code))
 
 
 def centre_workbook(
@@ -241,12 +212,15 @@ def centre_workbook(
     summary: list[dict] | None = None,
     sent_by_centre: dict[str, int] | None = None,
     new_ids: set[str] | None = None,
+    *,
+    centres: Mapping[str, str],
 ) -> bytes:
     """The workbook of centre `code` for D. `work`: its work_items rows in order; `warnings`: its
     renewal_warnings rows; `sent`: the reminders it sends today (its CSV's rows); `new_ids`: the institutions
-    marked 新增 (default: those of `sent`; the province's list marks every centre's); for the province also
-    `summary` (centre_summary rows) and the number of reminders every centre sends today."""
-    name = centre_name(code)
+    marked 新增 (default: those of `sent`; the province's list marks every centre's); `centres`: every centre's
+    name by code (mart centres), in order; for the province also `summary` (centre_summary rows) and the number
+    of reminders every centre sends today."""
+    name = centres.get(code, code)
     province = code == PROVINCE
     wb = Workbook()
     stamp = dt.datetime.combine(as_of, dt.time())
@@ -268,7 +242,7 @@ def centre_workbook(
         print_like_an_office_document(ws, header("今日须办"), title_rows=None)
 
     if province:
-        _province_sheets(wb, as_of, work, summary or [], sent_by_centre or {}, header)
+        _province_sheets(wb, as_of, work, summary or [], sent_by_centre or {}, centres, header)
 
     ws = wb.create_sheet("预警")
     if warnings:
@@ -281,8 +255,9 @@ def centre_workbook(
     by_type: dict[str, list[dict]] = {}
     for row in sent:
         by_type.setdefault(row["reminder_type"], []).append(row)
-    _summary_sheet(wb, name, as_of, work, warnings, sent, by_type, header)
-    for reminder_type in sorted(by_type, key=_reminder_order):
+    types = _in_display_order({t: rows[0]["reminder_type_sort_order"] for t, rows in by_type.items()})
+    _summary_sheet(wb, name, as_of, work, warnings, sent, by_type, types, header)
+    for reminder_type in types:
         rows = by_type[reminder_type]
         ws = wb.create_sheet(rows[0]["reminder_type_zh"][:31])
         _table(ws, reminder_columns(as_of, rows[0]["deadline_label_zh"] or "截止日期"), rows)
@@ -293,7 +268,7 @@ def centre_workbook(
     return fixed_zip(raw.getvalue(), stamp)
 
 
-def _summary_sheet(wb, name, as_of, work, warnings, sent, by_type, header) -> None:
+def _summary_sheet(wb, name, as_of, work, warnings, sent, by_type, types, header) -> None:
     ws = wb.create_sheet("汇总")
     ws.append(["鉴定中心", name])
     ws.append(["统计日期", as_of])
@@ -306,13 +281,13 @@ def _summary_sheet(wb, name, as_of, work, warnings, sent, by_type, header) -> No
     ws.append([])
     ws.append(["提醒类型", "数量", "提醒对象", "给机构的一般提示"])
     head = ws.max_row
-    for reminder_type in sorted(by_type, key=_reminder_order):
+    for reminder_type in types:
         first = by_type[reminder_type][0]
         ws.append(
             [
                 first["reminder_type_zh"],
                 len(by_type[reminder_type]),
-                AUDIENCE_ZH.get(first["audience"], first["audience"]),
+                first["audience_zh"],
                 first["next_step_zh"],
             ]
         )
@@ -326,11 +301,12 @@ def _summary_sheet(wb, name, as_of, work, warnings, sent, by_type, header) -> No
     print_like_an_office_document(ws, header("汇总"), title_rows=None)
 
 
-def _province_sheets(wb, as_of, work, summary, sent_by_centre, header) -> None:
-    # 各中心汇总: one row per centre, a column per stage (labels from the mart), then the centre's own measures
+def _province_sheets(wb, as_of, work, summary, sent_by_centre, centres, header) -> None:
+    # 各中心汇总: one row per centre, a column per stage (labels and order from the mart), then the centre's own
+    # measures
     ws = wb.create_sheet("各中心汇总")
     labels = {r["lifecycle_stage"]: r["lifecycle_stage_zh"] for r in summary}
-    stages = [s for s in STAGE_ORDER if s in labels] + sorted(set(labels) - set(STAGE_ORDER))
+    stages = _in_display_order({r["lifecycle_stage"]: r["lifecycle_stage_sort_order"] for r in summary})
     by_centre: dict[str, dict] = {}
     for r in summary:
         entry = by_centre.setdefault(
@@ -346,11 +322,11 @@ def _province_sheets(wb, as_of, work, summary, sent_by_centre, header) -> None:
     for r in work:
         work_by_centre[r["supervising_centre"]] = work_by_centre.get(r["supervising_centre"], 0) + 1
     rows = []
-    for code in CENTRES:
+    for code, name in centres.items():
         entry = by_centre.get(code, {"overdue_reviews": 0, "institutions_at_risk": 0, "stages": {}})
         rows.append(
             {
-                "centre": centre_name(code),
+                "centre": name,
                 **{f"stage:{s}": entry["stages"].get(s, 0) for s in stages},
                 "total": sum(entry["stages"].values()),
                 "overdue_reviews": entry["overdue_reviews"],
@@ -382,7 +358,7 @@ def _province_sheets(wb, as_of, work, summary, sent_by_centre, header) -> None:
         _table(
             ws,
             [
-                Column("鉴定中心", 16, lambda r: centre_name(r["supervising_centre"])),
+                Column("鉴定中心", 16, lambda r: r["supervising_centre_zh"]),
                 Column("机构名称", 24, lambda r: r["institution_name"]),
                 Column("机构备案号", 16, lambda r: r["registration_no"]),
                 Column("当前阶段", 12, lambda r: r["lifecycle_stage_zh"]),

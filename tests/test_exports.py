@@ -229,6 +229,8 @@ def test_workbook_bytes_do_not_depend_on_the_clock():
         "reminder_type": "window_open",
         "reminder_type_zh": "续期申请期已开启",
         "audience": "institution",
+        "audience_zh": "评价机构",
+        "reminder_type_sort_order": 2,
         "first_due_on": dt.date(2026, 11, 1),
         "deadline": dt.date(2026, 12, 31),
         "deadline_label_zh": "续期申请截止日期",
@@ -249,10 +251,11 @@ def test_workbook_bytes_do_not_depend_on_the_clock():
         "next_step_centre_zh": "通知该机构提交",
         "message_institution_zh": "请提交。",
     }
-    first = centre_workbook("350100", dt.date(2026, 11, 25), [], [], [row])
+    centres = {"350100": "福州市职业技能鉴定指导中心"}
+    first = centre_workbook("350100", dt.date(2026, 11, 25), [], [], [row], centres=centres)
     time.sleep(1.1)
-    assert centre_workbook("350100", dt.date(2026, 11, 25), [], [], [row]) == first
-    assert centre_workbook("350100", dt.date(2026, 11, 26), [], [], [row]) != first
+    assert centre_workbook("350100", dt.date(2026, 11, 25), [], [], [row], centres=centres) == first
+    assert centre_workbook("350100", dt.date(2026, 11, 26), [], [], [row], centres=centres) != first
 
 
 def test_workbook_renders_with_chinese_text_in_libreoffice(exported, tmp_path):

@@ -1,5 +1,7 @@
 """The write-audit-publish gate: clean data passes; a planted bad row of each checked category fails the gate,
-names the check, and leaves the last good publication byte-identical."""
+names the check, and leaves the last good publication byte-identical. A bad row against a model's own contract
+(a key, a code) fails that model's dbt test instead, which stops the run before the gate (README: Who checks
+what)."""
 
 import hashlib
 import shutil
@@ -56,11 +58,6 @@ PLANTED = {
         "certificates",
         "X123",
     ),
-    "key uniqueness": (
-        "INSERT INTO marts.reminders SELECT * FROM marts.reminders LIMIT 1",
-        "reminders",
-        "expect_compound_columns_to_be_unique",
-    ),
     "plan without institution": (
         (
             f"INSERT INTO raw.plans SELECT 'bad', 0, json_merge_patch({ONE_PLAN}, "
@@ -80,6 +77,13 @@ PLANTED = {
         "json_object('passed', 999, 'candidates', 10, " + LATER + "))",
         "plans",
         "passed_within_candidates",
+    ),
+    "level outside the seed": (
+        f"INSERT INTO raw.plans SELECT 'bad', 0, json_merge_patch({ONE_PLAN}, json_object('level', 7, "
+        + LATER
+        + "))",
+        "plans",
+        "level_in_code_set",
     ),
     "issued before assessment": (
         f"INSERT INTO raw.certificates SELECT 'bad', 0, json_merge_patch({ONE_CERTIFICATE}, "
@@ -127,14 +131,6 @@ PLANTED = {
         "renewal_eligibility_covers_institutions",
         "in_mart",
     ),
-    "code outside RULES.md": (
-        (
-            "UPDATE marts.renewal_eligibility SET lifecycle_stage = 'expired' WHERE institution_id = "
-            "(SELECT min(institution_id) FROM marts.renewal_eligibility)"
-        ),
-        "renewal_eligibility",
-        "expired",
-    ),
     "volume drop": (
         "DELETE FROM raw.certificates WHERE hash(item->>'certificate_no') % 2 = 0",
         "volume_against_last_publication",
@@ -164,6 +160,53 @@ def test_planted_bad_row_fails_the_gate_and_publishes_nothing(category, publishe
     assert failed, str(failure.value)
     assert any(text in line for line in failed), str(failure.value)
     assert sha(candidate.published_db) == before
+
+
+ONE_ELIGIBILITY_ROW = "(SELECT min(institution_id) FROM marts.renewal_eligibility)"
+
+PLANTED_FOR_DBT = {
+    # category: (SQL planting one bad row in a built mart, the mart, the dbt test that must fail)
+    "key uniqueness": (
+        "INSERT INTO marts.reminders SELECT * FROM marts.reminders LIMIT 1",
+        "reminders",
+        "unique_combination_reminders_institution_id__reminder_type",
+    ),
+    "code outside RULES.md": (
+        f"UPDATE marts.renewal_eligibility SET lifecycle_stage = 'expired' WHERE institution_id = {ONE_ELIGIBILITY_ROW}",
+        "renewal_eligibility",
+        "in_code_set_renewal_eligibility_lifecycle_stage__lifecycle_stage",
+    ),
+    "reason outside the seed": (
+        f"UPDATE marts.renewal_eligibility SET reasons = 'article14_case;no_such_reason' "
+        f"WHERE institution_id = {ONE_ELIGIBILITY_ROW}",
+        "renewal_eligibility",
+        "in_code_set_renewal_eligibility_reason__reasons___",
+    ),
+    "unknown supervising centre": (
+        f"UPDATE marts.renewal_eligibility SET supervising_centre = '359900' WHERE institution_id = {ONE_ELIGIBILITY_ROW}",
+        "renewal_eligibility",
+        "relationships_renewal_eligibility_supervising_centre__supervising_centre__ref_supervising_centres_",
+    ),
+}
+
+
+@pytest.mark.parametrize("category", PLANTED_FOR_DBT)
+def test_planted_bad_row_fails_the_marts_dbt_test(category, published, tmp_path):
+    """The mart's data tests passed on the built warehouse (`built` runs them); with the planted row exactly the
+    named test fails, so dbt_marts fails and neither the gate nor publication runs."""
+    sql, mart, test = PLANTED_FOR_DBT[category]
+    candidate = replace(published, warehouse_dir=tmp_path)
+    shutil.copy(published.warehouse_db, candidate.warehouse_db)
+    con = duckdb.connect(str(candidate.warehouse_db))
+    con.execute(sql)
+    con.close()
+    result = dbt_build(
+        candidate, AS_OF, "--select", mart, "--exclude", "resource_type:unit_test", command="test"
+    )
+    assert result.returncode != 0, result.stdout[-3000:]
+    failed = [line for line in result.stdout.splitlines() if " FAIL " in line and "START" not in line]
+    assert failed, result.stdout[-3000:]
+    assert all(f" {test} " in line for line in failed), failed
 
 
 def test_narrowing_to_suspects_never_hides_a_row_gx_would_fail():

@@ -3,6 +3,10 @@
 with plans as (
     select * from {{ ref('int_plans_counted_in_period') }}
     where is_counting
+),
+
+levels as (
+    select code, label_zh from {{ ref('code_labels') }} where code_type = 'level'
 )
 
 select
@@ -13,6 +17,7 @@ select
     occupation_name,
     coalesce(work_type, '') as work_type,
     level,
+    levels.label_zh as level_zh,
     year(assessment_date) as assessment_year,
     count(distinct plan_no) as batches,
     sum(candidates) as candidates,
@@ -21,4 +26,5 @@ select
     sum(queryable_certificates) as queryable_certificates,
     {{ as_of() }} as as_of
 from plans
+left join levels on cast(plans.level as varchar) = levels.code
 group by all

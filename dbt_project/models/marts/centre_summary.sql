@@ -10,8 +10,12 @@ centres as (
     select distinct supervising_centre from eligibility
 ),
 
+centre_names as (
+    select * from {{ ref('supervising_centres') }}
+),
+
 stages as (
-    select code as lifecycle_stage, label_zh as lifecycle_stage_zh
+    select code as lifecycle_stage, label_zh as lifecycle_stage_zh, sort_order as lifecycle_stage_sort_order
     from {{ ref('code_labels') }}
     where code_type = 'lifecycle_stage'
 ),
@@ -44,8 +48,10 @@ work as (
 
 select
     centres.supervising_centre,
+    centre_names.supervising_centre_zh,
     stages.lifecycle_stage,
     stages.lifecycle_stage_zh,
+    stages.lifecycle_stage_sort_order,
     coalesce(stage_counts.institutions, 0) as institutions,
     coalesce(overdue_reviews.overdue_reviews, 0) as overdue_reviews,
     coalesce(warnings.institutions_at_risk, 0) as institutions_at_risk,
@@ -59,3 +65,4 @@ left join stage_counts
 left join overdue_reviews on centres.supervising_centre = overdue_reviews.supervising_centre
 left join warnings on centres.supervising_centre = warnings.supervising_centre
 left join work on centres.supervising_centre = work.supervising_centre
+left join centre_names on centres.supervising_centre = centre_names.supervising_centre

@@ -2,6 +2,10 @@
 -- their certificates stand. 附件1 of the renewal application lists up to six of these.
 with plans as (
     select * from {{ ref('int_plans_counted_in_period') }}
+),
+
+levels as (
+    select code, label_zh from {{ ref('code_labels') }} where code_type = 'level'
 )
 
 select
@@ -11,6 +15,7 @@ select
     occupation_name,
     coalesce(work_type, '') as work_type,
     level,
+    levels.label_zh as level_zh,
     assessment_date,
     year(assessment_date) as assessment_year,
     status,
@@ -24,4 +29,5 @@ select
     certificates_all_queryable,
     {{ as_of() }} as as_of
 from plans
+left join levels on cast(plans.level as varchar) = levels.code
 where is_counting

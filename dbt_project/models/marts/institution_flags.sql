@@ -56,6 +56,10 @@ labels as (
 
 institutions as (
     select institution_id, institution_name, supervising_centre from {{ ref('int_institutions_dated') }}
+),
+
+centres as (
+    select * from {{ ref('supervising_centres') }}
 )
 
 select
@@ -64,8 +68,10 @@ select
     labels.label_zh as flag_zh,
     institutions.institution_name,
     institutions.supervising_centre,
+    centres.supervising_centre_zh,
     flags.first_held_on,
     {{ as_of() }} as as_of
 from flags
 inner join institutions on flags.institution_id = institutions.institution_id
 left join labels on flags.flag = labels.code
+left join centres on institutions.supervising_centre = centres.supervising_centre

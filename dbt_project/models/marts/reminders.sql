@@ -54,6 +54,10 @@ eligibility as (
 
 types as (
     select * from {{ ref('reminder_types') }}
+),
+
+audiences as (
+    select code, label_zh from {{ ref('code_labels') }} where code_type = 'audience'
 )
 
 select
@@ -61,8 +65,11 @@ select
     current_runs.institution_id,
     current_runs.reminder_type,
     types.label_zh as reminder_type_zh,
+    types.sort_order as reminder_type_sort_order,
     types.audience,
+    audiences.label_zh as audience_zh,
     eligibility.supervising_centre,
+    eligibility.supervising_centre_zh,
     -- dates
     current_runs.first_due_on,
     case types.deadline_kind
@@ -86,6 +93,7 @@ select
     -- institution and contacts
     eligibility.institution_name,
     eligibility.institution_type,
+    eligibility.institution_type_zh,
     eligibility.registration_no,
     institutions.contact_person,
     institutions.contact_phone,
@@ -115,3 +123,4 @@ from current_runs
 inner join institutions on current_runs.institution_id = institutions.institution_id
 inner join eligibility on current_runs.institution_id = eligibility.institution_id
 inner join types on current_runs.reminder_type = types.reminder_type
+left join audiences on types.audience = audiences.code

@@ -20,6 +20,10 @@ labels as (
     select code_type, code, label_zh from {{ ref('code_labels') }}
 ),
 
+centres as (
+    select * from {{ ref('supervising_centres') }}
+),
+
 verdicts as (
     select
         conditions.institution_id,
@@ -95,7 +99,7 @@ select
     type_labels.label_zh as institution_type_zh,
     institutions.registration_no,
     institutions.supervising_centre,
-    centre_labels.label_zh as supervising_centre_zh,
+    centres.supervising_centre_zh,
     institutions.region_code,
     institutions.cohort,
     institutions.status as feed_status,
@@ -141,8 +145,7 @@ inner join conditions on institutions.institution_id = conditions.institution_id
 inner join verdicts on institutions.institution_id = verdicts.institution_id
 left join labels as type_labels
     on type_labels.code_type = 'institution_type' and type_labels.code = institutions.institution_type
-left join labels as centre_labels
-    on centre_labels.code_type = 'supervising_centre' and centre_labels.code = institutions.supervising_centre
+left join centres on institutions.supervising_centre = centres.supervising_centre
 left join labels as stage_labels
     on stage_labels.code_type = 'lifecycle_stage' and stage_labels.code = conditions.lifecycle_stage
 left join labels as verdict_labels

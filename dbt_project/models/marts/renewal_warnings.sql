@@ -98,8 +98,10 @@ select
     -- keys
     at_risk.institution_id,
     at_risk.supervising_centre,
+    at_risk.supervising_centre_zh,
     at_risk.institution_name,
     at_risk.institution_type,
+    at_risk.institution_type_zh,
     at_risk.registration_no,
     -- dates
     at_risk.window_opens_on,

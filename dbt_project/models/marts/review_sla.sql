@@ -15,8 +15,8 @@ calendar as (
     select * from {{ ref('int_working_days') }}
 ),
 
-centre_labels as (
-    select code, label_zh from {{ ref('code_labels') }} where code_type = 'supervising_centre'
+centres as (
+    select * from {{ ref('supervising_centres') }}
 ),
 
 as_of_day as (
@@ -86,10 +86,10 @@ select
         as working_days_left,
     counting.institution_name,
     counting.supervising_centre,
-    centre_labels.label_zh as supervising_centre_zh,
+    centres.supervising_centre_zh,
     {{ as_of() }} as as_of
 from counting
 inner join due on counting.application_id = due.application_id
 inner join estimated on counting.application_id = estimated.application_id
 cross join as_of_day
-left join centre_labels on counting.supervising_centre = centre_labels.code
+left join centres on counting.supervising_centre = centres.supervising_centre

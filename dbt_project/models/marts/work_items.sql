@@ -21,11 +21,15 @@ calendar as (
 ),
 
 labels as (
-    select code_type, code, label_zh from {{ ref('code_labels') }}
+    select code_type, code, label_zh, sort_order from {{ ref('code_labels') }}
 ),
 
 reminders as (
     select * from {{ ref('reminders') }}
+),
+
+centres as (
+    select * from {{ ref('supervising_centres') }}
 ),
 
 today as (
@@ -164,13 +168,8 @@ listed as (
 ),
 
 item_order as (
-    -- the order items are read out within a row: the most pressing first
-    select * from (
-        values
-            ('expires_today', 1), ('grace_ends_today', 2), ('review_overdue', 3), ('review_due_soon', 4),
-            ('flag_article14', 5), ('flag_freeze', 6), ('flag_post_expiry', 7), ('flag_obligations', 8),
-            ('reminder', 9), ('at_risk', 10), ('issue_new_letter', 11), ('report_termination', 12)
-    ) as ranked (item_code, item_rank)
+    -- the order items are read out within a row: the most pressing first (code_labels.sort_order)
+    select code as item_code, sort_order as item_rank from labels where code_type = 'work_item'
 ),
 
 rows_ as (
@@ -203,7 +202,10 @@ reminder_types as (
         institution_id,
         string_agg(reminder_type, ';' order by reminder_type) as reminder_types,
         string_agg(reminder_type, ';' order by reminder_type) filter (where first_due_on = {{ as_of() }})
-            as new_reminder_types
+            as new_reminder_types,
+        string_agg(reminder_type_zh, '；' order by reminder_type) as reminder_types_zh,
+        string_agg(reminder_type_zh, '；' order by reminder_type) filter (where first_due_on = {{ as_of() }})
+            as new_reminder_types_zh
     from reminders
     group by institution_id
 )
@@ -211,10 +213,13 @@ reminder_types as (
 select
     -- keys
     rows_.list_centre,
+    centres.supervising_centre_zh as list_centre_zh,
     rows_.institution_id,
     eligibility.supervising_centre,
+    eligibility.supervising_centre_zh,
     eligibility.institution_name,
     eligibility.institution_type,
+    eligibility.institution_type_zh,
     eligibility.registration_no,
     -- the items
     rows_.item_codes,
@@ -229,6 +234,8 @@ select
     rows_.has_province_task,
     coalesce(reminder_types.reminder_types, '') as reminder_types,
     coalesce(reminder_types.new_reminder_types, '') as new_reminder_types,
+    coalesce(reminder_types.reminder_types_zh, '') as reminder_types_zh,
+    coalesce(reminder_types.new_reminder_types_zh, '') as new_reminder_types_zh,
     -- dates
     rows_.deadline,
     datediff('day', {{ as_of() }}, rows_.deadline) as days_left,
@@ -239,6 +246,7 @@ select
     eligibility.lifecycle_stage,
     eligibility.lifecycle_stage_zh,
     eligibility.renewal_verdict,
+    eligibility.renewal_verdict_zh,
     eligibility.conditions_zh,
     eligibility.batch_count,
     eligibility.expected_certificates,
@@ -257,3 +265,4 @@ cross join today
 inner join eligibility on rows_.institution_id = eligibility.institution_id
 inner join institutions on rows_.institution_id = institutions.institution_id
 left join reminder_types on rows_.institution_id = reminder_types.institution_id
+left join centres on rows_.list_centre = centres.supervising_centre
