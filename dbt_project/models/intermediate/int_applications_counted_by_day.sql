@@ -18,14 +18,7 @@ known as (
         applications.incentive_evidence,
         applications.force_majeure_statement,
         applications.occupation_codes,
-        -- a review result dated after the judged day did not exist yet
-        case
-            when applications.review_completed_on is null or applications.review_completed_on <= days.judged_on
-                then applications.review_result
-        end as review_result,
-        case
-            when applications.review_completed_on <= days.judged_on then applications.review_completed_on
-        end as review_completed_on,
+        {{ review_known_on('days.judged_on') }},
         applications.timing
     from days
     inner join applications

@@ -31,19 +31,16 @@ batches as (
     group by institution_id
 ),
 
+rectification_notices as (
+    {{ rectification_notices_in_period(ref('stg_centre__rectification_notices'), 'institutions') }}
+),
+
 rectifications as (
     -- R-REJECT-1: issued in the period, not completed by D or completed only after expires_on
-    select notices.institution_id, min(notices.issued_on) as first_on
-    from {{ ref('stg_centre__rectification_notices') }} as notices
-    inner join institutions on notices.institution_id = institutions.institution_id
-    where notices.issued_on between institutions.registered_on and institutions.expires_on
-        and notices.issued_on <= {{ as_of() }}
-        and (
-            notices.completed_on is null
-            or notices.completed_on > {{ as_of() }}
-            or notices.completed_on > institutions.expires_on
-        )
-    group by notices.institution_id
+    select institution_id, min(issued_on) as first_on
+    from rectification_notices
+    where is_unresolved
+    group by institution_id
 ),
 
 article14_cases as (

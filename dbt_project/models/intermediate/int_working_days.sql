@@ -11,7 +11,7 @@ additions as (
 ),
 
 official as (
-    select calendar_day, is_workday from {{ ref('stg_feed__prc_calendar') }}
+    select calendar_day, is_workday from {{ ref('stg_calendar__prc_calendar') }}
 ),
 
 covered_years as (

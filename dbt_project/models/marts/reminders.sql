@@ -58,6 +58,21 @@ types as (
 
 audiences as (
     select code, label_zh from {{ ref('code_labels') }} where code_type = 'audience'
+),
+
+deadlines as (
+    -- each reminder's key date, the one its type's deadline_kind names (none for abandoned)
+    select
+        current_runs.institution_id,
+        current_runs.reminder_type,
+        case types.deadline_kind
+            when 'window_opens_on' then institutions.window_opens_on
+            when 'apply_by' then institutions.apply_by
+            when 'grace_ends_on' then institutions.grace_ends_on
+        end as deadline
+    from current_runs
+    inner join institutions on current_runs.institution_id = institutions.institution_id
+    inner join types on current_runs.reminder_type = types.reminder_type
 )
 
 select
@@ -72,16 +87,8 @@ select
     eligibility.supervising_centre_zh,
     -- dates
     current_runs.first_due_on,
-    case types.deadline_kind
-        when 'window_opens_on' then institutions.window_opens_on
-        when 'apply_by' then institutions.apply_by
-        when 'grace_ends_on' then institutions.grace_ends_on
-    end as deadline,
-    datediff('day', {{ as_of() }}, case types.deadline_kind
-        when 'window_opens_on' then institutions.window_opens_on
-        when 'apply_by' then institutions.apply_by
-        when 'grace_ends_on' then institutions.grace_ends_on
-    end) as days_left,
+    deadlines.deadline,
+    datediff('day', {{ as_of() }}, deadlines.deadline) as days_left,
     -- what the deadline is: for window_opens_soon the day the window opens, not a 截止日期
     types.deadline_kind,
     types.deadline_label_zh,
@@ -124,3 +131,6 @@ inner join institutions on current_runs.institution_id = institutions.institutio
 inner join eligibility on current_runs.institution_id = eligibility.institution_id
 inner join types on current_runs.reminder_type = types.reminder_type
 left join audiences on types.audience = audiences.code
+inner join deadlines
+    on current_runs.institution_id = deadlines.institution_id
+    and current_runs.reminder_type = deadlines.reminder_type

@@ -28,6 +28,10 @@ registered as (
     group by institution_id
 ),
 
+rectification_notices as (
+    {{ rectification_notices_in_period(ref('stg_centre__rectification_notices'), 'institutions') }}
+),
+
 rectifications as (
     select
         notices.institution_id,
@@ -40,10 +44,7 @@ rectifications as (
                                  '%Y-%m-%d') || '完成整改', '未完成整改') || '）',
             '；' order by notices.issued_on, notices.notice_id
         ) as rectification_list
-    from {{ ref('stg_centre__rectification_notices') }} as notices
-    inner join institutions on notices.institution_id = institutions.institution_id
-    where notices.issued_on between institutions.registered_on and institutions.expires_on
-        and notices.issued_on <= {{ as_of() }}
+    from rectification_notices as notices
     group by notices.institution_id
 ),
 

@@ -89,6 +89,16 @@ next_steps as (
     left join labels as institution_labels
         on institution_labels.code_type = 'next_step_institution' and institution_labels.code = next_step_codes.step_code
     group by next_step_codes.institution_id
+),
+
+reason_labels as (
+    -- the reasons in Chinese, in the order of their codes
+    select
+        verdicts.institution_id,
+        coalesce(string_agg(labels.label_zh, '；' order by labels.code), '') as reasons_zh
+    from verdicts
+    left join labels on labels.code_type = 'reason' and list_contains(verdicts.reason_codes, labels.code)
+    group by verdicts.institution_id
 )
 
 select
@@ -127,11 +137,7 @@ select
     verdicts.renewal_verdict,
     verdict_labels.label_zh as renewal_verdict_zh,
     array_to_string(verdicts.reason_codes, ';') as reasons,
-    (
-        select coalesce(string_agg(labels.label_zh, '；' order by labels.code), '')
-        from labels
-        where labels.code_type = 'reason' and list_contains(verdicts.reason_codes, labels.code)
-    ) as reasons_zh,
+    reason_labels.reasons_zh,
     conditions.application_missing_occupation_codes,
     -- shown to people (issue 14): a closed stage is never shown as if the institution could still apply
     coalesce(stage_conditions.label_zh, verdict_labels.label_zh) as conditions_zh,
@@ -143,6 +149,7 @@ select
 from institutions
 inner join conditions on institutions.institution_id = conditions.institution_id
 inner join verdicts on institutions.institution_id = verdicts.institution_id
+inner join reason_labels on institutions.institution_id = reason_labels.institution_id
 left join labels as type_labels
     on type_labels.code_type = 'institution_type' and type_labels.code = institutions.institution_type
 left join centres on institutions.supervising_centre = centres.supervising_centre

@@ -54,6 +54,10 @@ unqueryable_plans as (
     group by plans.institution_id
 ),
 
+rectification_notices as (
+    {{ rectification_notices_in_period(ref('stg_centre__rectification_notices'), 'institutions') }}
+),
+
 open_rectifications as (
     -- R-REJECT-1: notices of the period not completed by D (a completion after expires_on never clears one)
     select
@@ -62,12 +66,8 @@ open_rectifications as (
             notices.notice_id || coalesce('（整改期限' || strftime(notices.due_on, '%Y年%-m月%-d日') || '）', ''),
             '；' order by notices.issued_on, notices.notice_id
         ) as open_rectifications
-    from {{ ref('stg_centre__rectification_notices') }} as notices
-    inner join institutions on notices.institution_id = institutions.institution_id
-    where notices.issued_on between institutions.registered_on and institutions.expires_on
-        and notices.issued_on <= {{ as_of() }}
-        and (notices.completed_on is null or notices.completed_on > {{ as_of() }}
-            or notices.completed_on > institutions.expires_on)
+    from rectification_notices as notices
+    where notices.is_unresolved
     group by notices.institution_id
 ),
 

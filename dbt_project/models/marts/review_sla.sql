@@ -30,15 +30,13 @@ counting as (
         institutions.institution_name,
         institutions.supervising_centre,
         applications.received_on,
-        case when applications.review_completed_on <= {{ as_of() }} then applications.review_result end
-            as review_result,
-        case when applications.review_completed_on <= {{ as_of() }} then applications.review_completed_on end
-            as review_completed_on,
+        {{ review_known_on(as_of()) }},
         received_day.workday_seq + policy.review_working_days as due_seq
     from applications
     left join institutions on applications.institution_id = institutions.institution_id
     cross join policy
     inner join calendar as received_day on applications.received_on = received_day.calendar_day
+    -- R-APP: the counting applications (int_applications_in_period times them) received by D
     where applications.timing = 'counting'
         and applications.received_on <= {{ as_of() }}
 ),

@@ -3,7 +3,7 @@
 -- go to the province (350000). publish/returns.py renders one workbook per centre from it.
 with latest_load as (
     select load_id
-    from {{ ref('stg_feed__run_metrics') }}
+    from {{ ref('stg_pipeline__run_metrics') }}
     where step = 'load_centre_records' and as_of = {{ as_of() }}
     qualify row_number() over (order by recorded_at desc, load_id desc) = 1
 ),

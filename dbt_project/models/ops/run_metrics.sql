@@ -2,7 +2,7 @@
 -- so the BI tool can chart any of them over time. Not a function of D (it grows with every run), which is
 -- why it lives in schema ops, beside the marts rather than among them.
 with metrics as (
-    select * from {{ ref('stg_feed__run_metrics') }}
+    select * from {{ ref('stg_pipeline__run_metrics') }}
 ),
 
 labels as (

@@ -3,7 +3,15 @@ with source as (
 ),
 
 renamed as (
-    select * exclude (load_id)
+    select
+        case_id,
+        institution_id,
+        opened_on,
+        article,
+        terminates_registration,
+        closed_on,
+        source_file,
+        row_number
     from source
 )
 

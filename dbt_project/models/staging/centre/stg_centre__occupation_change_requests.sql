@@ -3,7 +3,14 @@ with source as (
 ),
 
 renamed as (
-    select * exclude (load_id)
+    select
+        request_id,
+        institution_id,
+        received_on,
+        change_type,
+        occupation_code,
+        source_file,
+        row_number
     from source
 )
 

@@ -3,7 +3,14 @@ with source as (
 ),
 
 renamed as (
-    select * exclude (load_id)
+    select
+        notice_id,
+        institution_id,
+        issued_on,
+        due_on,
+        completed_on,
+        source_file,
+        row_number
     from source
 )
 

@@ -3,7 +3,17 @@ with source as (
 ),
 
 renamed as (
-    select * exclude (load_id)
+    select
+        application_id,
+        institution_id,
+        received_on,
+        incentive_evidence,
+        force_majeure_statement,
+        occupation_codes,
+        review_result,
+        review_completed_on,
+        source_file,
+        row_number
     from source
 )
 

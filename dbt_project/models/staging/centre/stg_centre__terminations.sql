@@ -3,7 +3,12 @@ with source as (
 ),
 
 renamed as (
-    select * exclude (load_id)
+    select
+        institution_id,
+        notified_on,
+        reason,
+        source_file,
+        row_number
     from source
 )
 

@@ -2,6 +2,7 @@
 -- it is incremental: a run parses only the loads landed since the newest load it already holds, and
 -- re-decides the certificates those loads touch against the version kept. `dbt build --full-refresh` rebuilds
 -- it from every load (needed after a change to its columns: on_schema_change='fail' stops the run until then).
+-- depends_on: {{ source('feed', 'feed_loads') }}  (read only when incremental, below; this puts it in the DAG)
 {{ config(materialized='incremental', unique_key='certificate_no', incremental_strategy='delete+insert',
           on_schema_change='fail') }}
 

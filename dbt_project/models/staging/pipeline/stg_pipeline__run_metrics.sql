@@ -1,5 +1,5 @@
 with source as (
-    select * from {{ source('feed', 'run_metrics') }}
+    select * from {{ source('pipeline', 'run_metrics') }}
 ),
 
 renamed as (

@@ -1,5 +1,5 @@
 with source as (
-    select * from {{ source('feed', 'prc_calendar') }}
+    select * from {{ source('calendar', 'prc_calendar') }}
 ),
 
 renamed as (
