@@ -65,9 +65,11 @@ mutants: install
 bench: install
 	$(PY) bench/run.py
 
+# Python: ruff's rules and format; SQL: sqlfluff over the dbt models, tests and macros (dbt_project/.sqlfluff).
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	cd dbt_project && ../.venv/bin/sqlfluff lint models tests macros
 
 clean:
 	rm -rf .airflow warehouse exports data dbt_project/target dbt_project/logs

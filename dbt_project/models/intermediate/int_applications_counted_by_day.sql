@@ -22,8 +22,9 @@ known as (
         applications.timing
     from days
     inner join applications
-        on days.institution_id = applications.institution_id
-        and applications.received_on <= days.judged_on
+        on
+            days.institution_id = applications.institution_id
+            and days.judged_on >= applications.received_on
 ),
 
 summary as (

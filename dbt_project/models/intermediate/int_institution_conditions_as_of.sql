@@ -37,7 +37,9 @@ rectification_notices as (
 
 rectifications as (
     -- R-REJECT-1: issued in the period, not completed by D or completed only after expires_on
-    select institution_id, min(issued_on) as first_on
+    select
+        institution_id,
+        min(issued_on) as first_on
     from rectification_notices
     where is_unresolved
     group by institution_id
@@ -45,7 +47,9 @@ rectifications as (
 
 article14_cases as (
     -- R-REJECT-3
-    select institution_id, min(opened_on) as first_on
+    select
+        institution_id,
+        min(opened_on) as first_on
     from {{ ref('stg_centre__disciplinary_cases') }}
     where terminates_registration and opened_on <= {{ as_of() }}
     group by institution_id
@@ -53,54 +57,71 @@ article14_cases as (
 
 freeze_changes as (
     -- R-FREEZE
-    select requests.institution_id, min(requests.received_on) as first_on
+    select
+        requests.institution_id,
+        min(requests.received_on) as first_on
     from {{ ref('stg_centre__occupation_change_requests') }} as requests
     inner join institutions on requests.institution_id = institutions.institution_id
-    where requests.received_on between institutions.window_opens_on and institutions.expires_on
+    where
+        requests.received_on between institutions.window_opens_on and institutions.expires_on
         and requests.received_on <= {{ as_of() }}
     group by requests.institution_id
 ),
 
 post_expiry_records as (
     -- R-POST: data reported after expiry (the stage condition is applied below)
-    select plans.institution_id, plans.assessment_date as reported_on
+    select
+        plans.institution_id,
+        plans.assessment_date as reported_on
     from plans
-    where plans.status = 'completed'
+    where
+        plans.status = 'completed'
         and plans.assessment_date > plans.expires_on
         and plans.assessment_date <= {{ as_of() }}
     union all
-    select certificates.institution_id, certificates.issued_on
+    select
+        certificates.institution_id,
+        certificates.issued_on
     from {{ ref('int_certificates_with_latest_lookup') }} as certificates
     inner join institutions on certificates.institution_id = institutions.institution_id
     where certificates.issued_on > institutions.expires_on
 ),
 
 post_expiry as (
-    select institution_id, min(reported_on) as first_on
+    select
+        institution_id,
+        min(reported_on) as first_on
     from post_expiry_records
     group by institution_id
 ),
 
 open_obligations as (
     -- R-OBLIG: a counting plan whose certificates are not all issued and queryable
-    select institution_id, min(assessment_date) as first_on
+    select
+        institution_id,
+        min(assessment_date) as first_on
     from plans
     where is_counting and not certificates_all_queryable
     group by institution_id
 ),
 
 occupations_known as (
-    select institution_id, occupation_code
+    select
+        institution_id,
+        occupation_code
     from {{ ref('stg_feed__registered_occupations') }}
     where registered_on <= {{ as_of() }}
 ),
 
 missing_occupations as (
     -- R-OCC: the counting application lists codes and leaves out a registered occupation
-    select stage.institution_id, string_agg(occupations_known.occupation_code, ';' order by occupations_known.occupation_code) as missing_codes
+    select
+        stage.institution_id,
+        string_agg(occupations_known.occupation_code, ';' order by occupations_known.occupation_code) as missing_codes
     from stage
     inner join occupations_known on stage.institution_id = occupations_known.institution_id
-    where stage.occupation_codes is not null
+    where
+        stage.occupation_codes is not null
         and stage.occupation_codes <> ''
         and not list_contains(string_split(stage.occupation_codes, ';'), occupations_known.occupation_code)
     group by stage.institution_id
@@ -123,16 +144,20 @@ select
     coalesce(batches.issued_certificates, 0) as issued_certificates,
     coalesce(batches.queryable_certificates, 0) as queryable_certificates,
     coalesce(batches.issued_certificates, 0) = coalesce(batches.expected_certificates, 0)
-        and coalesce(batches.queryable_certificates, 0) = coalesce(batches.issued_certificates, 0)
+    and coalesce(batches.queryable_certificates, 0) = coalesce(batches.issued_certificates, 0)
         as certificates_all_queryable,
     rectifications.first_on as rectification_unresolved_since,
     article14_cases.first_on as article14_case_since,
     freeze_changes.first_on as occupation_change_in_freeze_since,
     -- (greatest() skips NULLs, so the record's existence is tested first)
-    case when stage.lifecycle_stage in ('grace_period', 'abandoned', 'rejected') and post_expiry.first_on is not null
-        then greatest(post_expiry.first_on, institutions.expires_on + 1) end as post_expiry_data_since,
-    case when stage.lifecycle_stage in ('terminated', 'abandoned')
-        then open_obligations.first_on end as outstanding_obligations_since,
+    case
+        when stage.lifecycle_stage in ('grace_period', 'abandoned', 'rejected') and post_expiry.first_on is not null
+            then greatest(post_expiry.first_on, institutions.expires_on + 1)
+    end as post_expiry_data_since,
+    case
+        when stage.lifecycle_stage in ('terminated', 'abandoned')
+            then open_obligations.first_on
+    end as outstanding_obligations_since,
     missing_occupations.missing_codes as application_missing_occupation_codes
 from institutions
 cross join policy

@@ -11,11 +11,11 @@ policy as (
 
 bounds as (
     select
-        institution_id,
+        institutions.institution_id,
         least(
-            window_opens_on - to_days(policy.window_opens_soon_days),
-            expires_on - to_days(policy.expiring_days),
-            apply_by + 1
+            institutions.window_opens_on - to_days(policy.window_opens_soon_days),
+            institutions.expires_on - to_days(policy.expiring_days),
+            institutions.apply_by + 1
         )::date as first_day,
         {{ as_of() }} as last_day
     from institutions
@@ -30,6 +30,12 @@ series as (
     where first_day <= last_day
 )
 
-select institution_id, judged_on from series
+select
+    institution_id,
+    judged_on
+from series
 union
-select institution_id, {{ as_of() }} as judged_on from institutions
+select
+    institution_id,
+    {{ as_of() }} as judged_on
+from institutions

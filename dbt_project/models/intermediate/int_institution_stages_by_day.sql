@@ -8,7 +8,9 @@ institutions as (
 ),
 
 terminations as (
-    select institution_id, min(notified_on) as first_notified_on
+    select
+        institution_id,
+        min(notified_on) as first_notified_on
     from {{ ref('stg_centre__terminations') }}
     group by institution_id
 )
@@ -16,7 +18,8 @@ terminations as (
 select
     days.*,
     case
-        when institutions.status in ('voluntarily_terminated', 'terminated')
+        when
+            institutions.status in ('voluntarily_terminated', 'terminated')
             or terminations.first_notified_on <= days.judged_on then 'terminated'
         when days.review_result = 'approved' then 'renewed'
         when days.review_result = 'rejected' then 'rejected'

@@ -17,13 +17,14 @@ cohort_overrides as (
 
 select
     institutions.*,
-    coalesce(
+    cast(coalesce(
         cohort_overrides.window_opens_on,
         institutions.expires_on - to_days(policy.window_days)
-    )::date as window_opens_on,
+    ) as date) as window_opens_on,
     -- the override never moves the deadline past the end of the period
-    least(coalesce(cohort_overrides.apply_by, institutions.expires_on), institutions.expires_on)::date as apply_by,
-    (institutions.expires_on + to_days(policy.grace_days))::date as grace_ends_on,
+    cast(least(coalesce(cohort_overrides.apply_by, institutions.expires_on), institutions.expires_on) as date)
+        as apply_by,
+    cast((institutions.expires_on + to_days(policy.grace_days)) as date) as grace_ends_on,
     cohort_overrides.cohort is not null as has_cohort_override
 from institutions
 cross join policy

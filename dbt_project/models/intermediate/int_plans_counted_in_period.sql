@@ -35,10 +35,10 @@ select
     coalesce(certificates.issued_certificates, 0) as issued_certificates,
     coalesce(certificates.queryable_certificates, 0) as queryable_certificates,
     plans.status = 'completed'
-        and plans.assessment_date between institutions.registered_on
-        and least(institutions.expires_on, {{ as_of() }}) as is_counting,
+    and plans.assessment_date between institutions.registered_on
+    and least(institutions.expires_on, {{ as_of() }}) as is_counting,
     coalesce(certificates.issued_certificates, 0) = coalesce(plans.passed, 0)
-        and coalesce(certificates.queryable_certificates, 0) = coalesce(certificates.issued_certificates, 0)
+    and coalesce(certificates.queryable_certificates, 0) = coalesce(certificates.issued_certificates, 0)
         as certificates_all_queryable
 from plans
 inner join institutions on plans.institution_id = institutions.institution_id

@@ -1,6 +1,9 @@
 -- One row with every policy parameter of RULES.md as a typed column (seed renewal_policy).
 with policy as (
-    select parameter, cast(value as integer) as value from {{ ref('renewal_policy') }}
+    select
+        parameter,
+        cast(value as integer) as value
+    from {{ ref('renewal_policy') }}
 )
 
 select

@@ -6,12 +6,17 @@ with spine as (
 ),
 
 additions as (
-    select cast(day as date) as calendar_day, cast(is_workday as boolean) as is_workday
+    select
+        day::date as calendar_day,
+        is_workday::boolean as is_workday
     from {{ ref('calendar_additions') }}
 ),
 
 official as (
-    select calendar_day, is_workday from {{ ref('stg_calendar__prc_calendar') }}
+    select
+        calendar_day,
+        is_workday
+    from {{ ref('stg_calendar__prc_calendar') }}
 ),
 
 covered_years as (
@@ -28,8 +33,11 @@ judged as (
             official.is_workday,
             case
                 when covered_years.calendar_year is not null then isodow(spine.calendar_day) <= 5
-                else isodow(spine.calendar_day) <= 5
-                    and strftime(spine.calendar_day, '%m-%d') not in ('01-01', '05-01', '05-02', '10-01', '10-02', '10-03')
+                else
+                    isodow(spine.calendar_day) <= 5
+                    and strftime(spine.calendar_day, '%m-%d') not in (
+                        '01-01', '05-01', '05-02', '10-01', '10-02', '10-03'
+                    )
             end
         ) as is_workday,
         covered_years.calendar_year is null as is_estimate

@@ -6,24 +6,28 @@ with plans as (
 ),
 
 levels as (
-    select code, label_zh from {{ ref('code_labels') }} where code_type = 'level'
+    select
+        code,
+        label_zh
+    from {{ ref('code_labels') }}
+    where code_type = 'level'
 )
 
 select
-    institution_id,
-    registered_on as period_start,
-    expires_on as period_end,
-    occupation_code,
-    occupation_name,
-    coalesce(work_type, '') as work_type,
-    level,
+    plans.institution_id,
+    plans.registered_on as period_start,
+    plans.expires_on as period_end,
+    plans.occupation_code,
+    plans.occupation_name,
+    coalesce(plans.work_type, '') as work_type,
+    plans.level,
     levels.label_zh as level_zh,
-    year(assessment_date) as assessment_year,
-    count(distinct plan_no) as batches,
-    sum(candidates) as candidates,
-    sum(passed) as passed,
-    sum(issued_certificates) as issued_certificates,
-    sum(queryable_certificates) as queryable_certificates,
+    year(plans.assessment_date) as assessment_year,
+    count(distinct plans.plan_no) as batches,
+    sum(plans.candidates) as candidates,
+    sum(plans.passed) as passed,
+    sum(plans.issued_certificates) as issued_certificates,
+    sum(plans.queryable_certificates) as queryable_certificates,
     {{ as_of() }} as as_of
 from plans
 left join levels on cast(plans.level as varchar) = levels.code

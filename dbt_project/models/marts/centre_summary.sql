@@ -15,19 +15,27 @@ centre_names as (
 ),
 
 stages as (
-    select code as lifecycle_stage, label_zh as lifecycle_stage_zh, sort_order as lifecycle_stage_sort_order
+    select
+        code as lifecycle_stage,
+        label_zh as lifecycle_stage_zh,
+        sort_order as lifecycle_stage_sort_order
     from {{ ref('code_labels') }}
     where code_type = 'lifecycle_stage'
 ),
 
 stage_counts as (
-    select supervising_centre, lifecycle_stage, count(*) as institutions
+    select
+        supervising_centre,
+        lifecycle_stage,
+        count(*) as institutions
     from eligibility
     group by supervising_centre, lifecycle_stage
 ),
 
 overdue_reviews as (
-    select eligibility.supervising_centre, count(*) as overdue_reviews
+    select
+        eligibility.supervising_centre,
+        count(*) as overdue_reviews
     from {{ ref('review_sla') }} as review_sla
     inner join eligibility on review_sla.institution_id = eligibility.institution_id
     where review_sla.review_result is null and review_sla.review_overdue
@@ -35,13 +43,17 @@ overdue_reviews as (
 ),
 
 warnings as (
-    select supervising_centre, count(*) as institutions_at_risk
+    select
+        supervising_centre,
+        count(*) as institutions_at_risk
     from {{ ref('renewal_warnings') }}
     group by supervising_centre
 ),
 
 work as (
-    select list_centre as supervising_centre, count(*) as work_items
+    select
+        list_centre as supervising_centre,
+        count(*) as work_items
     from {{ ref('work_items') }}
     group by list_centre
 )
@@ -60,8 +72,9 @@ select
 from centres
 cross join stages
 left join stage_counts
-    on centres.supervising_centre = stage_counts.supervising_centre
-    and stages.lifecycle_stage = stage_counts.lifecycle_stage
+    on
+        centres.supervising_centre = stage_counts.supervising_centre
+        and stages.lifecycle_stage = stage_counts.lifecycle_stage
 left join overdue_reviews on centres.supervising_centre = overdue_reviews.supervising_centre
 left join warnings on centres.supervising_centre = warnings.supervising_centre
 left join work on centres.supervising_centre = work.supervising_centre

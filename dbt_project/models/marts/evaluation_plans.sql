@@ -5,29 +5,33 @@ with plans as (
 ),
 
 levels as (
-    select code, label_zh from {{ ref('code_labels') }} where code_type = 'level'
+    select
+        code,
+        label_zh
+    from {{ ref('code_labels') }}
+    where code_type = 'level'
 )
 
 select
-    plan_no,
-    institution_id,
-    occupation_code,
-    occupation_name,
-    coalesce(work_type, '') as work_type,
-    level,
+    plans.plan_no,
+    plans.institution_id,
+    plans.occupation_code,
+    plans.occupation_name,
+    coalesce(plans.work_type, '') as work_type,
+    plans.level,
     levels.label_zh as level_zh,
-    assessment_date,
-    year(assessment_date) as assessment_year,
-    status,
-    candidates,
-    passed,
-    certificates_online,
-    is_counting,
-    expected_certificates,
-    issued_certificates,
-    queryable_certificates,
-    certificates_all_queryable,
+    plans.assessment_date,
+    year(plans.assessment_date) as assessment_year,
+    plans.status,
+    plans.candidates,
+    plans.passed,
+    plans.certificates_online,
+    plans.is_counting,
+    plans.expected_certificates,
+    plans.issued_certificates,
+    plans.queryable_certificates,
+    plans.certificates_all_queryable,
     {{ as_of() }} as as_of
 from plans
 left join levels on cast(plans.level as varchar) = levels.code
-where is_counting
+where plans.is_counting

@@ -9,14 +9,33 @@ conditions as (
 ),
 
 stage_days as (
-    select institution_id, judged_on, 'expiring' as flag from stages
+    select
+        institution_id,
+        judged_on,
+        'expiring' as flag
+    from stages
     where lifecycle_stage in ('window_open', 'overdue')
     union all
-    select institution_id, judged_on, 'overdue' from stages where lifecycle_stage = 'overdue'
+    select
+        institution_id,
+        judged_on,
+        'overdue'
+    from stages
+    where lifecycle_stage = 'overdue'
     union all
-    select institution_id, judged_on, 'grace_period' from stages where lifecycle_stage = 'grace_period'
+    select
+        institution_id,
+        judged_on,
+        'grace_period'
+    from stages
+    where lifecycle_stage = 'grace_period'
     union all
-    select institution_id, judged_on, 'abandoned' from stages where lifecycle_stage = 'abandoned'
+    select
+        institution_id,
+        judged_on,
+        'abandoned'
+    from stages
+    where lifecycle_stage = 'abandoned'
 ),
 
 stage_flags as (
@@ -24,23 +43,47 @@ stage_flags as (
 ),
 
 record_flags as (
-    select institution_id, 'rectification_unresolved' as flag, rectification_unresolved_since as first_held_on
-    from conditions where rectification_unresolved_since is not null
+    select
+        institution_id,
+        'rectification_unresolved' as flag,
+        rectification_unresolved_since as first_held_on
+    from conditions
+    where rectification_unresolved_since is not null
     union all
-    select institution_id, 'article14_case', article14_case_since
-    from conditions where article14_case_since is not null
+    select
+        institution_id,
+        'article14_case',
+        article14_case_since
+    from conditions
+    where article14_case_since is not null
     union all
-    select institution_id, 'occupation_change_in_freeze', occupation_change_in_freeze_since
-    from conditions where occupation_change_in_freeze_since is not null
+    select
+        institution_id,
+        'occupation_change_in_freeze',
+        occupation_change_in_freeze_since
+    from conditions
+    where occupation_change_in_freeze_since is not null
     union all
-    select institution_id, 'post_expiry_data', post_expiry_data_since
-    from conditions where post_expiry_data_since is not null
+    select
+        institution_id,
+        'post_expiry_data',
+        post_expiry_data_since
+    from conditions
+    where post_expiry_data_since is not null
     union all
-    select institution_id, 'outstanding_obligations', outstanding_obligations_since
-    from conditions where outstanding_obligations_since is not null
+    select
+        institution_id,
+        'outstanding_obligations',
+        outstanding_obligations_since
+    from conditions
+    where outstanding_obligations_since is not null
     union all
-    select institution_id, 'review_overdue', min(review_due_on + 1)
-    from {{ ref('review_sla') }} where review_overdue
+    select
+        institution_id,
+        'review_overdue',
+        min(review_due_on + 1)
+    from {{ ref('review_sla') }}
+    where review_overdue
     group by institution_id
 ),
 
@@ -51,11 +94,19 @@ flags as (
 ),
 
 labels as (
-    select code, label_zh from {{ ref('code_labels') }} where code_type = 'flag'
+    select
+        code,
+        label_zh
+    from {{ ref('code_labels') }}
+    where code_type = 'flag'
 ),
 
 institutions as (
-    select institution_id, institution_name, supervising_centre from {{ ref('int_institutions_dated') }}
+    select
+        institution_id,
+        institution_name,
+        supervising_centre
+    from {{ ref('int_institutions_dated') }}
 ),
 
 centres as (

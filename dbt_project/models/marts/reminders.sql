@@ -13,34 +13,67 @@ policy as (
 ),
 
 days as (
-    select stages.institution_id, stages.judged_on, stages.lifecycle_stage, institutions.*
-        exclude (institution_id), policy.*
+    select
+        stages.institution_id,
+        stages.judged_on,
+        stages.lifecycle_stage,
+        institutions.* exclude (institution_id),  -- noqa: RF02
+        policy.*
     from stages
     inner join institutions on stages.institution_id = institutions.institution_id
     cross join policy
 ),
 
 holding as (
-    select institution_id, judged_on, 'window_opens_soon' as reminder_type from days
-    where lifecycle_stage = 'not_yet_due'
+    select
+        institution_id,
+        judged_on,
+        'window_opens_soon' as reminder_type
+    from days
+    where
+        lifecycle_stage = 'not_yet_due'
         and judged_on >= window_opens_on - window_opens_soon_days and judged_on < window_opens_on
     union all
-    select institution_id, judged_on, 'window_open' from days
+    select
+        institution_id,
+        judged_on,
+        'window_open'
+    from days
     where lifecycle_stage = 'window_open'
     union all
-    select institution_id, judged_on, 'overdue' from days
+    select
+        institution_id,
+        judged_on,
+        'overdue'
+    from days
     where lifecycle_stage = 'overdue'
     union all
-    select institution_id, judged_on, 'expiring_30d' from days
+    select
+        institution_id,
+        judged_on,
+        'expiring_30d'
+    from days
     where lifecycle_stage in ('window_open', 'overdue') and judged_on >= expires_on - expiring_days
     union all
-    select institution_id, judged_on, 'grace_period' from days
+    select
+        institution_id,
+        judged_on,
+        'grace_period'
+    from days
     where lifecycle_stage = 'grace_period'
     union all
-    select institution_id, judged_on, 'grace_ending' from days
+    select
+        institution_id,
+        judged_on,
+        'grace_ending'
+    from days
     where lifecycle_stage = 'grace_period' and judged_on >= grace_ends_on - grace_ending_days
     union all
-    select institution_id, judged_on, 'abandoned' from days
+    select
+        institution_id,
+        judged_on,
+        'abandoned'
+    from days
     where lifecycle_stage = 'abandoned' and judged_on <= grace_ends_on + abandoned_notice_days
 ),
 
@@ -57,7 +90,11 @@ types as (
 ),
 
 audiences as (
-    select code, label_zh from {{ ref('code_labels') }} where code_type = 'audience'
+    select
+        code,
+        label_zh
+    from {{ ref('code_labels') }}
+    where code_type = 'audience'
 ),
 
 deadlines as (
@@ -132,5 +169,6 @@ inner join eligibility on current_runs.institution_id = eligibility.institution_
 inner join types on current_runs.reminder_type = types.reminder_type
 left join audiences on types.audience = audiences.code
 inner join deadlines
-    on current_runs.institution_id = deadlines.institution_id
-    and current_runs.reminder_type = deadlines.reminder_type
+    on
+        current_runs.institution_id = deadlines.institution_id
+        and current_runs.reminder_type = deadlines.reminder_type

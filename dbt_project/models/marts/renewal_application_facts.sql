@@ -16,13 +16,16 @@ added as (
         ) as occupations_added_list
     from {{ ref('stg_feed__registered_occupations') }} as occupations
     inner join institutions on occupations.institution_id = institutions.institution_id
-    where occupations.registered_on > institutions.registered_on
+    where
+        occupations.registered_on > institutions.registered_on
         and occupations.registered_on <= least(institutions.expires_on, {{ as_of() }})
     group by occupations.institution_id
 ),
 
 registered as (
-    select institution_id, count(*) as occupations_registered
+    select
+        institution_id,
+        count(*) as occupations_registered
     from {{ ref('stg_feed__registered_occupations') }}
     where registered_on <= {{ as_of() }}
     group by institution_id
@@ -40,8 +43,10 @@ rectifications as (
         string_agg(
             notices.notice_id || '（' || strftime(notices.issued_on, '%Y-%m-%d') || '下达，'
             || coalesce('整改期限' || strftime(notices.due_on, '%Y-%m-%d') || '，', '')
-            || coalesce(strftime(case when notices.completed_on <= {{ as_of() }} then notices.completed_on end,
-                                 '%Y-%m-%d') || '完成整改', '未完成整改') || '）',
+            || coalesce(strftime(
+                case when notices.completed_on <= {{ as_of() }} then notices.completed_on end,
+                '%Y-%m-%d'
+            ) || '完成整改', '未完成整改') || '）',
             '；' order by notices.issued_on, notices.notice_id
         ) as rectification_list
     from rectification_notices as notices
@@ -61,7 +66,8 @@ freeze_requests as (
         ) as freeze_requests_list
     from {{ ref('stg_centre__occupation_change_requests') }} as requests
     inner join institutions on requests.institution_id = institutions.institution_id
-    where requests.received_on between institutions.window_opens_on and institutions.expires_on
+    where
+        requests.received_on between institutions.window_opens_on and institutions.expires_on
         and requests.received_on <= {{ as_of() }}
     group by requests.institution_id
 )

@@ -17,7 +17,11 @@ reasons as (
 ),
 
 labels as (
-    select code_type, code, label_zh from {{ ref('code_labels') }}
+    select
+        code_type,
+        code,
+        label_zh
+    from {{ ref('code_labels') }}
 ),
 
 centres as (
@@ -50,31 +54,44 @@ next_step_codes as (
     -- What the centre does next, derived from the stage, the verdict and the reasons (issue 14): a closed or
     -- pending stage speaks for itself; otherwise each ground of the verdict in order of weight, then the
     -- stage's ordinary step unless the application would not be accepted.
-    select conditions.institution_id, conditions.lifecycle_stage as step_code, 0 as step_rank
+    select
+        conditions.institution_id,
+        conditions.lifecycle_stage as step_code,
+        0 as step_rank
     from conditions
     where conditions.lifecycle_stage in ('terminated', 'renewed', 'rejected', 'abandoned', 'under_review')
     union all
-    select verdicts.institution_id, ranked.step_code, ranked.step_rank
+    select
+        verdicts.institution_id,
+        ranked.step_code,
+        ranked.step_rank
     from verdicts
     inner join conditions on verdicts.institution_id = conditions.institution_id
     cross join (
         values
-            ('rectification_unresolved', 1), ('article14_case', 2), ('no_incentive_evidence', 3),
-            ('occupation_change_in_freeze', 4), ('certificate_data_incomplete', 5),
-            ('below_batch_threshold', 6), ('force_majeure_statement_filed', 7), ('incentive_evidence_pending', 8)
+        ('rectification_unresolved', 1), ('article14_case', 2), ('no_incentive_evidence', 3),
+        ('occupation_change_in_freeze', 4), ('certificate_data_incomplete', 5),
+        ('below_batch_threshold', 6), ('force_majeure_statement_filed', 7), ('incentive_evidence_pending', 8)
     ) as ranked (step_code, step_rank)
-    where conditions.lifecycle_stage not in ('terminated', 'renewed', 'rejected', 'abandoned', 'under_review')
+    where
+        conditions.lifecycle_stage not in ('terminated', 'renewed', 'rejected', 'abandoned', 'under_review')
         and list_contains(verdicts.reason_codes, ranked.step_code)
         -- a written explanation already filed is not asked for again
-        and not (ranked.step_code = 'below_batch_threshold'
-            and list_contains(verdicts.reason_codes, 'force_majeure_statement_filed'))
+        and not (
+            ranked.step_code = 'below_batch_threshold'
+            and list_contains(verdicts.reason_codes, 'force_majeure_statement_filed')
+        )
         -- an Article 14 case ends the registration: nothing else can make the application acceptable
         and not (ranked.step_code <> 'article14_case' and list_contains(verdicts.reason_codes, 'article14_case'))
     union all
-    select verdicts.institution_id, conditions.lifecycle_stage, 99
+    select
+        verdicts.institution_id,
+        conditions.lifecycle_stage,
+        99
     from verdicts
     inner join conditions on verdicts.institution_id = conditions.institution_id
-    where conditions.lifecycle_stage in ('window_open', 'overdue', 'grace_period', 'not_yet_due')
+    where
+        conditions.lifecycle_stage in ('window_open', 'overdue', 'grace_period', 'not_yet_due')
         and verdicts.renewal_verdict <> 'not_accepted'
 ),
 
@@ -85,9 +102,11 @@ next_steps as (
         string_agg(institution_labels.label_zh, '' order by next_step_codes.step_rank) as message_institution_zh
     from next_step_codes
     left join labels as centre_labels
-        on centre_labels.code_type = 'next_step_centre' and centre_labels.code = next_step_codes.step_code
+        on centre_labels.code_type = 'next_step_centre' and next_step_codes.step_code = centre_labels.code
     left join labels as institution_labels
-        on institution_labels.code_type = 'next_step_institution' and institution_labels.code = next_step_codes.step_code
+        on
+            institution_labels.code_type = 'next_step_institution'
+            and next_step_codes.step_code = institution_labels.code
     group by next_step_codes.institution_id
 ),
 
@@ -142,7 +161,7 @@ select
     -- shown to people (issue 14): a closed stage is never shown as if the institution could still apply
     coalesce(stage_conditions.label_zh, verdict_labels.label_zh) as conditions_zh,
     conditions.lifecycle_stage not in ('abandoned', 'terminated', 'renewed', 'rejected')
-        and verdicts.renewal_verdict <> 'not_accepted' as can_apply_now,
+    and verdicts.renewal_verdict <> 'not_accepted' as can_apply_now,
     next_steps.next_step_centre_zh,
     next_steps.message_institution_zh,
     {{ as_of() }} as as_of
@@ -151,12 +170,12 @@ inner join conditions on institutions.institution_id = conditions.institution_id
 inner join verdicts on institutions.institution_id = verdicts.institution_id
 inner join reason_labels on institutions.institution_id = reason_labels.institution_id
 left join labels as type_labels
-    on type_labels.code_type = 'institution_type' and type_labels.code = institutions.institution_type
+    on type_labels.code_type = 'institution_type' and institutions.institution_type = type_labels.code
 left join centres on institutions.supervising_centre = centres.supervising_centre
 left join labels as stage_labels
-    on stage_labels.code_type = 'lifecycle_stage' and stage_labels.code = conditions.lifecycle_stage
+    on stage_labels.code_type = 'lifecycle_stage' and conditions.lifecycle_stage = stage_labels.code
 left join labels as verdict_labels
-    on verdict_labels.code_type = 'renewal_verdict' and verdict_labels.code = verdicts.renewal_verdict
+    on verdict_labels.code_type = 'renewal_verdict' and verdicts.renewal_verdict = verdict_labels.code
 left join labels as stage_conditions
-    on stage_conditions.code_type = 'stage_conditions' and stage_conditions.code = conditions.lifecycle_stage
+    on stage_conditions.code_type = 'stage_conditions' and conditions.lifecycle_stage = stage_conditions.code
 left join next_steps on institutions.institution_id = next_steps.institution_id

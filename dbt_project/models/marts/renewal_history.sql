@@ -22,18 +22,21 @@ with today as (
 
 previous as (
     {% if is_incremental() %}
-    select institution_id, as_of as previous_as_of, lifecycle_stage as previous_stage,
-           renewal_verdict as previous_verdict
-    from {{ this }}
-    where as_of < {{ as_of() }}
-    qualify row_number() over (partition by institution_id order by as_of desc) = 1
+        select
+            institution_id,
+            as_of as previous_as_of,
+            lifecycle_stage as previous_stage,
+            renewal_verdict as previous_verdict
+        from {{ this }}
+        where as_of < {{ as_of() }}
+        qualify row_number() over (partition by institution_id order by as_of desc) = 1
     {% else %}
-    select
-        cast(null as varchar) as institution_id,
-        cast(null as date) as previous_as_of,
-        cast(null as varchar) as previous_stage,
-        cast(null as varchar) as previous_verdict
-    where false
+        select
+            cast(null as varchar) as institution_id,
+            cast(null as date) as previous_as_of,
+            cast(null as varchar) as previous_stage,
+            cast(null as varchar) as previous_verdict
+        where false
     {% endif %}
 )
 
@@ -42,7 +45,7 @@ select
     previous.previous_as_of,
     previous.previous_stage,
     previous.previous_verdict,
-    previous.previous_stage is distinct from today.lifecycle_stage as stage_changed,
-    previous.previous_verdict is distinct from today.renewal_verdict as verdict_changed
+    (previous.previous_stage is distinct from today.lifecycle_stage) as stage_changed,
+    (previous.previous_verdict is distinct from today.renewal_verdict) as verdict_changed
 from today
 left join previous on today.institution_id = previous.institution_id

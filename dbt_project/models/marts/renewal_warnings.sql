@@ -15,7 +15,11 @@ policy as (
 ),
 
 labels as (
-    select code_type, code, label_zh from {{ ref('code_labels') }}
+    select
+        code_type,
+        code,
+        label_zh
+    from {{ ref('code_labels') }}
 ),
 
 at_risk as (
@@ -26,14 +30,17 @@ at_risk as (
         list_filter(
             string_split(eligibility.reasons, ';'),
             lambda code: list_contains(
-                ['rectification_unresolved', 'no_incentive_evidence', 'article14_case',
-                 'certificate_data_incomplete', 'below_batch_threshold'],
-                code
+                [
+                    'rectification_unresolved', 'no_incentive_evidence', 'article14_case',
+                    'certificate_data_incomplete', 'below_batch_threshold'
+                ],
+                code  -- noqa: RF02
             )
         ) as warning_codes
     from eligibility
     cross join policy
-    where eligibility.lifecycle_stage = 'not_yet_due'
+    where
+        eligibility.lifecycle_stage = 'not_yet_due'
         and {{ as_of() }} >= eligibility.window_opens_on - to_days(policy.warning_lead_days)
         and eligibility.renewal_verdict in (
             'not_accepted', 'incomplete_certificate_data', 'needs_written_explanation', 'manual_review'
@@ -75,22 +82,24 @@ fixes as (
     select
         at_risk.institution_id,
         string_agg(
-            labels.label_zh || case warning_code
+            labels.label_zh || case codes.warning_code
                 when 'below_batch_threshold'
-                    then '：尚需' || at_risk.batches_needed || '批次（现有' || at_risk.batch_count || '批次，须'
-                    || at_risk.min_batches || '批次）'
+                    then
+                        '：尚需' || at_risk.batches_needed || '批次（现有' || at_risk.batch_count || '批次，须'
+                        || at_risk.min_batches || '批次）'
                 when 'certificate_data_incomplete'
-                    then '：' || (at_risk.expected_certificates - at_risk.issued_certificates) || '张未发证，'
-                    || (at_risk.issued_certificates - at_risk.queryable_certificates) || '张查询不到'
+                    then
+                        '：' || (at_risk.expected_certificates - at_risk.issued_certificates) || '张未发证，'
+                        || (at_risk.issued_certificates - at_risk.queryable_certificates) || '张查询不到'
                 else ''
             end,
-            '；' order by warning_code
+            '；' order by codes.warning_code
         ) as fix_zh,
-        string_agg(reason_labels.label_zh, '；' order by warning_code) as warning_reasons_zh
+        string_agg(reason_labels.label_zh, '；' order by codes.warning_code) as warning_reasons_zh
     from at_risk
     cross join unnest(at_risk.warning_codes) as codes (warning_code)
-    left join labels on labels.code_type = 'warning_fix' and labels.code = codes.warning_code
-    left join labels as reason_labels on reason_labels.code_type = 'reason' and reason_labels.code = codes.warning_code
+    left join labels on labels.code_type = 'warning_fix' and codes.warning_code = labels.code
+    left join labels as reason_labels on reason_labels.code_type = 'reason' and codes.warning_code = reason_labels.code
     group by at_risk.institution_id
 )
 

@@ -4,7 +4,11 @@ with applications as (
 ),
 
 institutions as (
-    select institution_id, institution_name, supervising_centre from {{ ref('int_institutions_dated') }}
+    select
+        institution_id,
+        institution_name,
+        supervising_centre
+    from {{ ref('int_institutions_dated') }}
 ),
 
 policy as (
@@ -20,7 +24,8 @@ centres as (
 ),
 
 as_of_day as (
-    select workday_seq from calendar where calendar_day = {{ as_of() }}
+    select workday_seq from calendar
+    where calendar_day = {{ as_of() }}
 ),
 
 counting as (
@@ -37,7 +42,8 @@ counting as (
     cross join policy
     inner join calendar as received_day on applications.received_on = received_day.calendar_day
     -- R-APP: the counting applications (int_applications_in_period times them) received by D
-    where applications.timing = 'counting'
+    where
+        applications.timing = 'counting'
         and applications.received_on <= {{ as_of() }}
 ),
 
@@ -48,8 +54,9 @@ due as (
             as review_due_on
     from counting
     inner join calendar
-        on calendar.calendar_day > counting.received_on
-        and calendar.workday_seq <= counting.due_seq
+        on
+            counting.received_on < calendar.calendar_day
+            and counting.due_seq >= calendar.workday_seq
     group by counting.application_id
 ),
 
@@ -59,7 +66,7 @@ estimated as (
         bool_or(calendar.is_estimate) as review_due_is_estimate
     from counting
     inner join due on counting.application_id = due.application_id
-    inner join calendar on calendar.calendar_day > counting.received_on and calendar.calendar_day <= due.review_due_on
+    inner join calendar on counting.received_on < calendar.calendar_day and due.review_due_on >= calendar.calendar_day
     group by counting.application_id
 )
 
@@ -72,7 +79,7 @@ select
     counting.review_completed_on,
     counting.review_result,
     (counting.review_result is null and {{ as_of() }} > due.review_due_on)
-        or coalesce(counting.review_completed_on > due.review_due_on, false) as review_overdue,
+    or coalesce(counting.review_completed_on > due.review_due_on, false) as review_overdue,
     case
         when counting.review_completed_on is not null
             then greatest(datediff('day', due.review_due_on, counting.review_completed_on), 0)

@@ -21,7 +21,12 @@ calendar as (
 ),
 
 labels as (
-    select code_type, code, label_zh, sort_order from {{ ref('code_labels') }}
+    select
+        code_type,
+        code,
+        label_zh,
+        sort_order
+    from {{ ref('code_labels') }}
 ),
 
 reminders as (
@@ -57,11 +62,19 @@ open_reviews as (
 ),
 
 centre_items as (
-    select institution_id, 'expires_today' as item_code, {{ as_of() }} as item_deadline, null::varchar as detail_zh
+    select
+        institution_id,
+        'expires_today' as item_code,
+        {{ as_of() }} as item_deadline,
+        null::varchar as detail_zh
     from eligibility
     where expires_on = {{ as_of() }} and lifecycle_stage in ('window_open', 'overdue')
     union all
-    select institution_id, 'grace_ends_today', {{ as_of() }}, null
+    select
+        institution_id,
+        'grace_ends_today',
+        {{ as_of() }},
+        null
     from eligibility
     where grace_ends_on = {{ as_of() }} and lifecycle_stage = 'grace_period'
     union all
@@ -116,7 +129,8 @@ centre_items as (
         null,
         null
     from {{ ref('int_institution_reasons') }}
-    where reason_code in ('article14_case', 'occupation_change_in_freeze', 'post_expiry_data', 'outstanding_obligations')
+    where
+        reason_code in ('article14_case', 'occupation_change_in_freeze', 'post_expiry_data', 'outstanding_obligations')
     union all
     select
         institution_id,
@@ -134,7 +148,8 @@ province_tasks as (
         '续期评估于' || strftime(eligibility.review_completed_on, '%Y年%-m月%-d日') || '通过' as detail_zh
     from eligibility
     cross join policy
-    where eligibility.lifecycle_stage = 'renewed'
+    where
+        eligibility.lifecycle_stage = 'renewed'
         and eligibility.review_completed_on between {{ as_of() }} - to_days(policy.new_letter_task_days)
         and {{ as_of() }}
     union all
@@ -146,30 +161,41 @@ province_tasks as (
         '终止备案通知日期' || strftime(max(terminations.notified_on), '%Y年%-m月%-d日')
     from {{ ref('stg_centre__terminations') }} as terminations
     cross join policy
-    where terminations.notified_on between {{ as_of() }} - to_days(policy.termination_report_days)
+    where
+        terminations.notified_on between {{ as_of() }} - to_days(policy.termination_report_days)
         and {{ as_of() }}
     group by terminations.institution_id
 ),
 
 listed as (
     -- each centre's own list
-    select eligibility.supervising_centre as list_centre, centre_items.*
+    select
+        eligibility.supervising_centre as list_centre,
+        centre_items.*
     from centre_items
     inner join eligibility on centre_items.institution_id = eligibility.institution_id
     union all
     -- the province's list: every other centre's rows too, and its own tasks
-    select '350000', centre_items.*
+    select
+        '350000',
+        centre_items.*
     from centre_items
     inner join eligibility on centre_items.institution_id = eligibility.institution_id
     where eligibility.supervising_centre <> '350000'
     union all
-    select '350000', province_tasks.*
+    select
+        '350000',
+        province_tasks.*
     from province_tasks
 ),
 
 item_order as (
     -- the order items are read out within a row: the most pressing first (code_labels.sort_order)
-    select code as item_code, sort_order as item_rank from labels where code_type = 'work_item'
+    select
+        code as item_code,
+        sort_order as item_rank
+    from labels
+    where code_type = 'work_item'
 ),
 
 rows_ as (
@@ -191,9 +217,9 @@ rows_ as (
         bool_or(listed.item_code in ('issue_new_letter', 'report_termination')) as has_province_task
     from listed
     inner join item_order on listed.item_code = item_order.item_code
-    left join labels as item_labels on item_labels.code_type = 'work_item' and item_labels.code = listed.item_code
+    left join labels as item_labels on item_labels.code_type = 'work_item' and listed.item_code = item_labels.code
     left join labels as action_labels
-        on action_labels.code_type = 'work_action' and action_labels.code = listed.item_code
+        on action_labels.code_type = 'work_action' and listed.item_code = action_labels.code
     group by listed.list_centre, listed.institution_id
 ),
 

@@ -11,11 +11,13 @@ with latest_load as (
 rejected as (
     select quarantine.*
     from {{ ref('stg_centre__quarantine') }} as quarantine
-    inner join latest_load on latest_load.load_id = quarantine.load_id
+    inner join latest_load on quarantine.load_id = latest_load.load_id
 ),
 
 institutions as (
-    select institution_id, supervising_centre
+    select
+        institution_id,
+        supervising_centre
     from {{ ref('stg_feed__institutions') }}
     qualify row_number() over (partition by institution_id order by updated_at desc nulls last, load_id desc) = 1
 )
@@ -37,4 +39,4 @@ select
     {{ as_of() }} as as_of,
     rejected.load_id
 from rejected
-left join institutions on institutions.institution_id = rejected.institution_id
+left join institutions on rejected.institution_id = institutions.institution_id

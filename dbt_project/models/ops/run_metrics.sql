@@ -6,7 +6,11 @@ with metrics as (
 ),
 
 labels as (
-    select code, label_zh from {{ ref('code_labels') }} where code_type = 'run_metric'
+    select
+        code,
+        label_zh
+    from {{ ref('code_labels') }}
+    where code_type = 'run_metric'
 )
 
 select
@@ -20,4 +24,4 @@ select
     metrics.note,
     metrics.recorded_at
 from metrics
-left join labels on labels.code = metrics.metric
+left join labels on metrics.metric = labels.code

@@ -8,16 +8,16 @@ renamed as (
     select
         load_id,
         regexp_extract(file, '[^/\\]+$') as source_file,
-        record->>'kind' as record_kind,
-        record->>'sheet' as sheet,
+        record ->> 'kind' as record_kind,
+        record ->> 'sheet' as sheet,
         row_number,
-        record->>'institution_id' as institution_id,
+        record ->> 'institution_id' as institution_id,
         field,
-        record->>'column' as column_header,
+        record ->> 'column' as column_header,
         reason,
-        record->>'reason_zh' as reason_zh,
-        record->>'expected_zh' as expected_zh,
-        record->'cells' as cells
+        record ->> 'reason_zh' as reason_zh,
+        record ->> 'expected_zh' as expected_zh,
+        record -> 'cells' as cells
     from source
 )
 

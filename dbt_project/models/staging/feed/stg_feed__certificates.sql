@@ -12,15 +12,18 @@ with source as (
     -- Loads land one at a time, one transaction each (ingest/land.py), so every load up to the newest one
     -- held here was already there when this model last ran, and was read then. (A later load all of whose
     -- versions lost is read again next time: harmless, as the choice below is the same for rows seen twice.)
-    where load_id in (
-        select load_id from {{ source('feed', 'feed_loads') }}
-        where resource = 'certificates'
-          and finished_at > (
-              select coalesce(max(finished_at), '-infinity'::timestamptz)
-              from {{ source('feed', 'feed_loads') }}
-              where resource = 'certificates' and load_id in (select load_id from {{ this }})
-          )
-    )
+        where load_id in (
+            select loads.load_id from {{ source('feed', 'feed_loads') }} as loads
+            where
+                loads.resource = 'certificates'
+                and loads.finished_at > (
+                    select coalesce(max(held.finished_at), '-infinity'::timestamptz)
+                    from {{ source('feed', 'feed_loads') }} as held
+                    where
+                        held.resource = 'certificates'
+                        and held.load_id in (select this.load_id from {{ this }} as this)
+                )
+        )
     {% endif %}
 ),
 
@@ -29,8 +32,10 @@ parsed as (
     select
         json_extract_string(
             item,
-            ['$.certificate_no', '$.plan_no', '$.institution_id', '$.occupation_code', '$.level', '$.issued_on',
-             '$.holder_id_hash', '$.updated_at']
+            [
+                '$.certificate_no', '$.plan_no', '$.institution_id', '$.occupation_code', '$.level', '$.issued_on',
+                '$.holder_id_hash', '$.updated_at'
+            ]
         ) as v,
         load_id
     from source
@@ -55,8 +60,9 @@ renamed as (
 versions as (
     select * from renamed
     {% if is_incremental() %}
-    union all by name
-    select * from {{ this }} where certificate_no in (select certificate_no from renamed)
+        union all by name
+        select * from {{ this }}
+        where certificate_no in (select renamed.certificate_no from renamed)
     {% endif %}
 )
 
