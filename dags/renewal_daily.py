@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from airflow.sdk import DAG, Param, get_current_context, task
-from cosmos import ProfileConfig
-from cosmos.constants import InvocationMode
-from cosmos.operators.local import DbtBuildLocalOperator
 
+from pipeline.cosmos_config import DBT_MACROS, dbt_build_task
 from pipeline.dag_common import (
-    AS_OF_TEMPLATE,
     DEFAULT_ARGS,
     PUBLISHED_MARTS,
     START_DATE,
     TRANSIENT,
-    USER_DEFINED_MACROS,
     WRITER_POOL,
     is_backfill,
     run_as_of,
 )
-from pipeline.settings import DBT_PROJECT_DIR, warehouse_dir
 
 DOC = """
 ### 备案续期 daily run (闽劳鉴〔2022〕26号)
@@ -80,7 +75,7 @@ with DAG(
         ),
     },
     default_args={**DEFAULT_ARGS, "pool": WRITER_POOL},
-    user_defined_macros=USER_DEFINED_MACROS,
+    user_defined_macros=DBT_MACROS,
     tags=["renewal", "闽劳鉴〔2022〕26号"],
 ) as dag:
 
@@ -102,34 +97,14 @@ with DAG(
 
         return step(_as_of(), _load_id())
 
-    profile = ProfileConfig(
-        profile_name="renewal", target_name="duckdb", profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"
-    )
-    dbt_args = {
-        "vars": {"as_of": AS_OF_TEMPLATE},
-        "env": {"WAREHOUSE_DB": str(warehouse_dir() / "warehouse.duckdb")},
-        "install_deps": False,
-        "pool": WRITER_POOL,
-    }
-    staging_intermediate = DbtBuildLocalOperator(
-        task_id="dbt_staging_intermediate",
-        project_dir=DBT_PROJECT_DIR,
-        profile_config=profile,
-        invocation_mode=InvocationMode.DBT_RUNNER,
-        select=["path:seeds", "path:models/staging", "path:models/intermediate"],
-        **dbt_args,
+    staging_intermediate = dbt_build_task(
+        "dbt_staging_intermediate", select=["path:seeds", "path:models/staging", "path:models/intermediate"]
     )
     # One dbt invocation for the marts and their data tests: a Cosmos task per model cost ~1 s of dbt start-up
     # each (11 tasks, bench/README.md), and a failing test still stops the run before the gate. The marts'
     # unit tests run in the test suite (tests/test_rules.py): renewal_history's needs the table to exist first.
-    marts = DbtBuildLocalOperator(
-        task_id="dbt_marts",
-        project_dir=DBT_PROJECT_DIR,
-        profile_config=profile,
-        invocation_mode=InvocationMode.DBT_RUNNER,
-        select=["path:models/marts", "path:models/ops"],
-        exclude=["resource_type:unit_test"],
-        **dbt_args,
+    marts = dbt_build_task(
+        "dbt_marts", select=["path:models/marts", "path:models/ops"], exclude=["resource_type:unit_test"]
     )
 
     @task(retries=0)

@@ -47,10 +47,6 @@ def as_of_macro(logical_date, run_after) -> str:
     return as_of_date(logical_date or run_after).isoformat()
 
 
-AS_OF_TEMPLATE = "{{ renewal_as_of(logical_date, dag_run.run_after) }}"
-USER_DEFINED_MACROS = {"renewal_as_of": as_of_macro}
-
-
 def is_backfill(context) -> bool:
     """A run that rebuilds history: Airflow's backfill, or a run with conf {"backfill": true} (make backfill)."""
     run = context["dag_run"]

@@ -128,17 +128,21 @@ def _metadata(query: str, params: tuple) -> list[tuple]:
         con.close()
 
 
-def _logical_key(as_of: dt.date) -> str:
-    """The logical date (06:00 Asia/Shanghai on D) as the metadata database stores it (UTC, no offset)."""
-    local = dt.datetime.combine(as_of, dt.time(6), zoneinfo.ZoneInfo(TIMEZONE))
-    return local.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+def logical_date(as_of: dt.date) -> dt.datetime:
+    """The logical date of D's run: 06:00 on D in Asia/Shanghai, when the daily schedule starts it."""
+    return dt.datetime.combine(as_of, dt.time(6), zoneinfo.ZoneInfo(TIMEZONE))
+
+
+def logical_key(as_of: dt.date) -> str:
+    """The logical date of D's run as the metadata database stores it (UTC, no offset)."""
+    return logical_date(as_of).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _run_ids(dag_id: str, as_of: dt.date) -> set[str]:
     return {
         r[0]
         for r in _metadata(
-            "SELECT run_id FROM dag_run WHERE dag_id = ? AND logical_date = ?", (dag_id, _logical_key(as_of))
+            "SELECT run_id FROM dag_run WHERE dag_id = ? AND logical_date = ?", (dag_id, logical_key(as_of))
         )
     }
 
@@ -157,7 +161,7 @@ def watch_dag_run(
             r
             for r in _metadata(
                 "SELECT run_id, state FROM dag_run WHERE dag_id = ? AND logical_date = ?",
-                (dag_id, _logical_key(as_of)),
+                (dag_id, logical_key(as_of)),
             )
             if r[0] not in earlier
         ]
@@ -202,8 +206,9 @@ def judge_run(dag_id: str, as_of: dt.date, state: str | None, tis: list[tuple]) 
 
 def run_dag(airflow: str, env: dict[str, str], dag_id: str, as_of: dt.date, conf: dict | None = None) -> None:
     """`airflow dags test DAG D` with progress on the terminal, judged by the run's recorded state."""
-    logical = f"{as_of.isoformat()}T06:00:00+08:00"
-    cmd = [airflow, "dags", "test", dag_id, logical] + (["--conf", json.dumps(conf)] if conf else [])
+    cmd = [airflow, "dags", "test", dag_id, logical_date(as_of).isoformat()] + (
+        ["--conf", json.dumps(conf)] if conf else []
+    )
     log_path = AIRFLOW_HOME / f"dags-test-{dag_id}-{as_of.isoformat()}.log"
     print(f"{dag_id} for {as_of}:", flush=True)
     started = time.monotonic()
