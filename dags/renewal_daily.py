@@ -24,7 +24,8 @@ a backfill (`make backfill`, `airflow backfill create`) rebuilds marts and histo
 carry `backfill: true`, so `renewal_reminders` neither exports, marks the ledger nor sends e-mail for them.
 
 1. `extract_feed` pulls institutions, registered occupations, plans and certificates from 技能人才评价工作网
-   (incremental by watermark; param `full_refresh` pulls everything) into `warehouse.duckdb` schema `raw`.
+   (incremental by watermark; param `full_refresh` pulls everything) into `warehouse.duckdb` schema `raw`;
+   `load_calendar` replaces `raw.prc_calendar`, the official working-day calendar that R-SLA counts on.
 2. `load_centre_records` reads the centre's spreadsheets (CSV/text in UTF-8, GBK or UTF-16, .xlsx, .xls;
    docs/centre_records.md); bad rows go to `raw.quarantine` with their reason, and back to their centre in its
    退回清单. **A file that cannot be read at all fails this task** (`CentreFileError`: the log names the file,
@@ -86,6 +87,12 @@ with DAG(
         return step(_as_of(), _load_id(), full_refresh=bool((params or {}).get("full_refresh")))
 
     @task
+    def load_calendar() -> dict:
+        from pipeline.steps import load_calendar as step
+
+        return step()
+
+    @task
     def load_centre_records() -> dict:
         from pipeline.steps import load_centre
 
@@ -141,7 +148,7 @@ with DAG(
     @task(pool="default_pool")
     def report() -> str:
         from pipeline.settings import load_settings
-        from pipeline.steps import summary_text
+        from pipeline.summary import summary_text
 
         settings = load_settings()
         text = summary_text(settings.published_db, settings.exports_dir)
@@ -150,6 +157,7 @@ with DAG(
 
     (
         extract_feed()
+        >> load_calendar()
         >> load_centre_records()
         >> verify_certificates()
         >> staging_intermediate

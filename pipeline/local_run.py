@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             feed.terminate()
             feed.wait(timeout=10)
 
-    from pipeline.steps import summary_text
+    from pipeline.summary import summary_text
 
     print()
     if backfill:

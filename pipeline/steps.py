@@ -10,16 +10,15 @@ import datetime as dt
 import logging
 import sys
 import time
-from pathlib import Path
 
 import duckdb
 
-from ingest.calendar import load_calendar
+from ingest.calendar import load_calendar as load_prc_calendar
 from ingest.centre_records import load_centre_records
 from ingest.feed_client import FeedClient
 from ingest.land import land_resource
 from ingest.lookups import verify_lookups
-from ingest.warehouse import FEED_RESOURCES, connect, open_duckdb
+from ingest.warehouse import FEED_RESOURCES, connect
 from pipeline.settings import MARTS_POSTGRES_CONN_ID, Settings, load_settings, marts_postgres_dsn
 from publish.exports import export_reminders
 from publish.marts import publish_marts, publish_parquet
@@ -101,9 +100,18 @@ def extract_feed(
                 (resource, "elapsed_ms", elapsed_ms, "fetch and land"),
             ]
         summary["retries"] = dict(client.retries)
-        load_calendar(con)
         _record(con, load_id, as_of, "extract_feed", metrics + _retry_metrics(client))
         return summary
+    finally:
+        con.close()
+
+
+def load_calendar(settings: Settings | None = None) -> dict:
+    """The official PRC working-day calendar into raw.prc_calendar (R-SLA's working days); replaced each run."""
+    s = settings or load_settings()
+    con = connect(s.warehouse_db)
+    try:
+        return {"days": load_prc_calendar(con)}
     finally:
         con.close()
 
@@ -237,57 +245,3 @@ def email(as_of: dt.date, settings: Settings | None = None) -> dict:
 
     s = settings or load_settings()
     return send_reminder_emails(s.exports_dir, as_of, s.reminder_ledger_db)
-
-
-def summary_text(published_db: Path, exports_dir: Path) -> str:
-    """A short, human summary of the published marts: institutions per stage and verdict, and where things are."""
-    con = open_duckdb(published_db, read_only=True)
-    try:
-        as_of = con.execute("SELECT max(as_of) FROM marts.renewal_eligibility").fetchone()[0]
-        stages = con.execute("""SELECT lifecycle_stage, lifecycle_stage_zh, count(*) FROM marts.renewal_eligibility
-                                GROUP BY ALL ORDER BY 3 DESC, 1""").fetchall()
-        verdicts = con.execute("""SELECT renewal_verdict, renewal_verdict_zh, count(*)
-                                  FROM marts.renewal_eligibility GROUP BY ALL ORDER BY 3 DESC, 1""").fetchall()
-        total = con.execute("SELECT count(*) FROM marts.renewal_eligibility").fetchone()[0]
-        reminders = con.execute("SELECT count(*) FROM marts.reminders").fetchone()[0]
-        tables = {
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'ops'"
-            ).fetchall()
-        }
-        # the centre files of the latest load of D as read (encoding or workbook, sheet, header row), and the rows
-        # sent back to each centre in its 退回清单
-        files = con.execute(
-            """SELECT note, value FROM ops.run_metrics
-                               WHERE metric = 'file_rows' AND load_id = (
-                                   SELECT arg_max(load_id, recorded_at) FROM ops.run_metrics
-                                   WHERE step = 'load_centre_records' AND as_of = ?)
-                               ORDER BY note""",
-            [as_of],
-        ).fetchall()
-        returned = (
-            con.execute(
-                """SELECT supervising_centre, count(*) FROM ops.centre_record_returns
-                                  WHERE as_of = ? GROUP BY ALL ORDER BY 1""",
-                [as_of],
-            ).fetchall()
-            if "centre_record_returns" in tables
-            else []
-        )
-    finally:
-        con.close()
-    lines = [f"As of {as_of}: {total} institutions, {reminders} reminders due", "", "By lifecycle stage:"]
-    lines += [f"  {n:>5}  {code:<14} {zh}" for code, zh, n in stages]
-    lines += ["", "By renewal verdict:"]
-    lines += [f"  {n:>5}  {code:<28} {zh}" for code, zh, n in verdicts]
-    if files:
-        lines += ["", "Centre files read:"] + [f"  {n:>5} rows  {note}" for note, n in files]
-    if returned:
-        lines += [
-            "",
-            "Centre rows rejected (退回清单 in the exports): "
-            + ", ".join(f"{code} {n}" for code, n in returned),
-        ]
-    lines += ["", f"Published marts: {published_db}", f"Reminder exports: {exports_dir / str(as_of)}"]
-    return "\n".join(lines)

@@ -91,6 +91,7 @@ def run_pipeline_steps(settings: Settings, as_of: dt.date = AS_OF, data_tests: b
 
     load_id = f"{as_of}-test"
     steps.extract_feed(as_of, load_id, settings=settings)
+    steps.load_calendar(settings=settings)
     steps.load_centre(as_of, load_id, settings=settings)
     steps.verify_certificates(as_of, load_id, settings=settings)
     result = (

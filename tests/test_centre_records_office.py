@@ -702,12 +702,14 @@ def _office_dataset(dataset: Path, out: Path, tmp_path: Path) -> dict[str, list[
 @pytest.mark.slow
 def test_office_forms_give_the_same_marts_and_each_centre_its_return_list(tmp_path, dataset, feed, built):
     from pipeline import steps
+    from pipeline.summary import summary_text
     from publish.marts import MARTS, publish_marts
 
     expected = _office_dataset(dataset, tmp_path / "office-data", tmp_path)
     settings = make_settings(tmp_path / "office", tmp_path / "office-data", feed.url)
     load_id = f"{AS_OF}-office"
     steps.extract_feed(AS_OF, load_id, settings=settings)
+    steps.load_calendar(settings=settings)
     summary = steps.load_centre(AS_OF, load_id, settings=settings)
     assert sum(summary["quarantined"].values()) == sum(len(v) for v in expected.values())
     steps.verify_certificates(AS_OF, load_id, settings=settings)
@@ -727,7 +729,7 @@ def test_office_forms_give_the_same_marts_and_each_centre_its_return_list(tmp_pa
     assert office == marts(built.warehouse_db)
 
     publish_marts(settings.warehouse_db, settings.published_db)
-    text = steps.summary_text(settings.published_db, settings.exports_dir)
+    text = summary_text(settings.published_db, settings.exports_dir)
     assert "renewal_applications.csv: CSV, GB18030/GBK, header row 2" in text
     assert "terminations.txt: tab-separated text, UTF-16, header row 1" in text
     assert "disciplinary_cases.xls: Excel 97-2003 workbook (.xls), sheet '续期申请', header row 1" in text

@@ -25,6 +25,7 @@ def test_daily_dag_wiring(dagbag):
     ids = set(dag.task_ids)
     for task in [
         "extract_feed",
+        "load_calendar",
         "load_centre_records",
         "verify_certificates",
         "quality_gate",
@@ -35,6 +36,9 @@ def test_daily_dag_wiring(dagbag):
         assert task in ids, task
     assert {"dbt_staging_intermediate", "dbt_marts"} <= ids
     assert dag.get_task("dbt_marts").upstream_task_ids == {"dbt_staging_intermediate"}
+    # dbt reads the calendar (R-SLA), so it is loaded before the dbt tasks, in the writers' pool
+    assert dag.get_task("load_calendar").upstream_task_ids == {"extract_feed"}
+    assert "load_calendar" in dag.get_task("dbt_staging_intermediate").get_flat_relative_ids(upstream=True)
     assert dag.max_active_tasks == 1
     assert str(dag.timezone) in ("Asia/Shanghai", "Timezone('Asia/Shanghai')")
     publish = dag.get_task("publish")
