@@ -1,17 +1,5 @@
-"""The data-quality gate between dbt and publication, with Great Expectations.
-
-GX's SQL datasources return no rows on DuckDB (duckdb-engine; see DEVELOPERS.md), so each check reads
-exactly the columns it needs from the candidate warehouse with DuckDB and GX validates them as pandas
-dataframes. The suites are code (expectations/suites.py). A failed expectation fails the gate; the caller
-then publishes nothing.
-
-At province scale a check covers millions of rows, and pandas frames of that size took two minutes. So DuckDB
-first narrows each check's rows to the *suspects*: rows that break at least one of the check's expectations by
-the SQL form of that expectation (`SUSPECT_SQL`). GX then judges the suspects, and its verdict, counts and
-examples are the gate's. A clean warehouse hands GX empty frames; a check whose expectations lack a SQL form
-hands GX every row. tests/test_gate.py proves, expectation by expectation, that the narrowing never hides a
-row GX would fail.
-"""
+"""The data-quality gate between dbt and publication: the Great Expectations suites (expectations/suites.py)
+over the candidate marts. A failed expectation fails the gate; the caller then publishes nothing."""
 
 from __future__ import annotations
 
@@ -75,6 +63,14 @@ def _context(docs_dir: Path | None):
     return context
 
 
+# GX 1.24's SQL datasources return no rows on DuckDB (duckdb-engine), so each check reads exactly the columns it
+# needs with DuckDB and GX validates them as pandas dataframes. At province scale a check covers millions of rows,
+# and pandas frames of that size took two minutes. So DuckDB first narrows each check's rows to the *suspects*:
+# rows that break at least one of its expectations by that expectation's SQL form, below. GX then judges the
+# suspects, and its verdict, counts and examples are the gate's. A clean warehouse hands GX empty frames; a check
+# whose expectations lack a SQL form hands GX every row. tests/test_gate.py proves, expectation by expectation,
+# that the narrowing never hides a row GX would fail.
+#
 # The rows an expectation fails, as a SQL predicate over the check's columns (GX skips nulls except in the
 # null check). Uniqueness uses a window count, so these run in a SELECT list, never in a WHERE clause.
 SUSPECT_SQL = {
@@ -183,11 +179,8 @@ def run_gate(
     published_db: Path | None = None,
     docs_dir: Path | None = None,
 ) -> GateResult:
-    """Validate the candidate marts in `warehouse_db`; raise GateFailed when any expectation fails.
-
-    `published_db` is the last publication, for the volume check; `results_dir` receives this run's
-    validation_results.json, and `docs_dir` the GX Data Docs site (HTML, every run's results).
-    """
+    """Validate the candidate marts in `warehouse_db` (volume against the last publication, `published_db`); raise
+    GateFailed if any expectation fails. Results go to `results_dir`, the GX Data Docs site to `docs_dir`."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     from expectations.suites import MAX_DROP, SUITES  # imports great_expectations
 

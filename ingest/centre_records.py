@@ -1,13 +1,5 @@
-"""Read the provincial centre's own spreadsheets (CONTRACT §3 `centre_records/`), typed and validated.
-
-The files are what offices really save (docs/centre_records.md): CSV or tab-separated text in UTF-8 (± BOM),
-GBK/GB18030 or UTF-16; `.xlsx` and `.xls` workbooks with title rows above the header, several sheets and note
-rows below the data; headers in English, Chinese or a common variant (centre_header_aliases.csv); values with
-full-width characters, Chinese dates and 是/否, √/×, 有/无 booleans. A bad row goes to `raw.quarantine` with file,
-row number, field and a reason in Chinese (with the English beside it) and what a valid value looks like; the
-other rows load. A file that cannot be read at all raises CentreFileError, naming the file, what was expected
-and what was found, before any table changes. Each run replaces the centre tables with the files' content.
-"""
+"""Read the provincial centre's own spreadsheets (CONTRACT §3 `centre_records/`, in every form docs/centre_records.md
+lists): bad rows go to `raw.quarantine`; a file that cannot be read raises CentreFileError before any table changes."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""Land feed pages in DuckDB in bulk, pseudonymising personal data before anything is stored.
-
-Pages are parsed once in Python (to follow the cursor and reject malformed bodies), in a thread that fetches
-the next batch of pages while DuckDB lands this one. The batch goes to DuckDB as newline-delimited JSON held in
-memory: DuckDB unnests the items, reads the fields it checks in one parse per item, replaces the resident ID
-number with an HMAC-SHA256 and masks the holder's name, in one statement. One resource is one transaction, so
-a pull that fails half-way leaves nothing of itself visible.
-"""
+"""Land feed pages in DuckDB in bulk, checking each record and pseudonymising personal data before anything is
+stored; one resource is one transaction, so a pull that fails half-way leaves nothing of itself visible."""
 
 from __future__ import annotations
 
@@ -44,18 +38,15 @@ PERSONAL_FIELDS = {"certificates": ["holder_id_no", "holder_name"]}
 
 
 def pseudonymised(rows: str, id_no: str, name: str) -> tuple[str, str]:
-    """Wrap the query `rows` (columns page_no, item, v) so that the holder's resident ID number becomes
-    holder_id_hash, an HMAC-SHA256 of it, and the holder's name keeps only its surname. Returns the query and
-    the SQL expression of the rewritten item. `id_no` and `name` are the fields' expressions over `v`.
-
-    HMAC-SHA256(key, id) = sha256(opad || sha256(ipad || id)), with $ipad/$opad bound per statement. The fast
-    path replaces the two values in the item's text. When the text is not in the plain form that makes that
-    exact (escapes, spacing, a value that is not a string), json_merge_patch rewrites the item instead.
-    """
+    """Wrap the query `rows` (page_no, item, v) so that the resident ID number `id_no` becomes holder_id_hash and
+    the `name` keeps its surname only; returns the query and the SQL expression of the rewritten item."""
+    # HMAC-SHA256(key, id) = sha256(opad || sha256(ipad || id)), with $ipad/$opad bound per statement
     hashed = (
         f"SELECT *, sha256($opad || unhex(sha256($ipad || encode({id_no})))) AS id_hash, "
         f"left({name}, 1) || repeat('*', greatest(length({name}) - 1, 1)) AS masked_name FROM ({rows})"
     )
+    # The fast path replaces the two values in the item's text. When the text is not in the plain form that makes
+    # that exact (escapes, spacing, a value that is not a string), json_merge_patch rewrites the item instead.
     fast = f"""SELECT *, replace(
                 CASE WHEN {id_no} IS NULL THEN item
                      ELSE replace(item, '"holder_id_no":"' || {id_no} || '"', '"holder_id_hash":"' || id_hash || '"')
@@ -179,6 +170,10 @@ class LandResult:
     repeated: int = 0  # landed items whose key came more than once in this pull (collapsed by staging)
 
 
+# Pages are parsed once in Python (to follow the cursor and reject malformed bodies), in a thread that fetches the
+# next batch of pages while DuckDB lands this one. The batch goes to DuckDB as newline-delimited JSON: DuckDB
+# unnests the items, reads the fields it checks in one parse per item, replaces the resident ID number with an
+# HMAC-SHA256 and masks the holder's name, in one statement (stage_sql).
 def _batches(pages: Iterator[Page], size: int = PAGES_PER_BATCH) -> Iterator[list[tuple[bytes, int]]]:
     """Batches of (page line for read_json, item count), fetched one batch ahead in a thread."""
     done, stop = object(), threading.Event()

@@ -1,8 +1,4 @@
-"""Verify certificates against the feed's batch lookup and record each answer with the time it was checked.
-
-Which certificates are (re)checked: ones never looked up, ones not found last time, and found ones whose
-last check is older than `recheck_after` (R-CERT uses the latest known answer, whatever the as-of date).
-"""
+"""Verify certificates against the feed's batch lookup and record each answer with the time it was checked."""
 
 from __future__ import annotations
 
@@ -22,6 +18,8 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500  # the feed's maximum per lookup request (CONTRACT §2)
 REQUESTS_PER_WINDOW = 200  # 100,000 certificate numbers in Python at a time, and one INSERT of their answers
 
+# Which certificates are (re)checked: ones never looked up, ones not found last time, and found ones whose last
+# check is older than `recheck_after` (R-CERT uses the latest known answer, whatever the as-of date).
 # The certificates due, numbered in order, into a temp table: Python takes them a window at a time (a province
 # has millions; as a list of Python strings 4.9 M took about 400 MB).
 DUE_FOR_LOOKUP_SQL = """

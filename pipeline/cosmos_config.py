@@ -1,8 +1,5 @@
-"""The dbt tasks' Cosmos configuration, in one place (cosmos-demo's `include/` pattern): profile, operator args.
-
-Only DAG files import this module (it imports Cosmos and Airflow). Paths of the run are Jinja templates,
-rendered when a task runs, so parsing the DAG reads no setting.
-"""
+"""The dbt tasks' Cosmos configuration in one place (cosmos-demo's `include/` pattern): profile, operator arguments
+and templates, rendered when a task runs, so that parsing the DAG reads no setting."""
 
 from __future__ import annotations
 

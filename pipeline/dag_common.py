@@ -1,7 +1,5 @@
 """What both DAGs share: the Asset, the first date, D of a run, the writer pool, retries and failure e-mails.
-
-Only the DAG files import this module (it imports Airflow); nothing here opens a connection at import time.
-"""
+It imports Airflow, and nothing here opens a connection or reads a setting at import time."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""`make run` and `make backfill`: generate (or use) a dataset, serve it with the mock feed, run the DAGs with
-`airflow dags test` on an embedded SQLite metadata database, show each task as it runs, judge the run by its
-recorded state, stop the feed and print a summary."""
+"""`make run` and `make backfill`: serve a dataset with the mock feed, run the DAGs with `airflow dags test` on a
+SQLite metadata database, show each task as it runs, judge the run by its recorded state, print a summary."""
 
 from __future__ import annotations
 
@@ -150,9 +149,10 @@ def _run_ids(dag_id: str, as_of: dt.date) -> set[str]:
 def watch_dag_run(
     proc: subprocess.Popen, dag_id: str, as_of: dt.date, earlier: set[str]
 ) -> tuple[str | None, list[tuple]]:
-    """While `airflow dags test` runs, print each task as it starts and ends (task, state, seconds), read from
-    the metadata database; return the run's final state and its task instances. The run is this DAG's run for
-    D whose run_id was not there before (`dags test` replaces an earlier run of the same date)."""
+    """Print each task of the run as it starts and ends (task, state, seconds) while `airflow dags test` runs;
+    return the run's final state and its task instances, read from the metadata database."""
+    # The run is this DAG's run for D whose run_id was not there before (`dags test` replaces an earlier run of
+    # the same date).
     shown: dict[str, str] = {}
     run = None
     while True:

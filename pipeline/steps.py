@@ -1,8 +1,7 @@
-"""The daily run's steps as plain functions: each is what one Airflow task calls, and each runs without Airflow.
+"""The daily run's steps as plain functions: each is what one Airflow task calls, and each runs without Airflow."""
 
-Every step that writes opens the warehouse itself and closes it before returning, and the DAG runs them
-one at a time, so the DuckDB file never has two writers.
-"""
+# Every step that writes opens the warehouse itself and closes it before returning, and the DAG runs them one
+# at a time, so the DuckDB file never has two writers.
 
 from __future__ import annotations
 
@@ -27,12 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def release_dbt_duckdb() -> None:
-    """Close the DuckDB handle that dbt-duckdb keeps open in this process, if dbt ran here.
-
-    Under `airflow dags test` every task runs in one process and Cosmos runs dbt in-process, and dbt-duckdb
-    caches its connection after the run; DuckDB refuses a second open of the same file with another
-    configuration (read-only, ATTACH) in that process. Closing it is harmless when dbt runs elsewhere.
-    """
+    """Close the DuckDB handle that dbt-duckdb keeps open in this process, if dbt ran here."""
+    # Under `airflow dags test` every task runs in one process and Cosmos runs dbt in-process, and dbt-duckdb
+    # caches its connection after the run; DuckDB refuses a second open of the same file with another
+    # configuration (read-only, ATTACH) in that process. Closing it is harmless when dbt runs elsewhere.
     module = sys.modules.get("dbt.adapters.duckdb.connections")
     if module is None:
         return
@@ -50,10 +47,8 @@ def _record(
     step: str,
     metrics: list[tuple[str, str, int, str | None]],
 ) -> None:
-    """Store a step's numbers in raw.run_metrics (published as marts.run_metrics) and log them.
-
-    A rerun of the same load replaces that step's rows, so the summary never counts a step twice.
-    """
+    """Store a step's numbers in raw.run_metrics (published as ops.run_metrics) and log them; a rerun of the same
+    load replaces that step's rows, so the summary never counts a step twice."""
     con.execute("DELETE FROM raw.run_metrics WHERE load_id = ? AND step = ?", [load_id, step])
     con.executemany(
         "INSERT INTO raw.run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, now())",
@@ -175,11 +170,8 @@ def verify_certificates(as_of: dt.date, load_id: str, settings: Settings | None 
 
 
 def quality_gate(as_of: dt.date, run_id: str = "manual", settings: Settings | None = None) -> dict:
-    """Raise expectations.gate.GateFailed (failing the task, so nothing is published) on any failure.
-
-    Every run's results are kept: gate/<D>/<run>/validation_results.json, and the GX Data Docs site
-    gate/data_docs/index.html lists all of them.
-    """
+    """Raise expectations.gate.GateFailed (failing the task, so nothing is published) on any failure. Every run's
+    results are kept in gate/<D>/<run>/, and the GX Data Docs site gate/data_docs/index.html lists them all."""
     from expectations.gate import run_gate  # GX takes seconds to import; only this step needs it
 
     s = settings or load_settings()

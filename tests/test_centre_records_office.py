@@ -1,7 +1,5 @@
-"""The centre's spreadsheets as Chinese offices save them (issue 17): GBK/GB18030 and UTF-16 text, .xlsx and
-.xls workbooks with title rows, several sheets and note rows, full-width and Chinese values. They must load the
-same rows (and marts) as the clean files; bad rows reach the quarantine and the centre's 退回清单, and nothing
-thrown at the reader crashes it."""
+"""The centre's spreadsheets as Chinese offices save them (issue 17) load the same rows and marts as the clean
+files; bad rows reach the quarantine and the centre's 退回清单, and nothing thrown at the reader crashes it."""
 
 from __future__ import annotations
 
