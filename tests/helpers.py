@@ -54,6 +54,18 @@ def local_smtp() -> Iterator[LocalSmtp]:
         controller.stop()
 
 
+def rule_ids() -> set[str]:
+    """The rule ids of ../shared/RULES.md when it is beside the repository, else those docs/rules.md maps."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    rules = root.parent / "shared" / "RULES.md"
+    text = rules.read_text() if rules.exists() else (root / "docs" / "rules.md").read_text()
+    ids = set(re.findall(r"R-[A-Z]+(?:-\d)?", text))
+    return {i for i in ids if not any(j.startswith(f"{i}-") for j in ids)}  # R-REJECT is R-REJECT-1..3
+
+
 def dbt_unit_tests() -> list[dict]:
     """Every dbt unit test defined in the project's YAML files."""
     import yaml
