@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.warehouse import open_duckdb, sql_identifier
+from ingest.warehouse import open_duckdb, sql_identifier, sql_literal
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,41 @@ def _example(row: dict, key: str, column: str | None) -> str:
     return f"{text} ({column}={show(row.get(column))})" if column and column != key else text
 
 
+def attach_published(con, published_db: Path | None) -> bool:
+    """Attach the last publication read-only as `published`; whether it holds one (the volume check needs it)."""
+    if published_db is None or not published_db.exists():
+        return False
+    con.execute(f"ATTACH {sql_literal(str(published_db))} AS published (READ_ONLY)")
+    return bool(
+        con.execute("""SELECT count(*) FROM duckdb_tables() WHERE database_name = 'published'
+                       AND schema_name = 'ops' AND table_name = 'publication'""").fetchone()[0]
+    )
+
+
+def check_rows(con, check, params: dict):
+    """The frame GX validates for `check` (its suspect rows when narrowing applies) and the rows it covers."""
+    check_params = {k: v for k, v in params.items() if f"${k}" in check.sql}
+    narrowed = suspects_sql(check.sql, check.expectations())
+    if narrowed is None:
+        frame = con.execute(check.sql, check_params).df()
+        return frame, len(frame)
+    frame = con.execute(narrowed[0], check_params | narrowed[1]).df()
+    return frame, con.execute(f"SELECT count(*) FROM ({check.sql})", check_params).fetchone()[0]
+
+
+def write_results(results_dir: Path, as_of: str, success: bool, documents: dict) -> None:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "validation_results.json").write_text(
+        json.dumps(
+            {"as_of": as_of, "success": success, "suites": documents},
+            ensure_ascii=False,
+            indent=1,
+            default=str,
+        ),
+        encoding="utf-8",
+    )
+
+
 def run_gate(
     warehouse_db: Path,
     as_of: str,
@@ -193,29 +228,12 @@ def run_gate(
     }
     con = open_duckdb(warehouse_db, read_only=True)
     try:
-        has_published = published_db is not None and published_db.exists()
-        if has_published:
-            con.execute(f"ATTACH '{published_db}' AS published (READ_ONLY)")
-            has_published = bool(
-                con.execute("""SELECT count(*) FROM duckdb_tables() WHERE database_name = 'published'
-                                                AND schema_name = 'ops' AND table_name = 'publication'""").fetchone()[
-                    0
-                ]
-            )
+        has_published = attach_published(con, published_db)
         for check in SUITES:
             if check.needs_published and not has_published:
                 log.info("gate: %s skipped, no earlier publication to compare with", check.name)
                 continue
-            check_params = {k: v for k, v in params.items() if f"${k}" in check.sql}
-            narrowed = suspects_sql(check.sql, check.expectations())
-            if narrowed is None:
-                frame = con.execute(check.sql, check_params).df()
-                outcome.rows_checked[check.name] = len(frame)
-            else:
-                frame = con.execute(narrowed[0], check_params | narrowed[1]).df()
-                outcome.rows_checked[check.name] = con.execute(
-                    f"SELECT count(*) FROM ({check.sql})", check_params
-                ).fetchone()[0]
+            frame, outcome.rows_checked[check.name] = check_rows(con, check, params)
             failures, evaluated, document = _validate(context, check, frame)
             outcome.failures += failures
             outcome.evaluated += evaluated
@@ -229,16 +247,7 @@ def run_gate(
         context.build_data_docs()  # once for all checks (an action per checkpoint rebuilt the site each time)
     outcome.success = not outcome.failures
     if results_dir is not None:
-        results_dir.mkdir(parents=True, exist_ok=True)
-        (results_dir / "validation_results.json").write_text(
-            json.dumps(
-                {"as_of": as_of, "success": outcome.success, "suites": documents},
-                ensure_ascii=False,
-                indent=1,
-                default=str,
-            ),
-            encoding="utf-8",
-        )
+        write_results(results_dir, as_of, outcome.success, documents)
     if not outcome.success:
         lines = "\n".join(f"  - {f.describe()}" for f in outcome.failures)
         raise GateFailed(

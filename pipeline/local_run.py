@@ -281,51 +281,89 @@ def as_of_dates(args: argparse.Namespace) -> tuple[list[dt.date], bool]:
     return dates, backfill
 
 
+def resolve(path: str) -> Path:
+    """A path given on the command line: relative ones are relative to the checkout."""
+    return (Path(path) if Path(path).is_absolute() else PROJECT_ROOT / path).resolve()
+
+
+def dataset_dir(args: argparse.Namespace, as_of: dt.date) -> Path:
+    """DATA, checked; without it the demo dataset for D, generated on first use."""
+    if args.data:
+        data = resolve(args.data)
+        if not (data / "institutions.jsonl").exists():
+            raise ValueError(f"DATA={data} is not a dataset directory (no institutions.jsonl)")
+        return data
+    data = PROJECT_ROOT / "data" / f"demo-{as_of.isoformat()}"
+    if not (data / "institutions.jsonl").exists():
+        print(f"generating the demo dataset for {as_of} in {data} …", flush=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mock_feed",
+                "generate",
+                "--out",
+                str(data),
+                "--as-of",
+                as_of.isoformat(),
+                "--institutions",
+                str(args.institutions),
+            ],
+            check=True,
+        )
+    return data
+
+
+def feed_for_run(args: argparse.Namespace, data: Path) -> tuple[subprocess.Popen | None, str, str]:
+    """(the mock feed's process, or None for --feed-url; its URL; its token)."""
+    if args.feed_url:
+        return None, args.feed_url, args.feed_token or ""
+    token = secrets.token_hex(16)
+    print(f"starting the mock feed on {data} …", flush=True)
+    feed, url = start_feed(data, token, args.feed_opts)
+    return feed, url, token
+
+
+def run_days(
+    airflow: str, env: dict[str, str], dates: list[dt.date], backfill: bool, full_refresh: bool
+) -> None:
+    """renewal_daily for each date, oldest first, each followed by renewal_reminders unless this is a backfill."""
+    migrate_metadata_db(airflow, env)
+    for day in dates:
+        conf = {"full_refresh": True} if full_refresh else {}
+        if backfill:
+            conf["backfill"] = True
+        run_dag(airflow, env, "renewal_daily", day, conf)
+        # In production renewal_reminders runs when renewal_daily publishes (Asset schedule); `dags test`
+        # runs one DAG, so the local run runs it next, for the same date. A backfill reminds nobody.
+        if not backfill:
+            run_dag(airflow, env, "renewal_reminders", day)
+
+
+def print_summary(dates: list[dt.date], backfill: bool, warehouse: Path, exports: Path) -> None:
+    from pipeline.summary import summary_text
+
+    print()
+    if backfill:
+        print(
+            f"Backfilled {dates[0]} … {dates[-1]} ({len(dates)} days): marts and renewal_history rebuilt; "
+            "no reminders exported, marked or e-mailed."
+        )
+    print(summary_text(warehouse / "published.duckdb", exports))
+    print(f"Airflow logs: {AIRFLOW_HOME}/dags-test-*-{dates[-1].isoformat()}.log")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         dates, backfill = as_of_dates(args)
+        data = dataset_dir(args, dates[-1])
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    as_of = dates[-1]
-
-    def resolve(p: str) -> Path:
-        return (Path(p) if Path(p).is_absolute() else PROJECT_ROOT / p).resolve()
-
-    if args.data:
-        data = resolve(args.data)
-        if not (data / "institutions.jsonl").exists():
-            print(f"error: DATA={data} is not a dataset directory (no institutions.jsonl)", file=sys.stderr)
-            return 2
-    else:
-        data = PROJECT_ROOT / "data" / f"demo-{as_of.isoformat()}"
-        if not (data / "institutions.jsonl").exists():
-            print(f"generating the demo dataset for {as_of} in {data} …", flush=True)
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "mock_feed",
-                    "generate",
-                    "--out",
-                    str(data),
-                    "--as-of",
-                    as_of.isoformat(),
-                    "--institutions",
-                    str(args.institutions),
-                ],
-                check=True,
-            )
     warehouse, exports = resolve(args.warehouse), resolve(args.exports)
     AIRFLOW_HOME.mkdir(exist_ok=True)
-
-    if args.feed_url:
-        feed, url, token = None, args.feed_url, args.feed_token or ""
-    else:
-        token = secrets.token_hex(16)
-        print(f"starting the mock feed on {data} …", flush=True)
-        feed, url = start_feed(data, token, args.feed_opts)
+    feed, url, token = feed_for_run(args, data)
     env = airflow_env(
         {
             # the feed's address and token reach the tasks as an Airflow connection, as in production
@@ -339,17 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     try:
-        airflow = str(Path(sys.executable).parent / "airflow")
-        migrate_metadata_db(airflow, env)
-        for day in dates:
-            conf = {"full_refresh": True} if args.full_refresh else {}
-            if backfill:
-                conf["backfill"] = True
-            run_dag(airflow, env, "renewal_daily", day, conf)
-            # In production renewal_reminders runs when renewal_daily publishes (Asset schedule); `dags test`
-            # runs one DAG, so the local run runs it next, for the same date. A backfill reminds nobody.
-            if not backfill:
-                run_dag(airflow, env, "renewal_reminders", day)
+        run_days(str(Path(sys.executable).parent / "airflow"), env, dates, backfill, args.full_refresh)
     except RunFailed as exc:
         print(f"\nthe run FAILED: {exc}", file=sys.stderr)
         return 1
@@ -357,17 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         if feed is not None:
             feed.terminate()
             feed.wait(timeout=10)
-
-    from pipeline.summary import summary_text
-
-    print()
-    if backfill:
-        print(
-            f"Backfilled {dates[0]} … {dates[-1]} ({len(dates)} days): marts and renewal_history rebuilt; "
-            "no reminders exported, marked or e-mailed."
-        )
-    print(summary_text(warehouse / "published.duckdb", exports))
-    print(f"Airflow logs: {AIRFLOW_HOME}/dags-test-*-{as_of.isoformat()}.log")
+    print_summary(dates, backfill, warehouse, exports)
     return 0
 
 
