@@ -28,7 +28,7 @@ from ingest.centre_records import (
     parse_value,
 )
 from ingest.warehouse import connect
-from tests.conftest import AS_OF, DBT_SKIP_TESTS, dbt_build, make_settings, require_system_tool
+from tests.helpers import AS_OF, DBT_SKIP_TESTS, dbt_build, make_settings, require_system_tool
 
 INSTITUTIONS = {"35000001": "350100", "35000002": "350200"}
 FIELDS = {kind: {f.name: f for f in fields} for kind, (fields, _) in KINDS.items()}

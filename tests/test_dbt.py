@@ -3,8 +3,7 @@
 import json
 
 from pipeline.settings import DBT_PROJECT_DIR, PROJECT_ROOT
-from tests.conftest import AS_OF, dbt_build
-from tests.helpers import dbt_unit_tests, rule_ids
+from tests.helpers import AS_OF, dbt_build, dbt_unit_tests, rule_ids
 
 
 def test_every_rule_has_a_unit_test_and_a_line_in_docs():
@@ -76,7 +75,7 @@ def test_incremental_certificates_staging_equals_a_full_rebuild(built, tmp_path)
     certificate, the incremental result must equal a rebuild from every load."""
     import duckdb
 
-    from tests.conftest import private_copy
+    from tests.helpers import private_copy
 
     copy = private_copy(built, tmp_path)
     con = duckdb.connect(str(copy.warehouse_db))

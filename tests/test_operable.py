@@ -16,8 +16,7 @@ import pytest
 from mock_feed.generate import generate_dataset
 from pipeline import steps
 from pipeline.settings import PROJECT_ROOT
-from tests.conftest import RunningFeed, make_settings, run_pipeline_steps
-from tests.helpers import local_smtp
+from tests.helpers import RunningFeed, local_smtp, make_settings, run_pipeline_steps
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +49,7 @@ def marts(warehouse) -> dict[str, list]:
 
 
 def digests(folder):
-    from tests.conftest import file_digests
+    from tests.helpers import file_digests
 
     return file_digests(folder)
 
