@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 from airflow.sdk import DAG, Param, get_current_context, task
-from cosmos import ProfileConfig
-from cosmos.constants import InvocationMode
-from cosmos.operators.local import DbtBuildLocalOperator
 
+from pipeline.cosmos_config import DBT_MACROS, dbt_build_task
 from pipeline.dag_common import (
-    AS_OF_TEMPLATE,
     DAILY_SCHEDULE,
     DEFAULT_ARGS,
     PUBLISHED_MARTS,
     START_DATE,
     TRANSIENT,
-    USER_DEFINED_MACROS,
     WRITER_POOL,
     is_backfill,
     run_as_of,
 )
-from pipeline.settings import DBT_PROJECT_DIR, warehouse_dir
 
 DOC = """
 ### 备案续期 daily run (闽劳鉴〔2022〕26号)
@@ -30,7 +25,8 @@ a backfill (`make backfill`, `airflow backfill create`) rebuilds marts and histo
 carry `backfill: true`, so `renewal_reminders` neither exports, marks the ledger nor sends e-mail for them.
 
 1. `extract_feed` pulls institutions, registered occupations, plans and certificates from 技能人才评价工作网
-   (incremental by watermark; param `full_refresh` pulls everything) into `warehouse.duckdb` schema `raw`.
+   (incremental by watermark; param `full_refresh` pulls everything) into `warehouse.duckdb` schema `raw`;
+   `load_calendar` replaces `raw.prc_calendar`, the official working-day calendar that R-SLA counts on.
 2. `load_centre_records` reads the centre's spreadsheets (CSV/text in UTF-8, GBK or UTF-16, .xlsx, .xls;
    docs/centre_records.md); bad rows go to `raw.quarantine` with their reason, and back to their centre in its
    退回清单. **A file that cannot be read at all fails this task** (`CentreFileError`: the log names the file,
@@ -81,7 +77,7 @@ with DAG(
         ),
     },
     default_args={**DEFAULT_ARGS, "pool": WRITER_POOL},
-    user_defined_macros=USER_DEFINED_MACROS,
+    user_defined_macros=DBT_MACROS,
     tags=["renewal", "闽劳鉴〔2022〕26号"],
 ) as dag:
 
@@ -90,6 +86,12 @@ with DAG(
         from pipeline.steps import extract_feed as step
 
         return step(_as_of(), _load_id(), full_refresh=bool((params or {}).get("full_refresh")))
+
+    @task
+    def load_calendar() -> dict:
+        from pipeline.steps import load_calendar as step
+
+        return step()
 
     @task
     def load_centre_records() -> dict:
@@ -103,37 +105,18 @@ with DAG(
 
         return step(_as_of(), _load_id())
 
-    profile = ProfileConfig(
-        profile_name="renewal", target_name="duckdb", profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"
-    )
-    dbt_args = {
-        "vars": {"as_of": AS_OF_TEMPLATE},
-        "env": {"WAREHOUSE_DB": str(warehouse_dir() / "warehouse.duckdb")},
-        "install_deps": False,
-        "pool": WRITER_POOL,
-    }
-    staging_intermediate = DbtBuildLocalOperator(
-        task_id="dbt_staging_intermediate",
-        project_dir=DBT_PROJECT_DIR,
-        profile_config=profile,
-        invocation_mode=InvocationMode.DBT_RUNNER,
+    staging_intermediate = dbt_build_task(
+        "dbt_staging_intermediate",
         select=["path:seeds", "path:models/staging", "path:models/intermediate"],
-        # a mart's tests (and unit tests still filed under intermediate/) run with the marts, even those that
-        # also read a seed (in_code_set, relationships to supervising_centres) and so would be selected here
+        # a mart's tests run with the marts, even those that also read a seed (in_code_set, relationships to
+        # supervising_centres) and so would be selected here
         exclude=["path:models/marts", "path:models/ops"],
-        **dbt_args,
     )
     # One dbt invocation for the marts and their data tests: a Cosmos task per model cost ~1 s of dbt start-up
     # each (11 tasks, bench/README.md), and a failing test still stops the run before the gate. The marts'
     # unit tests run in the test suite (tests/test_rules.py): renewal_history's needs the table to exist first.
-    marts = DbtBuildLocalOperator(
-        task_id="dbt_marts",
-        project_dir=DBT_PROJECT_DIR,
-        profile_config=profile,
-        invocation_mode=InvocationMode.DBT_RUNNER,
-        select=["path:models/marts", "path:models/ops"],
-        exclude=["resource_type:unit_test"],
-        **dbt_args,
+    marts = dbt_build_task(
+        "dbt_marts", select=["path:models/marts", "path:models/ops"], exclude=["resource_type:unit_test"]
     )
 
     @task(retries=0)
@@ -170,7 +153,7 @@ with DAG(
     @task(pool="default_pool")
     def report() -> str:
         from pipeline.settings import load_settings
-        from pipeline.steps import summary_text
+        from pipeline.summary import summary_text
 
         settings = load_settings()
         text = summary_text(settings.published_db, settings.exports_dir)
@@ -179,6 +162,7 @@ with DAG(
 
     (
         extract_feed()
+        >> load_calendar()
         >> load_centre_records()
         >> verify_certificates()
         >> staging_intermediate

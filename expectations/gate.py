@@ -1,17 +1,5 @@
-"""The data-quality gate between dbt and publication, with Great Expectations.
-
-GX's SQL datasources return no rows on DuckDB (duckdb-engine; see DEVELOPERS.md), so each check reads
-exactly the columns it needs from the candidate warehouse with DuckDB and GX validates them as pandas
-dataframes. The suites are code (expectations/suites.py). A failed expectation fails the gate; the caller
-then publishes nothing.
-
-At province scale a check covers millions of rows, and pandas frames of that size took two minutes. So DuckDB
-first narrows each check's rows to the *suspects*: rows that break at least one of the check's expectations by
-the SQL form of that expectation (`SUSPECT_SQL`). GX then judges the suspects, and its verdict, counts and
-examples are the gate's. A clean warehouse hands GX empty frames; a check whose expectations lack a SQL form
-hands GX every row. tests/test_gate.py proves, expectation by expectation, that the narrowing never hides a
-row GX would fail.
-"""
+"""The data-quality gate between dbt and publication: the Great Expectations suites (expectations/suites.py)
+over the candidate marts. A failed expectation fails the gate; the caller then publishes nothing."""
 
 from __future__ import annotations
 
@@ -22,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.warehouse import open_duckdb, sql_identifier
+from ingest.warehouse import open_duckdb, sql_identifier, sql_literal
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +63,14 @@ def _context(docs_dir: Path | None):
     return context
 
 
+# GX 1.24's SQL datasources return no rows on DuckDB (duckdb-engine), so each check reads exactly the columns it
+# needs with DuckDB and GX validates them as pandas dataframes. At province scale a check covers millions of rows,
+# and pandas frames of that size took two minutes. So DuckDB first narrows each check's rows to the *suspects*:
+# rows that break at least one of its expectations by that expectation's SQL form, below. GX then judges the
+# suspects, and its verdict, counts and examples are the gate's. A clean warehouse hands GX empty frames; a check
+# whose expectations lack a SQL form hands GX every row. tests/test_gate.py proves, expectation by expectation,
+# that the narrowing never hides a row GX would fail.
+#
 # The rows an expectation fails, as a SQL predicate over the check's columns (GX skips nulls except in the
 # null check). Uniqueness uses a window count, so these run in a SELECT list, never in a WHERE clause.
 SUSPECT_SQL = {
@@ -176,6 +172,41 @@ def _example(row: dict, key: str, column: str | None) -> str:
     return f"{text} ({column}={show(row.get(column))})" if column and column != key else text
 
 
+def attach_published(con, published_db: Path | None) -> bool:
+    """Attach the last publication read-only as `published`; whether it holds one (the volume check needs it)."""
+    if published_db is None or not published_db.exists():
+        return False
+    con.execute(f"ATTACH {sql_literal(str(published_db))} AS published (READ_ONLY)")
+    return bool(
+        con.execute("""SELECT count(*) FROM duckdb_tables() WHERE database_name = 'published'
+                       AND schema_name = 'ops' AND table_name = 'publication'""").fetchone()[0]
+    )
+
+
+def check_rows(con, check, params: dict):
+    """The frame GX validates for `check` (its suspect rows when narrowing applies) and the rows it covers."""
+    check_params = {k: v for k, v in params.items() if f"${k}" in check.sql}
+    narrowed = suspects_sql(check.sql, check.expectations())
+    if narrowed is None:
+        frame = con.execute(check.sql, check_params).df()
+        return frame, len(frame)
+    frame = con.execute(narrowed[0], check_params | narrowed[1]).df()
+    return frame, con.execute(f"SELECT count(*) FROM ({check.sql})", check_params).fetchone()[0]
+
+
+def write_results(results_dir: Path, as_of: str, success: bool, documents: dict) -> None:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "validation_results.json").write_text(
+        json.dumps(
+            {"as_of": as_of, "success": success, "suites": documents},
+            ensure_ascii=False,
+            indent=1,
+            default=str,
+        ),
+        encoding="utf-8",
+    )
+
+
 def run_gate(
     warehouse_db: Path,
     as_of: str,
@@ -183,11 +214,8 @@ def run_gate(
     published_db: Path | None = None,
     docs_dir: Path | None = None,
 ) -> GateResult:
-    """Validate the candidate marts in `warehouse_db`; raise GateFailed when any expectation fails.
-
-    `published_db` is the last publication, for the volume check; `results_dir` receives this run's
-    validation_results.json, and `docs_dir` the GX Data Docs site (HTML, every run's results).
-    """
+    """Validate the candidate marts in `warehouse_db` (volume against the last publication, `published_db`); raise
+    GateFailed if any expectation fails. Results go to `results_dir`, the GX Data Docs site to `docs_dir`."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     from expectations.suites import MAX_DROP, SUITES  # imports great_expectations
 
@@ -200,29 +228,12 @@ def run_gate(
     }
     con = open_duckdb(warehouse_db, read_only=True)
     try:
-        has_published = published_db is not None and published_db.exists()
-        if has_published:
-            con.execute(f"ATTACH '{published_db}' AS published (READ_ONLY)")
-            has_published = bool(
-                con.execute("""SELECT count(*) FROM duckdb_tables() WHERE database_name = 'published'
-                                                AND schema_name = 'ops' AND table_name = 'publication'""").fetchone()[
-                    0
-                ]
-            )
+        has_published = attach_published(con, published_db)
         for check in SUITES:
             if check.needs_published and not has_published:
                 log.info("gate: %s skipped, no earlier publication to compare with", check.name)
                 continue
-            check_params = {k: v for k, v in params.items() if f"${k}" in check.sql}
-            narrowed = suspects_sql(check.sql, check.expectations())
-            if narrowed is None:
-                frame = con.execute(check.sql, check_params).df()
-                outcome.rows_checked[check.name] = len(frame)
-            else:
-                frame = con.execute(narrowed[0], check_params | narrowed[1]).df()
-                outcome.rows_checked[check.name] = con.execute(
-                    f"SELECT count(*) FROM ({check.sql})", check_params
-                ).fetchone()[0]
+            frame, outcome.rows_checked[check.name] = check_rows(con, check, params)
             failures, evaluated, document = _validate(context, check, frame)
             outcome.failures += failures
             outcome.evaluated += evaluated
@@ -236,16 +247,7 @@ def run_gate(
         context.build_data_docs()  # once for all checks (an action per checkpoint rebuilt the site each time)
     outcome.success = not outcome.failures
     if results_dir is not None:
-        results_dir.mkdir(parents=True, exist_ok=True)
-        (results_dir / "validation_results.json").write_text(
-            json.dumps(
-                {"as_of": as_of, "success": outcome.success, "suites": documents},
-                ensure_ascii=False,
-                indent=1,
-                default=str,
-            ),
-            encoding="utf-8",
-        )
+        write_results(results_dir, as_of, outcome.success, documents)
     if not outcome.success:
         lines = "\n".join(f"  - {f.describe()}" for f in outcome.failures)
         raise GateFailed(

@@ -1,13 +1,5 @@
-"""Read the provincial centre's own spreadsheets (CONTRACT §3 `centre_records/`), typed and validated.
-
-The files are what offices really save (docs/centre_records.md): CSV or tab-separated text in UTF-8 (± BOM),
-GBK/GB18030 or UTF-16; `.xlsx` and `.xls` workbooks with title rows above the header, several sheets and note
-rows below the data; headers in English, Chinese or a common variant (centre_header_aliases.csv); values with
-full-width characters, Chinese dates and 是/否, √/×, 有/无 booleans. A bad row goes to `raw.quarantine` with file,
-row number, field and a reason in Chinese (with the English beside it) and what a valid value looks like; the
-other rows load. A file that cannot be read at all raises CentreFileError, naming the file, what was expected
-and what was found, before any table changes. Each run replaces the centre tables with the files' content.
-"""
+"""Read the provincial centre's own spreadsheets (CONTRACT §3 `centre_records/`, in every form docs/centre_records.md
+lists): bad rows go to `raw.quarantine`; a file that cannot be read raises CentreFileError before any table changes."""
 
 from __future__ import annotations
 
@@ -253,6 +245,7 @@ def _serial(serial: float) -> dt.date:
 
 
 def parse_value(f: Field, value: object, institutions: set[str]) -> object:
+    """One cell as its field's type; RowError (the reason in Chinese and English) when it is not one."""
     if f.kind == "date" and isinstance(value, dt.date | int | float) and not isinstance(value, bool):
         try:
             return parse_date(value)  # a date cell, or a number that is an Excel serial
@@ -265,57 +258,71 @@ def parse_value(f: Field, value: object, institutions: set[str]) -> object:
         text = ""
     if text == "" and f.required and f.kind != "bool":
         raise RowError(f.name, f"{f.name} is missing", f"{f.zh}缺失", _expected(f))
-    shown = text
-    if f.kind == "date":
-        try:
-            return parse_date(text)
-        except ValueError as exc:
-            raise RowError(f.name, f"{f.name}: {exc}", f"{f.zh}无法识别：{shown}", _expected(f)) from None
-    if f.kind == "bool":
-        word = str(text).lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
+    parse_text = TEXT_PARSERS.get(f.kind)
+    return parse_text(f, text, institutions) if parse_text else (text or None)
+
+
+def _unrecognised(f: Field, reason: str, text: str) -> RowError:
+    return RowError(f.name, reason, f"{f.zh}无法识别：{text}", _expected(f))
+
+
+def _date_text(f: Field, text: str, _institutions: set[str]) -> dt.date:
+    try:
+        return parse_date(text)
+    except ValueError as exc:
+        raise _unrecognised(f, f"{f.name}: {exc}", text) from None
+
+
+def _bool_text(f: Field, text: str, _institutions: set[str]) -> bool:
+    word = str(text).lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise _unrecognised(f, f"{f.name}: '{text}' is not a boolean (true/false or 是/否)", text)
+
+
+def _enum_text(f: Field, text: str, _institutions: set[str]) -> str | None:
+    word = VALUE_ALIASES.get(str(text), str(text).lower())
+    if word == "":
+        return None
+    if word not in f.values:
+        raise _unrecognised(f, f"{f.name}: '{text}' is not one of {', '.join(f.values)}", text)
+    return word
+
+
+def _codes_text(f: Field, text: str, _institutions: set[str]) -> str | None:
+    codes = [c.strip() for c in re.split(r"[;,、\s]+", str(text)) if c.strip()]
+    bad = [c for c in codes if not OCCUPATION_CODE.match(c)]
+    if bad:
         raise RowError(
             f.name,
-            f"{f.name}: '{text}' is not a boolean (true/false or 是/否)",
-            f"{f.zh}无法识别：{shown}",
+            f"{f.name}: '{bad[0]}' is not an occupation code like 6-31-01-03",
+            f"{f.zh}中的职业编码无法识别：{bad[0]}",
             _expected(f),
         )
-    if f.kind == "enum":
-        word = VALUE_ALIASES.get(str(text), str(text).lower())
-        if word == "":
-            return None
-        if word not in f.values:
-            raise RowError(
-                f.name,
-                f"{f.name}: '{text}' is not one of {', '.join(f.values)}",
-                f"{f.zh}无法识别：{shown}",
-                _expected(f),
-            )
-        return word
-    if f.kind == "codes":
-        codes = [c.strip() for c in re.split(r"[;,、\s]+", str(text)) if c.strip()]
-        bad = [c for c in codes if not OCCUPATION_CODE.match(c)]
-        if bad:
-            raise RowError(
-                f.name,
-                f"{f.name}: '{bad[0]}' is not an occupation code like 6-31-01-03",
-                f"{f.zh}中的职业编码无法识别：{bad[0]}",
-                _expected(f),
-            )
-        return ";".join(codes) or None
-    if f.kind == "institution":
-        if text not in institutions:
-            raise RowError(
-                f.name,
-                f"institution_id '{text}' is not an institution in the feed",
-                f"{f.zh}不在技能人才评价工作网的机构名单中：{shown}",
-                _expected(f),
-            )
-        return text
-    return text or None
+    return ";".join(codes) or None
+
+
+def _institution_text(f: Field, text: str, institutions: set[str]) -> str:
+    if text not in institutions:
+        raise RowError(
+            f.name,
+            f"institution_id '{text}' is not an institution in the feed",
+            f"{f.zh}不在技能人才评价工作网的机构名单中：{text}",
+            _expected(f),
+        )
+    return text
+
+
+# a cell's cleaned text as its field's type, by Field.kind (other kinds stay text)
+TEXT_PARSERS = {
+    "date": _date_text,
+    "bool": _bool_text,
+    "enum": _enum_text,
+    "codes": _codes_text,
+    "institution": _institution_text,
+}
 
 
 def _expected(f: Field) -> str:
@@ -670,55 +677,74 @@ def read_kind(
             if t or i < len(names)
         }
         raw = {name: (cells[i] if i < len(cells) else None) for name, i in columns.items()}
-        institution = (
-            texts[columns["institution_id"]] if columns.get("institution_id", len(texts)) < len(texts) else ""
-        ) or None
-        first = texts[columns[key[0]]] if columns.get(key[0], len(texts)) < len(texts) else ""
+        institution = _cell_text(texts, columns, "institution_id") or None
+        first = _cell_text(texts, columns, key[0])
         try:
             if _is_note(texts):
                 written = {"备注行": _masked_note(cells)}
-                raise RowError(
-                    fields[0].name,
-                    "a note row below the table (填表人…), not a record",
-                    "表格下方的备注行（如填表人、审核人），不是数据行",
-                    "删除此行，数据区只保留数据行",
-                    whole_row=True,
-                )
+                raise _note_row(fields)
             if header_key(first) in aliases and set(match_header(kind, cells)) == header_fields:
-                raise RowError(
-                    fields[0].name,
-                    "the header row repeated inside the data",
-                    "表头行重复出现",
-                    "删除此行，表头只保留一行",
-                    whole_row=True,
-                )
+                raise _repeated_header(fields)
             parsed = {f.name: parse_value(f, raw.get(f.name), institutions) for f in fields}
             k = tuple(parsed[name] for name in key)
             if k in seen:
-                first_file, first_row = seen[k]
-                key_zh = "、".join(_zh(kind, name) for name in key)
-                raise RowError(
-                    key[0],
-                    f"duplicate {'/'.join(key)} {k}; first at {first_file} row {first_row}",
-                    f"{key_zh}重复：{'/'.join(str(v) for v in k)}（首次出现在 {first_file} 第 {first_row} 行）",
-                    f"每个{key_zh}只填一行",
-                )
+                raise _duplicate_key(kind, k, *seen[k])
             seen[k] = (path.name, n)
         except RowError as exc:
             bad.append(_quarantine_row(kind, path, table.sheet, n, exc, written, institution, columns, names))
             continue
         except Exception as exc:
-            err = RowError(
-                fields[0].name,
-                f"unreadable row ({type(exc).__name__}: {exc})",
-                "此行无法识别",
-                "按表头逐列填写",
-            )
+            err = _unreadable_row(fields, exc)
             bad.append(_quarantine_row(kind, path, table.sheet, n, err, written, institution, columns, names))
             continue
         parsed |= {"source_file": path.name, "row_number": n}
         good.append(parsed)
     return read
+
+
+def _cell_text(texts: list[str], columns: dict[str, int], name: str) -> str:
+    """The text of a column in this row ('' when the column is missing or the row is shorter)."""
+    return texts[columns[name]] if columns.get(name, len(texts)) < len(texts) else ""
+
+
+def _note_row(fields: tuple[Field, ...]) -> RowError:
+    return RowError(
+        fields[0].name,
+        "a note row below the table (填表人…), not a record",
+        "表格下方的备注行（如填表人、审核人），不是数据行",
+        "删除此行，数据区只保留数据行",
+        whole_row=True,
+    )
+
+
+def _repeated_header(fields: tuple[Field, ...]) -> RowError:
+    return RowError(
+        fields[0].name,
+        "the header row repeated inside the data",
+        "表头行重复出现",
+        "删除此行，表头只保留一行",
+        whole_row=True,
+    )
+
+
+def _duplicate_key(kind: str, k: tuple, first_file: str, first_row: int) -> RowError:
+    key = KINDS[kind][1]
+    key_zh = "、".join(_zh(kind, name) for name in key)
+    return RowError(
+        key[0],
+        f"duplicate {'/'.join(key)} {k}; first at {first_file} row {first_row}",
+        f"{key_zh}重复：{'/'.join(str(v) for v in k)}（首次出现在 {first_file} 第 {first_row} 行）",
+        f"每个{key_zh}只填一行",
+    )
+
+
+def _unreadable_row(fields: tuple[Field, ...], exc: Exception) -> RowError:
+    return RowError(
+        fields[0].name,
+        f"unreadable row ({type(exc).__name__}: {exc})",
+        "此行无法识别",
+        "按表头逐列填写",
+    )
 
 
 def _zh(kind: str, name: str) -> str:

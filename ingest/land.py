@@ -1,11 +1,5 @@
-"""Land feed pages in DuckDB in bulk, pseudonymising personal data before anything is stored.
-
-Pages are parsed once in Python (to follow the cursor and reject malformed bodies), in a thread that fetches
-the next batch of pages while DuckDB lands this one. The batch goes to DuckDB as newline-delimited JSON held in
-memory: DuckDB unnests the items, reads the fields it checks in one parse per item, replaces the resident ID
-number with an HMAC-SHA256 and masks the holder's name, in one statement. One resource is one transaction, so
-a pull that fails half-way leaves nothing of itself visible.
-"""
+"""Land feed pages in DuckDB in bulk, checking each record and pseudonymising personal data before anything is
+stored; one resource is one transaction, so a pull that fails half-way leaves nothing of itself visible."""
 
 from __future__ import annotations
 
@@ -20,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from queue import Full, Queue
+from typing import IO
 
 import duckdb
 
@@ -44,18 +39,15 @@ PERSONAL_FIELDS = {"certificates": ["holder_id_no", "holder_name"]}
 
 
 def pseudonymised(rows: str, id_no: str, name: str) -> tuple[str, str]:
-    """Wrap the query `rows` (columns page_no, item, v) so that the holder's resident ID number becomes
-    holder_id_hash, an HMAC-SHA256 of it, and the holder's name keeps only its surname. Returns the query and
-    the SQL expression of the rewritten item. `id_no` and `name` are the fields' expressions over `v`.
-
-    HMAC-SHA256(key, id) = sha256(opad || sha256(ipad || id)), with $ipad/$opad bound per statement. The fast
-    path replaces the two values in the item's text. When the text is not in the plain form that makes that
-    exact (escapes, spacing, a value that is not a string), json_merge_patch rewrites the item instead.
-    """
+    """Wrap the query `rows` (page_no, item, v) so that the resident ID number `id_no` becomes holder_id_hash and
+    the `name` keeps its surname only; returns the query and the SQL expression of the rewritten item."""
+    # HMAC-SHA256(key, id) = sha256(opad || sha256(ipad || id)), with $ipad/$opad bound per statement
     hashed = (
         f"SELECT *, sha256($opad || unhex(sha256($ipad || encode({id_no})))) AS id_hash, "
         f"left({name}, 1) || repeat('*', greatest(length({name}) - 1, 1)) AS masked_name FROM ({rows})"
     )
+    # The fast path replaces the two values in the item's text. When the text is not in the plain form that makes
+    # that exact (escapes, spacing, a value that is not a string), json_merge_patch rewrites the item instead.
     fast = f"""SELECT *, replace(
                 CASE WHEN {id_no} IS NULL THEN item
                      ELSE replace(item, '"holder_id_no":"' || {id_no} || '"', '"holder_id_hash":"' || id_hash || '"')
@@ -179,6 +171,10 @@ class LandResult:
     repeated: int = 0  # landed items whose key came more than once in this pull (collapsed by staging)
 
 
+# Pages are parsed once in Python (to follow the cursor and reject malformed bodies), in a thread that fetches the
+# next batch of pages while DuckDB lands this one. The batch goes to DuckDB as newline-delimited JSON: DuckDB
+# unnests the items, reads the fields it checks in one parse per item, replaces the resident ID number with an
+# HMAC-SHA256 and masks the holder's name, in one statement (stage_sql).
 def _batches(pages: Iterator[Page], size: int = PAGES_PER_BATCH) -> Iterator[list[tuple[bytes, int]]]:
     """Batches of (page line for read_json, item count), fetched one batch ahead in a thread."""
     done, stop = object(), threading.Event()
@@ -227,6 +223,71 @@ def watermark(con: duckdb.DuckDBPyConnection, resource: str, overlap: dt.timedel
     return (row[0] - overlap).isoformat()
 
 
+def landing_sql(table: str) -> dict[str, str]:
+    """The statements that land one batch: stage it, quarantine the unusable items, insert the rest, keep keys."""
+    return {
+        "stage": stage_sql(table),
+        "quarantine": "INSERT INTO raw.quarantine SELECT ?, 'feed', ?, page_no, split_part(reason, ':', 1), "
+        "reason, item FROM landing_items WHERE reason IS NOT NULL",
+        "insert": f"INSERT INTO raw.{table} SELECT ?, page_no, item FROM landing_items WHERE reason IS NULL",
+        "keep_keys": "INSERT INTO landing_keys SELECT key, updated_at FROM landing_items WHERE reason IS NULL",
+    }
+
+
+def landing_spool(table: str) -> IO[bytes]:
+    """Where pages wait for DuckDB: a file in memory (/dev/shm), readable by this user only, deleted on close."""
+    return tempfile.NamedTemporaryFile(
+        prefix=f"landing-{table}-",
+        suffix=".jsonl",
+        dir="/dev/shm" if os.path.isdir("/dev/shm") else None,
+    )
+
+
+def land_batch(
+    con: duckdb.DuckDBPyConnection,
+    sql: dict[str, str],
+    params: dict,
+    spool: IO[bytes],
+    batch: list[bytes],
+    load_id: str,
+    resource: str,
+) -> int:
+    """Land one batch of page lines; returns how many of its items were quarantined."""
+    # DuckDB reads a file by itself, in parallel; a Python file object would hold the GIL while it reads
+    spool.seek(0)
+    spool.truncate()
+    spool.write(b"\n".join(batch))
+    spool.flush()
+    con.execute(sql["stage"], params | {"spool": spool.name})
+    quarantined = con.execute(sql["quarantine"], [load_id, resource]).fetchone()[0]
+    con.execute(sql["insert"], [load_id])
+    con.execute(sql["keep_keys"])
+    return quarantined
+
+
+def record_load(
+    con: duckdb.DuckDBPyConnection, result: LandResult, load_id: str, full_refresh: bool, started: dt.datetime
+) -> None:
+    """Record the pull in raw.feed_loads (its newest updated_at is the next watermark) and count repeated keys."""
+    result.repeated, max_updated_at = con.execute(
+        "SELECT count(*) - count(DISTINCT key), max(updated_at) FROM landing_keys"
+    ).fetchone()
+    con.execute(
+        "INSERT INTO raw.feed_loads VALUES (?, ?, ?, ?::TIMESTAMPTZ, ?, now(), ?, ?, ?)",
+        [
+            load_id,
+            result.resource,
+            full_refresh,
+            result.updated_since,
+            started,
+            result.pages,
+            result.items,
+            max_updated_at,
+        ],
+    )
+    con.execute("DROP TABLE landing_keys")
+
+
 def land_resource(
     con: duckdb.DuckDBPyConnection,
     client: FeedClient,
@@ -236,75 +297,46 @@ def land_resource(
     full_refresh: bool = False,
     overlap: dt.timedelta = dt.timedelta(days=1),
 ) -> LandResult:
+    """Pull one resource (changes since the watermark unless full_refresh) and land it, in one transaction."""
     table = FEED_RESOURCES[resource]
-    updated_since = None if full_refresh else watermark(con, resource, overlap)
+    result = LandResult(resource, 0, 0, None if full_refresh else watermark(con, resource, overlap))
     started = dt.datetime.now(dt.UTC)
+    sql = landing_sql(table)
     ipad, opad = hmac_pads(pseudonym_key)
-    stage = stage_sql(table)
-    params = {"ipad": ipad, "opad": opad} if "$ipad" in stage else {}
-    # Pages wait for DuckDB in a file in memory (/dev/shm; readable by this user only, deleted on close)
-    spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in the finally below, after the last page
-        prefix=f"landing-{table}-",
-        suffix=".jsonl",
-        dir="/dev/shm" if os.path.isdir("/dev/shm") else None,
-    )
-    quarantine = (
-        "INSERT INTO raw.quarantine SELECT ?, 'feed', ?, page_no, split_part(reason, ':', 1), reason, item "
-        "FROM landing_items WHERE reason IS NOT NULL"
-    )
-    insert = f"INSERT INTO raw.{table} SELECT ?, page_no, item FROM landing_items WHERE reason IS NULL"
-    keep_keys = "INSERT INTO landing_keys SELECT key, updated_at FROM landing_items WHERE reason IS NULL"
-    pages = items = quarantined = 0
+    params = {"ipad": ipad, "opad": opad} if "$ipad" in sql["stage"] else {}
+    spool = landing_spool(table)
     timing = Counter()
-
-    def land(batch: list[bytes]) -> None:
-        nonlocal quarantined
-        # DuckDB reads a file by itself, in parallel; a Python file object would hold the GIL while it reads
-        spool.seek(0)
-        spool.truncate()
-        spool.write(b"\n".join(batch))
-        spool.flush()
-        con.execute(stage, params | {"spool": spool.name})
-        quarantined += con.execute(quarantine, [load_id, resource]).fetchone()[0]
-        con.execute(insert, [load_id])
-        con.execute(keep_keys)
-
     con.begin()
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE landing_keys (key VARCHAR, updated_at TIMESTAMPTZ)")
         # pages are fetched in a thread while DuckDB lands the previous batch (it releases the GIL)
         waited = time.perf_counter()
-        for batch in _batches(client.fetch_pages(resource, updated_since)):
+        for batch in _batches(client.fetch_pages(resource, result.updated_since)):
             busy = time.perf_counter()
             timing["waiting for the feed"] += busy - waited
-            pages += len(batch)
-            items += sum(n for _, n in batch)
-            land([body for body, _ in batch])
+            result.pages += len(batch)
+            result.items += sum(n for _, n in batch)
+            result.quarantined += land_batch(
+                con, sql, params, spool, [body for body, _ in batch], load_id, resource
+            )
             waited = time.perf_counter()
             timing["landing"] += waited - busy
-        repeated, max_updated_at = con.execute(
-            "SELECT count(*) - count(DISTINCT key), max(updated_at) FROM landing_keys"
-        ).fetchone()
-        con.execute(
-            "INSERT INTO raw.feed_loads VALUES (?, ?, ?, ?::TIMESTAMPTZ, ?, now(), ?, ?, ?)",
-            [load_id, resource, full_refresh, updated_since, started, pages, items, max_updated_at],
-        )
-        con.execute("DROP TABLE landing_keys")
+        record_load(con, result, load_id, full_refresh, started)
         con.commit()
     except BaseException:
         con.rollback()
         raise
     finally:
         spool.close()
-    since = f" updated since {updated_since}" if updated_since else " (full refresh)"
+    since = f" updated since {result.updated_since}" if result.updated_since else " (full refresh)"
     log.info(
         "landed %s %s in %s pages%s; %s quarantined, %s repeated (%s)",
-        f"{items - quarantined:,}",
+        f"{result.items - result.quarantined:,}",
         resource,
-        f"{pages:,}",
+        f"{result.pages:,}",
         since,
-        f"{quarantined:,}",
-        f"{repeated:,}",
+        f"{result.quarantined:,}",
+        f"{result.repeated:,}",
         ", ".join(f"{what} {seconds:.1f} s" for what, seconds in timing.items()),
     )
-    return LandResult(resource, pages, items, updated_since, quarantined, repeated)
+    return result

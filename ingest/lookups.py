@@ -1,8 +1,4 @@
-"""Verify certificates against the feed's batch lookup and record each answer with the time it was checked.
-
-Which certificates are (re)checked: ones never looked up, ones not found last time, and found ones whose
-last check is older than `recheck_after` (R-CERT uses the latest known answer, whatever the as-of date).
-"""
+"""Verify certificates against the feed's batch lookup and record each answer with the time it was checked."""
 
 from __future__ import annotations
 
@@ -10,6 +6,7 @@ import datetime as dt
 import io
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -22,6 +19,8 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500  # the feed's maximum per lookup request (CONTRACT §2)
 REQUESTS_PER_WINDOW = 200  # 100,000 certificate numbers in Python at a time, and one INSERT of their answers
 
+# Which certificates are (re)checked: ones never looked up, ones not found last time, and found ones whose last
+# check is older than `recheck_after` (R-CERT uses the latest known answer, whatever the as-of date).
 # The certificates due, numbered in order, into a temp table: Python takes them a window at a time (a province
 # has millions; as a list of Python strings 4.9 M took about 400 MB).
 DUE_FOR_LOOKUP_SQL = """
@@ -58,6 +57,51 @@ def certificates_due(con: duckdb.DuckDBPyConnection, recheck_after: dt.timedelta
     return con.execute("SELECT count(*) FROM lookups_due").fetchone()[0]
 
 
+def due_window(con: duckdb.DuckDBPyConnection, start: int, size: int) -> list[list[str]]:
+    """Certificates start..start+size-1 of lookups_due, in batches of one lookup request each."""
+    numbers = [
+        r[0]
+        for r in con.execute(
+            "SELECT certificate_no FROM lookups_due WHERE n >= ? AND n < ? ORDER BY n", [start, start + size]
+        ).fetchall()
+    ]
+    return [numbers[i : i + BATCH_SIZE] for i in range(0, len(numbers), BATCH_SIZE)]
+
+
+def answer_fetcher(client: FeedClient) -> Callable[[list[str]], bytes]:
+    """A function that asks the feed about one batch (one HTTP session per thread) and stamps the answer."""
+    local = threading.local()
+
+    def fetch(batch: list[str]) -> bytes:
+        if not hasattr(local, "session"):
+            local.session = client.new_session()
+        body = client.lookup(batch, session=local.session)
+        checked_at = dt.datetime.now(dt.UTC).isoformat().encode()
+        return b'{"checked_at":"%s","response":%s}' % (checked_at, body)
+
+    return fetch
+
+
+def record_answers(con: duckdb.DuckDBPyConnection, bodies: list[bytes], load_id: str) -> None:
+    """Insert every certificate's answer of these responses into raw.certificate_lookups, in one statement."""
+    rel = con.read_json(
+        io.BytesIO(b"\n".join(bodies)),
+        columns={
+            "checked_at": "TIMESTAMPTZ",
+            "response": "STRUCT(results STRUCT(certificate_no VARCHAR, found BOOLEAN)[])",
+        },
+        format="newline_delimited",
+        maximum_object_size=16 * 1024 * 1024,
+    )
+    con.register("lookup_batch", rel)
+    con.execute(
+        """INSERT INTO raw.certificate_lookups
+           SELECT $load_id, r.certificate_no, r.found, checked_at
+           FROM (SELECT checked_at, unnest(response.results) AS r FROM lookup_batch)""",
+        {"load_id": load_id},
+    )
+
+
 def verify_lookups(
     con: duckdb.DuckDBPyConnection,
     client: FeedClient,
@@ -65,48 +109,18 @@ def verify_lookups(
     recheck_after: dt.timedelta = dt.timedelta(days=30),
     in_flight: int = 4,
 ) -> LookupResult:
+    """Look up every certificate due, `in_flight` requests at a time, in one transaction."""
     due = certificates_due(con, recheck_after)
     window = BATCH_SIZE * REQUESTS_PER_WINDOW
-    local = threading.local()
-
-    def check(batch: list[str]) -> bytes:
-        if not hasattr(local, "session"):
-            local.session = client.new_session()
-        body = client.lookup(batch, session=local.session)
-        checked_at = dt.datetime.now(dt.UTC).isoformat().encode()
-        return b'{"checked_at":"%s","response":%s}' % (checked_at, body)
-
+    fetch = answer_fetcher(client)
     requests = 0
     con.begin()
     try:
         with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="lookup") as pool:
             for start in range(0, due, window):
-                numbers = [
-                    r[0]
-                    for r in con.execute(
-                        "SELECT certificate_no FROM lookups_due WHERE n >= ? AND n < ? ORDER BY n",
-                        [start, start + window],
-                    ).fetchall()
-                ]
-                batches = [numbers[i : i + BATCH_SIZE] for i in range(0, len(numbers), BATCH_SIZE)]
-                bodies = list(pool.map(check, batches))
+                batches = due_window(con, start, window)
+                record_answers(con, list(pool.map(fetch, batches)), load_id)
                 requests += len(batches)
-                rel = con.read_json(
-                    io.BytesIO(b"\n".join(bodies)),
-                    columns={
-                        "checked_at": "TIMESTAMPTZ",
-                        "response": "STRUCT(results STRUCT(certificate_no VARCHAR, found BOOLEAN)[])",
-                    },
-                    format="newline_delimited",
-                    maximum_object_size=16 * 1024 * 1024,
-                )
-                con.register("lookup_batch", rel)
-                con.execute(
-                    """INSERT INTO raw.certificate_lookups
-                       SELECT $load_id, r.certificate_no, r.found, checked_at
-                       FROM (SELECT checked_at, unnest(response.results) AS r FROM lookup_batch)""",
-                    {"load_id": load_id},
-                )
         found = con.execute(
             "SELECT count(*) FILTER (WHERE found) FROM raw.certificate_lookups WHERE load_id = ?", [load_id]
         ).fetchone()[0]

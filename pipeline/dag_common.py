@@ -1,7 +1,5 @@
 """What both DAGs share: the Asset, the first date, D of a run, the writer pool, retries and failure e-mails.
-
-Only the DAG files import this module (it imports Airflow); nothing here opens a connection at import time.
-"""
+It imports Airflow, and nothing here opens a connection or reads a setting at import time."""
 
 from __future__ import annotations
 
@@ -49,10 +47,6 @@ def run_as_of(context) -> dt.date:
 def as_of_macro(logical_date, run_after) -> str:
     """The same D for templates (the dbt var `as_of`): `{{ renewal_as_of(logical_date, dag_run.run_after) }}`."""
     return as_of_date(logical_date or run_after).isoformat()
-
-
-AS_OF_TEMPLATE = "{{ renewal_as_of(logical_date, dag_run.run_after) }}"
-USER_DEFINED_MACROS = {"renewal_as_of": as_of_macro}
 
 
 def is_backfill(context) -> bool:

@@ -1,6 +1,5 @@
-"""`make run` and `make backfill`: generate (or use) a dataset, serve it with the mock feed, run the DAGs with
-`airflow dags test` on an embedded SQLite metadata database, show each task as it runs, judge the run by its
-recorded state, stop the feed and print a summary."""
+"""`make run` and `make backfill`: serve a dataset with the mock feed, run the DAGs with `airflow dags test` on a
+SQLite metadata database, show each task as it runs, judge the run by its recorded state, print a summary."""
 
 from __future__ import annotations
 
@@ -128,17 +127,21 @@ def _metadata(query: str, params: tuple) -> list[tuple]:
         con.close()
 
 
-def _logical_key(as_of: dt.date) -> str:
-    """The logical date (06:00 Asia/Shanghai on D) as the metadata database stores it (UTC, no offset)."""
-    local = dt.datetime.combine(as_of, dt.time(6), zoneinfo.ZoneInfo(TIMEZONE))
-    return local.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+def logical_date(as_of: dt.date) -> dt.datetime:
+    """The logical date of D's run: 06:00 on D in Asia/Shanghai, when the daily schedule starts it."""
+    return dt.datetime.combine(as_of, dt.time(6), zoneinfo.ZoneInfo(TIMEZONE))
+
+
+def logical_key(as_of: dt.date) -> str:
+    """The logical date of D's run as the metadata database stores it (UTC, no offset)."""
+    return logical_date(as_of).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _run_ids(dag_id: str, as_of: dt.date) -> set[str]:
     return {
         r[0]
         for r in _metadata(
-            "SELECT run_id FROM dag_run WHERE dag_id = ? AND logical_date = ?", (dag_id, _logical_key(as_of))
+            "SELECT run_id FROM dag_run WHERE dag_id = ? AND logical_date = ?", (dag_id, logical_key(as_of))
         )
     }
 
@@ -146,9 +149,10 @@ def _run_ids(dag_id: str, as_of: dt.date) -> set[str]:
 def watch_dag_run(
     proc: subprocess.Popen, dag_id: str, as_of: dt.date, earlier: set[str]
 ) -> tuple[str | None, list[tuple]]:
-    """While `airflow dags test` runs, print each task as it starts and ends (task, state, seconds), read from
-    the metadata database; return the run's final state and its task instances. The run is this DAG's run for
-    D whose run_id was not there before (`dags test` replaces an earlier run of the same date)."""
+    """Print each task of the run as it starts and ends (task, state, seconds) while `airflow dags test` runs;
+    return the run's final state and its task instances, read from the metadata database."""
+    # The run is this DAG's run for D whose run_id was not there before (`dags test` replaces an earlier run of
+    # the same date).
     shown: dict[str, str] = {}
     run = None
     while True:
@@ -157,7 +161,7 @@ def watch_dag_run(
             r
             for r in _metadata(
                 "SELECT run_id, state FROM dag_run WHERE dag_id = ? AND logical_date = ?",
-                (dag_id, _logical_key(as_of)),
+                (dag_id, logical_key(as_of)),
             )
             if r[0] not in earlier
         ]
@@ -202,8 +206,9 @@ def judge_run(dag_id: str, as_of: dt.date, state: str | None, tis: list[tuple]) 
 
 def run_dag(airflow: str, env: dict[str, str], dag_id: str, as_of: dt.date, conf: dict | None = None) -> None:
     """`airflow dags test DAG D` with progress on the terminal, judged by the run's recorded state."""
-    logical = f"{as_of.isoformat()}T06:00:00+08:00"
-    cmd = [airflow, "dags", "test", dag_id, logical] + (["--conf", json.dumps(conf)] if conf else [])
+    cmd = [airflow, "dags", "test", dag_id, logical_date(as_of).isoformat()] + (
+        ["--conf", json.dumps(conf)] if conf else []
+    )
     log_path = AIRFLOW_HOME / f"dags-test-{dag_id}-{as_of.isoformat()}.log"
     print(f"{dag_id} for {as_of}:", flush=True)
     started = time.monotonic()
@@ -276,51 +281,89 @@ def as_of_dates(args: argparse.Namespace) -> tuple[list[dt.date], bool]:
     return dates, backfill
 
 
+def resolve(path: str) -> Path:
+    """A path given on the command line: relative ones are relative to the checkout."""
+    return (Path(path) if Path(path).is_absolute() else PROJECT_ROOT / path).resolve()
+
+
+def dataset_dir(args: argparse.Namespace, as_of: dt.date) -> Path:
+    """DATA, checked; without it the demo dataset for D, generated on first use."""
+    if args.data:
+        data = resolve(args.data)
+        if not (data / "institutions.jsonl").exists():
+            raise ValueError(f"DATA={data} is not a dataset directory (no institutions.jsonl)")
+        return data
+    data = PROJECT_ROOT / "data" / f"demo-{as_of.isoformat()}"
+    if not (data / "institutions.jsonl").exists():
+        print(f"generating the demo dataset for {as_of} in {data} …", flush=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mock_feed",
+                "generate",
+                "--out",
+                str(data),
+                "--as-of",
+                as_of.isoformat(),
+                "--institutions",
+                str(args.institutions),
+            ],
+            check=True,
+        )
+    return data
+
+
+def feed_for_run(args: argparse.Namespace, data: Path) -> tuple[subprocess.Popen | None, str, str]:
+    """(the mock feed's process, or None for --feed-url; its URL; its token)."""
+    if args.feed_url:
+        return None, args.feed_url, args.feed_token or ""
+    token = secrets.token_hex(16)
+    print(f"starting the mock feed on {data} …", flush=True)
+    feed, url = start_feed(data, token, args.feed_opts)
+    return feed, url, token
+
+
+def run_days(
+    airflow: str, env: dict[str, str], dates: list[dt.date], backfill: bool, full_refresh: bool
+) -> None:
+    """renewal_daily for each date, oldest first, each followed by renewal_reminders unless this is a backfill."""
+    migrate_metadata_db(airflow, env)
+    for day in dates:
+        conf = {"full_refresh": True} if full_refresh else {}
+        if backfill:
+            conf["backfill"] = True
+        run_dag(airflow, env, "renewal_daily", day, conf)
+        # In production renewal_reminders runs when renewal_daily publishes (Asset schedule); `dags test`
+        # runs one DAG, so the local run runs it next, for the same date. A backfill reminds nobody.
+        if not backfill:
+            run_dag(airflow, env, "renewal_reminders", day)
+
+
+def print_summary(dates: list[dt.date], backfill: bool, warehouse: Path, exports: Path) -> None:
+    from pipeline.summary import summary_text
+
+    print()
+    if backfill:
+        print(
+            f"Backfilled {dates[0]} … {dates[-1]} ({len(dates)} days): marts and renewal_history rebuilt; "
+            "no reminders exported, marked or e-mailed."
+        )
+    print(summary_text(warehouse / "published.duckdb", exports))
+    print(f"Airflow logs: {AIRFLOW_HOME}/dags-test-*-{dates[-1].isoformat()}.log")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         dates, backfill = as_of_dates(args)
+        data = dataset_dir(args, dates[-1])
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    as_of = dates[-1]
-
-    def resolve(p: str) -> Path:
-        return (Path(p) if Path(p).is_absolute() else PROJECT_ROOT / p).resolve()
-
-    if args.data:
-        data = resolve(args.data)
-        if not (data / "institutions.jsonl").exists():
-            print(f"error: DATA={data} is not a dataset directory (no institutions.jsonl)", file=sys.stderr)
-            return 2
-    else:
-        data = PROJECT_ROOT / "data" / f"demo-{as_of.isoformat()}"
-        if not (data / "institutions.jsonl").exists():
-            print(f"generating the demo dataset for {as_of} in {data} …", flush=True)
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "mock_feed",
-                    "generate",
-                    "--out",
-                    str(data),
-                    "--as-of",
-                    as_of.isoformat(),
-                    "--institutions",
-                    str(args.institutions),
-                ],
-                check=True,
-            )
     warehouse, exports = resolve(args.warehouse), resolve(args.exports)
     AIRFLOW_HOME.mkdir(exist_ok=True)
-
-    if args.feed_url:
-        feed, url, token = None, args.feed_url, args.feed_token or ""
-    else:
-        token = secrets.token_hex(16)
-        print(f"starting the mock feed on {data} …", flush=True)
-        feed, url = start_feed(data, token, args.feed_opts)
+    feed, url, token = feed_for_run(args, data)
     env = airflow_env(
         {
             # the feed's address and token reach the tasks as an Airflow connection, as in production
@@ -334,17 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     try:
-        airflow = str(Path(sys.executable).parent / "airflow")
-        migrate_metadata_db(airflow, env)
-        for day in dates:
-            conf = {"full_refresh": True} if args.full_refresh else {}
-            if backfill:
-                conf["backfill"] = True
-            run_dag(airflow, env, "renewal_daily", day, conf)
-            # In production renewal_reminders runs when renewal_daily publishes (Asset schedule); `dags test`
-            # runs one DAG, so the local run runs it next, for the same date. A backfill reminds nobody.
-            if not backfill:
-                run_dag(airflow, env, "renewal_reminders", day)
+        run_days(str(Path(sys.executable).parent / "airflow"), env, dates, backfill, args.full_refresh)
     except RunFailed as exc:
         print(f"\nthe run FAILED: {exc}", file=sys.stderr)
         return 1
@@ -352,17 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         if feed is not None:
             feed.terminate()
             feed.wait(timeout=10)
-
-    from pipeline.steps import summary_text
-
-    print()
-    if backfill:
-        print(
-            f"Backfilled {dates[0]} … {dates[-1]} ({len(dates)} days): marts and renewal_history rebuilt; "
-            "no reminders exported, marked or e-mailed."
-        )
-    print(summary_text(warehouse / "published.duckdb", exports))
-    print(f"Airflow logs: {AIRFLOW_HOME}/dags-test-*-{as_of.isoformat()}.log")
+    print_summary(dates, backfill, warehouse, exports)
     return 0
 
 

@@ -1,8 +1,5 @@
-"""Paths and connection settings shared by ingest, dbt, the gate, publication and the DAGs.
-
-Everything comes from the environment so that `make run`, the tests and docker-compose can point the
-same code at different folders; defaults are the project's own folders.
-"""
+"""Paths and connection settings shared by ingest, dbt, the gate, publication and the DAGs, all from the
+environment (so `make run`, the tests and docker-compose point the same code at different folders)."""
 
 from __future__ import annotations
 
@@ -68,11 +65,8 @@ def _path(name: str, default: str) -> Path:
 
 
 def airflow_connection(conn_id: str) -> dict | None:
-    """An Airflow connection's fields (host, port, schema, login, password, extra), or None when there is none.
-
-    Read from the environment form AIRFLOW_CONN_<ID> (JSON or URI) or, inside a task, from Airflow's secrets
-    backends and metadata database.
-    """
+    """An Airflow connection's fields (host, port, schema, login, password), or None when there is none: from
+    AIRFLOW_CONN_<ID> (JSON or URI) or, inside a task, from Airflow's secrets backends and metadata database."""
     raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if raw and raw.lstrip().startswith("{"):
         return json.loads(raw)

@@ -1,8 +1,7 @@
-"""The daily run's steps as plain functions: each is what one Airflow task calls, and each runs without Airflow.
+"""The daily run's steps as plain functions: each is what one Airflow task calls, and each runs without Airflow."""
 
-Every step that writes opens the warehouse itself and closes it before returning, and the DAG runs them
-one at a time, so the DuckDB file never has two writers.
-"""
+# Every step that writes opens the warehouse itself and closes it before returning, and the DAG runs them one
+# at a time, so the DuckDB file never has two writers.
 
 from __future__ import annotations
 
@@ -10,16 +9,15 @@ import datetime as dt
 import logging
 import sys
 import time
-from pathlib import Path
 
 import duckdb
 
-from ingest.calendar import load_calendar
+from ingest.calendar import load_calendar as load_prc_calendar
 from ingest.centre_records import load_centre_records
 from ingest.feed_client import FeedClient
 from ingest.land import land_resource
 from ingest.lookups import verify_lookups
-from ingest.warehouse import FEED_RESOURCES, connect, open_duckdb
+from ingest.warehouse import FEED_RESOURCES, connect
 from pipeline.settings import MARTS_POSTGRES_CONN_ID, Settings, load_settings, marts_postgres_dsn
 from publish.exports import export_reminders
 from publish.marts import publish_marts, publish_parquet
@@ -28,12 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def release_dbt_duckdb() -> None:
-    """Close the DuckDB handle that dbt-duckdb keeps open in this process, if dbt ran here.
-
-    Under `airflow dags test` every task runs in one process and Cosmos runs dbt in-process, and dbt-duckdb
-    caches its connection after the run; DuckDB refuses a second open of the same file with another
-    configuration (read-only, ATTACH) in that process. Closing it is harmless when dbt runs elsewhere.
-    """
+    """Close the DuckDB handle that dbt-duckdb keeps open in this process, if dbt ran here."""
+    # Under `airflow dags test` every task runs in one process and Cosmos runs dbt in-process, and dbt-duckdb
+    # caches its connection after the run; DuckDB refuses a second open of the same file with another
+    # configuration (read-only, ATTACH) in that process. Closing it is harmless when dbt runs elsewhere.
     module = sys.modules.get("dbt.adapters.duckdb.connections")
     if module is None:
         return
@@ -51,10 +47,8 @@ def _record(
     step: str,
     metrics: list[tuple[str, str, int, str | None]],
 ) -> None:
-    """Store a step's numbers in raw.run_metrics (published as marts.run_metrics) and log them.
-
-    A rerun of the same load replaces that step's rows, so the summary never counts a step twice.
-    """
+    """Store a step's numbers in raw.run_metrics (published as ops.run_metrics) and log them; a rerun of the same
+    load replaces that step's rows, so the summary never counts a step twice."""
     con.execute("DELETE FROM raw.run_metrics WHERE load_id = ? AND step = ?", [load_id, step])
     con.executemany(
         "INSERT INTO raw.run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, now())",
@@ -101,9 +95,18 @@ def extract_feed(
                 (resource, "elapsed_ms", elapsed_ms, "fetch and land"),
             ]
         summary["retries"] = dict(client.retries)
-        load_calendar(con)
         _record(con, load_id, as_of, "extract_feed", metrics + _retry_metrics(client))
         return summary
+    finally:
+        con.close()
+
+
+def load_calendar(settings: Settings | None = None) -> dict:
+    """The official PRC working-day calendar into raw.prc_calendar (R-SLA's working days); replaced each run."""
+    s = settings or load_settings()
+    con = connect(s.warehouse_db)
+    try:
+        return {"days": load_prc_calendar(con)}
     finally:
         con.close()
 
@@ -167,11 +170,8 @@ def verify_certificates(as_of: dt.date, load_id: str, settings: Settings | None 
 
 
 def quality_gate(as_of: dt.date, run_id: str = "manual", settings: Settings | None = None) -> dict:
-    """Raise expectations.gate.GateFailed (failing the task, so nothing is published) on any failure.
-
-    Every run's results are kept: gate/<D>/<run>/validation_results.json, and the GX Data Docs site
-    gate/data_docs/index.html lists all of them.
-    """
+    """Raise expectations.gate.GateFailed (failing the task, so nothing is published) on any failure. Every run's
+    results are kept in gate/<D>/<run>/, and the GX Data Docs site gate/data_docs/index.html lists them all."""
     from expectations.gate import run_gate  # GX takes seconds to import; only this step needs it
 
     s = settings or load_settings()
@@ -237,57 +237,3 @@ def email(as_of: dt.date, settings: Settings | None = None) -> dict:
 
     s = settings or load_settings()
     return send_reminder_emails(s.exports_dir, as_of, s.reminder_ledger_db)
-
-
-def summary_text(published_db: Path, exports_dir: Path) -> str:
-    """A short, human summary of the published marts: institutions per stage and verdict, and where things are."""
-    con = open_duckdb(published_db, read_only=True)
-    try:
-        as_of = con.execute("SELECT max(as_of) FROM marts.renewal_eligibility").fetchone()[0]
-        stages = con.execute("""SELECT lifecycle_stage, lifecycle_stage_zh, count(*) FROM marts.renewal_eligibility
-                                GROUP BY ALL ORDER BY 3 DESC, 1""").fetchall()
-        verdicts = con.execute("""SELECT renewal_verdict, renewal_verdict_zh, count(*)
-                                  FROM marts.renewal_eligibility GROUP BY ALL ORDER BY 3 DESC, 1""").fetchall()
-        total = con.execute("SELECT count(*) FROM marts.renewal_eligibility").fetchone()[0]
-        reminders = con.execute("SELECT count(*) FROM marts.reminders").fetchone()[0]
-        tables = {
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'ops'"
-            ).fetchall()
-        }
-        # the centre files of the latest load of D as read (encoding or workbook, sheet, header row), and the rows
-        # sent back to each centre in its 退回清单
-        files = con.execute(
-            """SELECT note, value FROM ops.run_metrics
-                               WHERE metric = 'file_rows' AND load_id = (
-                                   SELECT arg_max(load_id, recorded_at) FROM ops.run_metrics
-                                   WHERE step = 'load_centre_records' AND as_of = ?)
-                               ORDER BY note""",
-            [as_of],
-        ).fetchall()
-        returned = (
-            con.execute(
-                """SELECT supervising_centre, count(*) FROM ops.centre_record_returns
-                                  WHERE as_of = ? GROUP BY ALL ORDER BY 1""",
-                [as_of],
-            ).fetchall()
-            if "centre_record_returns" in tables
-            else []
-        )
-    finally:
-        con.close()
-    lines = [f"As of {as_of}: {total} institutions, {reminders} reminders due", "", "By lifecycle stage:"]
-    lines += [f"  {n:>5}  {code:<14} {zh}" for code, zh, n in stages]
-    lines += ["", "By renewal verdict:"]
-    lines += [f"  {n:>5}  {code:<28} {zh}" for code, zh, n in verdicts]
-    if files:
-        lines += ["", "Centre files read:"] + [f"  {n:>5} rows  {note}" for note, n in files]
-    if returned:
-        lines += [
-            "",
-            "Centre rows rejected (退回清单 in the exports): "
-            + ", ".join(f"{code} {n}" for code, n in returned),
-        ]
-    lines += ["", f"Published marts: {published_db}", f"Reminder exports: {exports_dir / str(as_of)}"]
-    return "\n".join(lines)

@@ -1,12 +1,117 @@
-"""Helpers that several test modules share (import them from here, not from conftest)."""
+"""Helpers that several test modules share (import them from here, not from conftest, which holds the fixtures)."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
+import os
 import socket
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from mock_feed.server import FaultOptions, FeedData, FeedServer
+from pipeline.settings import DBT_PROJECT_DIR, Settings
+
+AS_OF = dt.date(2026, 11, 25)
+TOKEN = "test-token"
+DBT_SKIP_TESTS = ("--exclude", "resource_type:unit_test", "resource_type:test")  # seeds and models only
+
+
+class RunningFeed:
+    """The mock feed over real HTTP on loopback, in a thread, with the given faults."""
+
+    def __init__(self, data: Path, faults: FaultOptions | None = None, token: str | None = TOKEN) -> None:
+        self.server = FeedServer(("127.0.0.1", 0), FeedData(data), token, faults or FaultOptions())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.server.data.close()
+
+
+def make_settings(tmp: Path, dataset: Path, feed_url: str) -> Settings:
+    return Settings(
+        warehouse_dir=tmp / "warehouse",
+        exports_dir=tmp / "exports",
+        data_dir=dataset,
+        feed_url=feed_url,
+        feed_token=TOKEN,
+        pseudonym_key=b"test-key",
+    )
+
+
+def dbt_build(
+    settings: Settings, as_of: dt.date, *extra: str, command: str = "build"
+) -> subprocess.CompletedProcess:
+    """dbt `command` (build by default) on the settings' warehouse for D = as_of."""
+    return run_dbt(settings.warehouse_dir, *command.split(), *extra, as_of=as_of)
+
+
+def run_pipeline_steps(settings: Settings, as_of: dt.date = AS_OF, data_tests: bool = True) -> None:
+    """The DAG's steps in order, without Airflow (the DAG itself is exercised by test_end_to_end)."""
+    ingest_steps(settings, as_of)
+    result = (
+        dbt_build(settings, as_of, *DBT_SKIP_TESTS)
+        if not data_tests
+        else dbt_build(settings, as_of, "--exclude", "resource_type:unit_test")
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
+def ingest_steps(settings: Settings, as_of: dt.date = AS_OF) -> None:
+    """The DAG's steps before dbt: the feed, the calendar, the centre's records and the certificate lookups."""
+    from pipeline import steps
+
+    load_id = f"{as_of}-test"
+    steps.extract_feed(as_of, load_id, settings=settings)
+    steps.load_calendar(settings=settings)
+    steps.load_centre(as_of, load_id, settings=settings)
+    steps.verify_certificates(as_of, load_id, settings=settings)
+
+
+def private_copy(settings: Settings, folder: Path) -> Settings:
+    """Settings on a private copy of a built warehouse (tests that change it must not touch the shared one)."""
+    import shutil
+    from dataclasses import replace
+
+    copy = replace(settings, warehouse_dir=folder / "warehouse", exports_dir=folder / "exports")
+    copy.warehouse_dir.mkdir(parents=True)
+    shutil.copy(settings.warehouse_db, copy.warehouse_db)
+    return copy
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file below a folder, by relative path."""
+    import hashlib
+
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def require_system_tool(name: str) -> str:
+    """The path of a program from Debian's packages; fails under CI (REQUIRE_SYSTEM_PACKAGES, set by .ci/run,
+    which installs them), else skips."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("REQUIRE_SYSTEM_PACKAGES"):
+            pytest.fail(f"{name} is required (REQUIRE_SYSTEM_PACKAGES) but not installed")
+        pytest.skip(f"{name} not installed (see .ci/run for the Debian packages)")
+    return path
 
 
 @dataclass
@@ -54,11 +159,20 @@ def local_smtp() -> Iterator[LocalSmtp]:
         controller.stop()
 
 
+def rule_ids() -> set[str]:
+    """The rule ids of ../shared/RULES.md when it is beside the repository, else those docs/rules.md maps."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    rules = root.parent / "shared" / "RULES.md"
+    text = rules.read_text() if rules.exists() else (root / "docs" / "rules.md").read_text()
+    ids = set(re.findall(r"R-[A-Z]+(?:-\d)?", text))
+    return {i for i in ids if not any(j.startswith(f"{i}-") for j in ids)}  # R-REJECT is R-REJECT-1..3
+
+
 def dbt_unit_tests() -> list[dict]:
     """Every dbt unit test defined in the project's YAML files."""
     import yaml
-
-    from pipeline.settings import DBT_PROJECT_DIR
 
     found = []
     for path in sorted((DBT_PROJECT_DIR / "models").rglob("*.yml")):
@@ -69,8 +183,6 @@ def dbt_unit_tests() -> list[dict]:
 def build_empty_warehouse(folder):
     """A warehouse whose raw layer has no rows and whose models are built `--empty`: what dbt unit tests need to
     know every relation's columns (about 10 s). Returns the dbt result."""
-    from pathlib import Path
-
     from ingest.calendar import load_calendar
     from ingest.centre_records import load_centre_records
     from ingest.warehouse import connect
@@ -86,15 +198,8 @@ def build_empty_warehouse(folder):
     return run_dbt(folder, "build", "--empty", "--exclude", "resource_type:test", "resource_type:unit_test")
 
 
-def run_dbt(warehouse, *args: str):
-    """dbt on the warehouse in `warehouse` (a folder), D = 2026-11-25, its own target folder."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from pipeline.settings import DBT_PROJECT_DIR
-
+def run_dbt(warehouse, *args: str, as_of: dt.date = AS_OF) -> subprocess.CompletedProcess:
+    """dbt on the warehouse in `warehouse` (a folder), D = as_of, its own target folder."""
     env = dict(
         os.environ,
         WAREHOUSE_DB=str(Path(warehouse) / "warehouse.duckdb"),
@@ -107,7 +212,7 @@ def run_dbt(warehouse, *args: str):
             "--profiles-dir",
             ".",
             "--vars",
-            "{as_of: '2026-11-25'}",
+            f"{{as_of: '{as_of.isoformat()}'}}",
             "--target-path",
             str(Path(warehouse) / "dbt-target"),
         ],

@@ -5,7 +5,7 @@ import datetime as dt
 import duckdb
 
 from mock_feed.generate import generate_dataset
-from tests.conftest import DBT_SKIP_TESTS, RunningFeed, dbt_build, make_settings, run_pipeline_steps
+from tests.helpers import DBT_SKIP_TESTS, RunningFeed, dbt_build, make_settings, run_pipeline_steps
 
 
 def cohort_rows(settings, sql):

@@ -25,6 +25,7 @@ def test_daily_dag_wiring(dagbag):
     ids = set(dag.task_ids)
     for task in [
         "extract_feed",
+        "load_calendar",
         "load_centre_records",
         "verify_certificates",
         "quality_gate",
@@ -35,6 +36,9 @@ def test_daily_dag_wiring(dagbag):
         assert task in ids, task
     assert {"dbt_staging_intermediate", "dbt_marts"} <= ids
     assert dag.get_task("dbt_marts").upstream_task_ids == {"dbt_staging_intermediate"}
+    # dbt reads the calendar (R-SLA), so it is loaded before the dbt tasks, in the writers' pool
+    assert dag.get_task("load_calendar").upstream_task_ids == {"extract_feed"}
+    assert "load_calendar" in dag.get_task("dbt_staging_intermediate").get_flat_relative_ids(upstream=True)
     assert dag.max_active_tasks == 1
     assert str(dag.timezone) in ("Asia/Shanghai", "Timezone('Asia/Shanghai')")
     publish = dag.get_task("publish")
@@ -185,6 +189,17 @@ def test_dates_before_the_notice_are_refused_and_a_backfill_needs_both_ends():
 def test_the_run_is_found_by_its_logical_date_as_airflow_stores_it():
     import datetime as dt
 
-    from pipeline.local_run import _logical_key
+    from pipeline.local_run import logical_key
 
-    assert _logical_key(dt.date(2026, 11, 25)) == "2026-11-24 22:00:00.000000"  # 06:00 in Shanghai, in UTC
+    assert logical_key(dt.date(2026, 11, 25)) == "2026-11-24 22:00:00.000000"  # 06:00 in Shanghai, in UTC
+
+
+def test_the_dbt_tasks_read_the_warehouse_path_when_they_run_not_when_parsed(dagbag, monkeypatch):
+    from pipeline.cosmos_config import DBT_MACROS
+
+    for task_id in ("dbt_staging_intermediate", "dbt_marts"):
+        assert dagbag.dags["renewal_daily"].get_task(task_id).env == {
+            "WAREHOUSE_DB": "{{ renewal_warehouse_db() }}"
+        }
+    monkeypatch.setenv("WAREHOUSE", "/srv/renewal")
+    assert DBT_MACROS["renewal_warehouse_db"]() == "/srv/renewal/warehouse.duckdb"

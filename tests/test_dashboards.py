@@ -15,7 +15,8 @@ import duckdb
 import pytest
 
 from pipeline import steps
-from tests.conftest import AS_OF, PROJECT_ROOT, private_copy, require_system_tool
+from pipeline.settings import PROJECT_ROOT
+from tests.helpers import AS_OF, private_copy, require_system_tool
 
 sys.path.insert(0, str(PROJECT_ROOT / "bi"))
 import import_dashboards  # bi/ is Superset's project, not a package of this one

@@ -1,19 +1,9 @@
 """dbt's own checks on the built warehouse: unit tests of the rules (boundary days), docs and data tests."""
 
 import json
-import re
 
 from pipeline.settings import DBT_PROJECT_DIR, PROJECT_ROOT
-from tests.conftest import AS_OF, dbt_build
-from tests.helpers import dbt_unit_tests
-
-
-def rule_ids() -> set[str]:
-    """The rule ids of ../shared/RULES.md when it is beside the repository, else those docs/rules.md maps."""
-    rules = PROJECT_ROOT.parent / "shared" / "RULES.md"
-    text = rules.read_text() if rules.exists() else (PROJECT_ROOT / "docs" / "rules.md").read_text()
-    ids = set(re.findall(r"R-[A-Z]+(?:-\d)?", text))
-    return {i for i in ids if not any(j.startswith(f"{i}-") for j in ids)}  # R-REJECT is R-REJECT-1..3
+from tests.helpers import AS_OF, dbt_build, dbt_unit_tests, rule_ids
 
 
 def test_every_rule_has_a_unit_test_and_a_line_in_docs():
@@ -111,7 +101,7 @@ def test_incremental_certificates_staging_equals_a_full_rebuild(built, tmp_path)
     certificate, the incremental result must equal a rebuild from every load."""
     import duckdb
 
-    from tests.conftest import private_copy
+    from tests.helpers import private_copy
 
     copy = private_copy(built, tmp_path)
     con = duckdb.connect(str(copy.warehouse_db))

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 
 from pipeline.settings import PROJECT_ROOT
 from publish.marts import MARTS
-from tests.conftest import AS_OF, file_digests
+from tests.helpers import AS_OF, file_digests
 
 
 def run(dataset, warehouse, exports):

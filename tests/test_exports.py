@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from pipeline import steps
 from publish.exports import NotPublishedForDate
 from publish.workbook import centre_workbook
-from tests.conftest import AS_OF, DBT_SKIP_TESTS, dbt_build, file_digests, private_copy
+from tests.helpers import AS_OF, DBT_SKIP_TESTS, dbt_build, file_digests, private_copy
 
 NEXT_DAY = AS_OF + dt.timedelta(days=1)
 
@@ -264,7 +264,7 @@ def test_workbook_renders_with_chinese_text_in_libreoffice(exported, tmp_path):
     import shutil as sh
     import subprocess
 
-    from tests.conftest import require_system_tool
+    from tests.helpers import require_system_tool
 
     soffice, pdftotext, pdftoppm = (require_system_tool(t) for t in ("soffice", "pdftotext", "pdftoppm"))
     settings, manifest = exported

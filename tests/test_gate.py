@@ -12,7 +12,7 @@ import pytest
 
 from expectations.gate import GateFailed, run_gate
 from pipeline import steps
-from tests.conftest import AS_OF, dbt_build, private_copy
+from tests.helpers import AS_OF, dbt_build, private_copy
 
 
 def sha(path):

@@ -10,7 +10,7 @@ from ingest.centre_records import load_centre_records, parse_date
 from ingest.feed_client import FeedClient
 from ingest.land import land_resource
 from ingest.warehouse import connect
-from tests.conftest import TOKEN
+from tests.helpers import TOKEN
 
 
 def test_certificates_land_pseudonymised(tmp_path, feed, dataset):
@@ -106,7 +106,7 @@ def test_personal_data_is_rewritten_whatever_the_json_form(tmp_path, form):
 
 def test_failed_pull_leaves_nothing_visible(tmp_path, dataset):
     from mock_feed.server import FaultOptions
-    from tests.conftest import RunningFeed
+    from tests.helpers import RunningFeed
 
     broken = RunningFeed(dataset, FaultOptions(malformed_rate=1.0))
     con = connect(tmp_path / "w.duckdb")
@@ -191,7 +191,7 @@ def test_bad_centre_rows_are_quarantined(tmp_path, fmt, chinese):
 
 def test_bad_feed_records_are_quarantined_and_the_rest_lands(tmp_path, dataset):
     """Schema drift: an unknown new field is kept; a missing or mistyped required field is quarantined."""
-    from tests.conftest import RunningFeed
+    from tests.helpers import RunningFeed
 
     data = tmp_path / "drift"
     data.mkdir()

@@ -5,7 +5,7 @@ import re
 import requests
 
 from mock_feed.generate import generate_dataset, resident_id_check_digit
-from tests.conftest import AS_OF, TOKEN
+from tests.helpers import AS_OF, TOKEN
 
 CERT = re.compile(r"^[YS]\d{4}35\d{6}\d{2}[1-5]\d{6}$")
 

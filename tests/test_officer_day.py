@@ -28,7 +28,7 @@ from openpyxl import load_workbook
 
 from mock_feed.generate import resident_id_check_digit
 from pipeline import steps
-from tests.conftest import (
+from tests.helpers import (
     DBT_SKIP_TESTS,
     RunningFeed,
     dbt_build,
@@ -440,7 +440,7 @@ def test_every_sheet_prints_on_a4_landscape_one_page_wide(officer_day):
 
 
 def _pdf(path: Path, out: Path) -> dict:
-    from tests.conftest import require_system_tool
+    from tests.helpers import require_system_tool
 
     soffice, pdfinfo = require_system_tool("soffice"), require_system_tool("pdfinfo")
     subprocess.run(

@@ -1,7 +1,5 @@
-"""`make run` and `make backfill` as an operator uses them, through real Airflow (`airflow dags test`), the real
-mock feed, dbt and a real SMTP server: dates in the notice's own first period (2022–2023, the cohort rule), a
-one-week backfill that equals single runs and reminds nobody, and a failed gate that e-mails the data team and
-leaves the last publication untouched."""
+"""`make run` and `make backfill` as an operator uses them (real Airflow, feed, dbt and SMTP): the notice's first
+period, a backfill that equals single runs and reminds nobody, a failed gate that alerts and publishes nothing."""
 
 import datetime as dt
 import email
@@ -18,8 +16,7 @@ import pytest
 from mock_feed.generate import generate_dataset
 from pipeline import steps
 from pipeline.settings import PROJECT_ROOT
-from tests.conftest import RunningFeed, make_settings, run_pipeline_steps
-from tests.helpers import local_smtp
+from tests.helpers import RunningFeed, local_smtp, make_settings, run_pipeline_steps
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +49,7 @@ def marts(warehouse) -> dict[str, list]:
 
 
 def digests(folder):
-    from tests.conftest import file_digests
+    from tests.helpers import file_digests
 
     return file_digests(folder)
 

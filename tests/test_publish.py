@@ -12,7 +12,7 @@ import pytest
 
 from pipeline import steps
 from publish.marts import MARTS, PUBLISHED
-from tests.conftest import AS_OF
+from tests.helpers import AS_OF
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from mock_feed.generate import generate_dataset
-from tests.conftest import RunningFeed, make_settings, run_pipeline_steps
+from tests.helpers import RunningFeed, make_settings, run_pipeline_steps
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # mutants.tsv: written with the tests; mutants_independent.tsv: written blind to them, by another hand
 MUTANT_FILES = sorted(Path(__file__).parent.glob("mutants*.tsv"))
-RULES = ROOT.parent / "shared" / "RULES.md"
 
 
 @dataclass(frozen=True)
@@ -58,13 +57,6 @@ def load_mutation_file(path: Path) -> list[Mutation]:
     return found
 
 
-def rule_ids() -> set[str]:
-    """The rule ids of RULES.md (beside the repository) or, without it, those docs/rules.md maps."""
-    text = RULES.read_text() if RULES.exists() else (ROOT / "docs" / "rules.md").read_text()
-    ids = set(re.findall(r"R-[A-Z]+(?:-\d)?", text))
-    return {i for i in ids if not any(j.startswith(f"{i}-") for j in ids)}
-
-
 def fast_tier_fails(env: dict[str, str]) -> tuple[bool, str]:
     """Run the fast tier, rule tests first; (failed, the first failing test or '')."""
     pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
@@ -93,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     sys.path.insert(0, str(ROOT))
-    from tests.helpers import build_empty_warehouse
+    from tests.helpers import build_empty_warehouse, rule_ids
 
     mutations = [
         m

@@ -1,0 +1,44 @@
+"""The dbt tasks' Cosmos configuration in one place (cosmos-demo's `include/` pattern): profile, operator arguments
+and templates, rendered when a task runs, so that parsing the DAG reads no setting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cosmos import ProfileConfig
+from cosmos.constants import InvocationMode
+from cosmos.operators.local import DbtBuildLocalOperator
+
+from pipeline.dag_common import WRITER_POOL, as_of_macro
+from pipeline.settings import DBT_PROJECT_DIR, warehouse_dir
+
+PROFILE = ProfileConfig(
+    profile_name="renewal", target_name="duckdb", profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"
+)
+
+
+def warehouse_db_macro() -> str:
+    """The warehouse file that dbt builds in (WAREHOUSE), read on the worker when the task runs."""
+    return str(warehouse_dir() / "warehouse.duckdb")
+
+
+# The DAG's user_defined_macros, for the templates below.
+DBT_MACROS = {"renewal_as_of": as_of_macro, "renewal_warehouse_db": warehouse_db_macro}
+AS_OF_TEMPLATE = "{{ renewal_as_of(logical_date, dag_run.run_after) }}"
+
+OPERATOR_ARGS = {
+    "project_dir": DBT_PROJECT_DIR,
+    "profile_config": PROFILE,
+    "invocation_mode": InvocationMode.DBT_RUNNER,
+    "vars": {"as_of": AS_OF_TEMPLATE},
+    "env": {"WAREHOUSE_DB": "{{ renewal_warehouse_db() }}"},
+    "install_deps": False,
+    "pool": WRITER_POOL,
+}
+
+
+def dbt_build_task(task_id: str, select: Sequence[str], exclude: Sequence[str] = ()) -> DbtBuildLocalOperator:
+    """One `dbt build` of the selected nodes, as a task of the DAG being defined."""
+    return DbtBuildLocalOperator(
+        task_id=task_id, select=list(select), exclude=list(exclude) or None, **OPERATOR_ARGS
+    )
