@@ -142,7 +142,8 @@ VALUE_ALIASES = {
     "新增": "add",
     "变更": "change",
 }
-VALUES_ZH = {"approved": "通过", "rejected": "不通过", "add": "新增", "change": "变更"}
+# each code as the 退回清单 writes it: its first spelling above
+VALUES_ZH = {code: zh for zh, code in reversed(VALUE_ALIASES.items())}
 SQL_TYPES = {
     "text": "VARCHAR",
     "institution": "VARCHAR",

@@ -213,7 +213,7 @@ def _safe(text: str) -> str:
     return re.sub(r'[\\/:*?"<>|\s]+', "_", text).strip("_")[:60]
 
 
-def _institutions(published_db: Path, rows: list[dict]) -> list[Institution]:
+def form_institutions(published_db: Path, rows: list[dict]) -> list[Institution]:
     """Everything the forms need for the institutions reminded, from the published marts."""
     ids = sorted({r["institution_id"] for r in rows})
     if not ids:
@@ -283,7 +283,7 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
     for row in rows:
         by_centre.setdefault(row["supervising_centre"], []).append(row)
     work, warnings, summary = _work_lists(published_db)
-    institutions = {i.institution_id: i for i in _institutions(published_db, rows)}
+    institutions = {i.institution_id: i for i in form_institutions(published_db, rows)}
     # 附件1/附件2 only for an institution that can apply now; any other gets a one-page 告知 instead
     forms = dict(zip(institutions, build_forms(list(institutions.values()), as_of), strict=False))
     sent_by_centre = {code: len(r) for code, r in by_centre.items()}

@@ -316,7 +316,7 @@ def test_workbook_renders_with_chinese_text_in_libreoffice(exported, tmp_path):
 def test_forms_made_by_worker_processes_equal_forms_made_in_process(exported):
     """A province's reminders are made by one worker process per core (publish.forms.build_forms): the same
     bytes, in the same order, as made in the task's own process."""
-    from publish.exports import _institutions
+    from publish.exports import form_institutions
     from publish.forms import build_forms
 
     settings, _ = exported
@@ -328,7 +328,7 @@ def test_forms_made_by_worker_processes_equal_forms_made_in_process(exported):
         ).fetchall()
     ]
     con.close()
-    institutions = _institutions(settings.published_db, [{"institution_id": iid} for iid in ids])
+    institutions = form_institutions(settings.published_db, [{"institution_id": iid} for iid in ids])
     in_process = build_forms(institutions, AS_OF, workers=1)
     assert build_forms(institutions, AS_OF, workers=2) == in_process
     assert len(in_process) == 7

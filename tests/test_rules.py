@@ -131,3 +131,16 @@ def test_reminder_types_are_r_remind_with_their_audience_and_deadline():
         "grace_ending": ("institution", "grace_ends_on"),
         "abandoned": ("supervising_centre", ""),
     }
+
+
+def test_every_mutation_of_make_mutants_still_applies():
+    """Each mutation finds its text exactly once, so a refactor of the rule SQL (sqlfluff's layout included)
+    cannot quietly leave `make mutants` testing nothing."""
+    from tests.mutation.run import ROOT, load_mutations
+
+    stale = [
+        f"{m.line} {m.file}: {m.old!r}"
+        for m in load_mutations()
+        if (ROOT / m.file).read_text(encoding="utf-8").count(m.old) != 1
+    ]
+    assert not stale, "\n".join(stale)

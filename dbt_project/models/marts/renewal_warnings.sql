@@ -22,6 +22,13 @@ labels as (
     from {{ ref('code_labels') }}
 ),
 
+-- the R-WARN reason codes: those the seed code_labels says how to fix (code_type warning_fix)
+warning_reasons as (
+    select list(code order by code) as codes
+    from labels
+    where code_type = 'warning_fix'
+),
+
 at_risk as (
     select
         eligibility.*,
@@ -29,16 +36,11 @@ at_risk as (
         greatest(0, policy.min_batches - eligibility.batch_count) as batches_needed,
         list_filter(
             string_split(eligibility.reasons, ';'),
-            lambda code: list_contains(
-                [
-                    'rectification_unresolved', 'no_incentive_evidence', 'article14_case',
-                    'certificate_data_incomplete', 'below_batch_threshold'
-                ],
-                code  -- noqa: RF02
-            )
+            lambda code: list_contains(warning_reasons.codes, code)  -- noqa: RF02
         ) as warning_codes
     from eligibility
     cross join policy
+    cross join warning_reasons
     where
         eligibility.lifecycle_stage = 'not_yet_due'
         and {{ as_of() }} >= eligibility.window_opens_on - to_days(policy.warning_lead_days)
