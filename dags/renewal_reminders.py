@@ -32,7 +32,9 @@ the ledger and sends no e-mail: a backfill rebuilds history, it does not remind 
    附件2 工作总结 draft if it can apply now, else a one-page 告知; `manifest.json` (counts, sha256 of every
    file); and for each centre whose spreadsheet rows were rejected on D its `<code>_<centre>_退回清单_<D>.xlsx`
    (row, reason in Chinese, a valid example); then records the reminders as sent. A rerun for D gives identical
-   files. It fails (and says so) if the published marts are not those of D.
+   files, and makes only the forms whose inputs changed (the rest from `WAREHOUSE/form_cache`, by content hash;
+   the log's `forms_built` and `forms_from_cache` say how many). It fails (and says so) if the published marts
+   are not those of D.
 2. `email_reminders` mails each centre its files through the `smtp_default` connection, once per centre and
    date; skipped unless recipients are configured (Variable `reminder_recipients` or `REMINDER_RECIPIENTS`).
 """
@@ -100,7 +102,7 @@ with DAG(
         from pipeline.steps import export
 
         _skip_if_backfill()
-        return export(_as_of())
+        return export(_as_of(), load_id=f"{_as_of().isoformat()}:{get_current_context()['run_id']}")
 
     @task(**TRANSIENT)
     def email_reminders() -> dict:

@@ -55,6 +55,11 @@ class Settings:
         return self.warehouse_dir / "reminder_ledger.duckdb"
 
     @property
+    def form_cache_dir(self) -> Path:
+        """The reminder forms by content hash (publish/form_cache.py): only changed forms are made again."""
+        return self.warehouse_dir / "form_cache"
+
+    @property
     def centre_records_dir(self) -> Path:
         return self.data_dir / "centre_records"
 

@@ -20,6 +20,7 @@ from ingest.lookups import verify_lookups
 from ingest.warehouse import FEED_RESOURCES, connect
 from pipeline.settings import MARTS_POSTGRES_CONN_ID, Settings, load_settings, marts_postgres_dsn
 from publish.exports import export_reminders
+from publish.form_cache import FormCache
 from publish.marts import publish_marts, publish_parquet
 
 log = logging.getLogger(__name__)
@@ -212,11 +213,27 @@ def publish_to_postgres(as_of: dt.date, settings: Settings | None = None, dsn: s
     return publish_postgres(s.published_db, dsn, s.warehouse_dir)
 
 
-def export(as_of: dt.date, settings: Settings | None = None) -> dict:
-    """The reminders due on D and not sent before: per-centre workbooks, pre-filled forms, manifest, ledger."""
+def export(as_of: dt.date, settings: Settings | None = None, load_id: str | None = None) -> dict:
+    """The reminders due on D and not sent before: per-centre workbooks, pre-filled forms, manifest, ledger. The
+    forms come from the form cache where their inputs did not change; how many of each is in raw.run_metrics
+    (step export_reminders, published as ops.run_metrics with the next publication)."""
     s = settings or load_settings()
     release_dbt_duckdb()
-    manifest = export_reminders(s.published_db, s.exports_dir, as_of, s.reminder_ledger_db)
+    cache = FormCache(s.form_cache_dir)
+    started = time.perf_counter()
+    manifest = export_reminders(s.published_db, s.exports_dir, as_of, s.reminder_ledger_db, cache)
+    elapsed_ms = round((time.perf_counter() - started) * 1000)
+    con = connect(s.warehouse_db)
+    try:
+        _record(
+            con,
+            load_id or f"{as_of.isoformat()}:manual",
+            as_of,
+            "export_reminders",
+            [*cache.metrics(), ("exports", "elapsed_ms", elapsed_ms, "select, forms, files, ledger")],
+        )
+    finally:
+        con.close()
     return {
         k: manifest[k]
         for k in (
@@ -229,7 +246,7 @@ def export(as_of: dt.date, settings: Settings | None = None) -> dict:
             "work_items",
             "warnings",
         )
-    }
+    } | {"forms_built": cache.built, "forms_from_cache": cache.from_cache}
 
 
 def email(as_of: dt.date, settings: Settings | None = None) -> dict:

@@ -29,6 +29,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.warehouse import open_duckdb
+from publish.form_cache import FormCache
 from publish.forms import Institution, build_forms
 from publish.returns import return_lists
 from publish.workbook import PROVINCE, centre_workbook
@@ -275,8 +276,15 @@ def form_institutions(published_db: Path, rows: list[dict]) -> list[Institution]
     return result
 
 
-def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledger_db: Path) -> dict:
-    """Write the export for D, then record it in the ledger; returns the manifest."""
+def export_reminders(
+    published_db: Path,
+    exports_dir: Path,
+    as_of: dt.date,
+    ledger_db: Path,
+    form_cache: FormCache | None = None,
+) -> dict:
+    """Write the export for D, then record it in the ledger; returns the manifest. With a form_cache, only the
+    forms whose inputs changed are made (the files are the same bytes either way)."""
     rows = select_reminders(published_db, ledger_db, as_of)
     centres = _centres(published_db)
     by_centre: dict[str, list[dict]] = {code: [] for code in centres}
@@ -285,7 +293,8 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
     work, warnings, summary = _work_lists(published_db)
     institutions = {i.institution_id: i for i in form_institutions(published_db, rows)}
     # 附件1/附件2 only for an institution that can apply now; any other gets a one-page 告知 instead
-    forms = dict(zip(institutions, build_forms(list(institutions.values()), as_of), strict=False))
+    make = build_forms if form_cache is None else form_cache.forms
+    forms = dict(zip(institutions, make(list(institutions.values()), as_of), strict=True))
     sent_by_centre = {code: len(r) for code, r in by_centre.items()}
 
     target = exports_dir / as_of.isoformat()
@@ -359,6 +368,8 @@ def export_reminders(published_db: Path, exports_dir: Path, as_of: dt.date, ledg
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+    if form_cache is not None:
+        form_cache.keep_only_used()
     recorded = record_sent(ledger_db, rows, as_of)
     log.info(
         "exported %s reminders for %d institutions (%d application packs, %d 告知; %d newly recorded as sent) "

@@ -422,6 +422,11 @@ def cannot_apply_notice_docx(inst: Institution, as_of: dt.date) -> bytes:
     return doc.save(stamp)
 
 
+def form_kinds(inst: Institution) -> tuple[str, ...]:
+    """The forms institution_forms makes for `inst`, in its order (publish/form_cache.py keys each by its kind)."""
+    return ("annex1", "annex2") if inst.can_apply_now else ("notice",)
+
+
 def institution_forms(inst: Institution, as_of: dt.date) -> tuple[bytes, ...]:
     """附件1 and 附件2 of an institution that can apply now; a one-page 告知 (one file) for any other."""
     if not inst.can_apply_now:

@@ -333,3 +333,33 @@ def test_forms_made_by_worker_processes_equal_forms_made_in_process(exported):
     assert build_forms(institutions, AS_OF, workers=2) == in_process
     assert len(in_process) == 7
     assert len(set(in_process)) == 7
+
+
+def test_forms_from_the_cache_give_the_same_export_and_are_counted(exported):
+    """The export with every form from the cache (a rerun of D) and with an empty cache: the same files, the
+    same manifest; raw.run_metrics says how many forms were made and how many came from the cache."""
+    settings, manifest = exported
+    folder = settings.exports_dir / AS_OF.isoformat()
+    forms = manifest["application_packs"] * 2 + manifest["cannot_apply_notices"]
+    assert forms
+    assert settings.form_cache_dir.exists()
+
+    def counted() -> dict[str, int]:
+        con = duckdb.connect(str(settings.warehouse_db), read_only=True)
+        rows = con.execute(
+            "SELECT metric, value FROM raw.run_metrics WHERE step = 'export_reminders' AND subject = 'forms'"
+        ).fetchall()
+        con.close()
+        return dict(rows)
+
+    full = steps.export(AS_OF, settings=settings)
+    from_full_cache = file_digests(folder)
+    assert (full["forms_built"], full["forms_from_cache"]) == (0, forms)
+    assert counted()["forms_from_cache"] == forms
+    assert counted()["forms_built"] == 0
+
+    shutil.rmtree(settings.form_cache_dir)
+    empty = steps.export(AS_OF, settings=settings)
+    assert (empty["forms_built"], empty["forms_from_cache"]) == (forms, 0)
+    assert counted()["forms_built"] == forms
+    assert file_digests(folder) == from_full_cache
