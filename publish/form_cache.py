@@ -61,13 +61,17 @@ def _tagged(value: object) -> list[str]:
     return [type(value).__qualname__, repr(value)]
 
 
-def form_key(inst: Institution, as_of: dt.date, kind: str) -> str:
-    """sha256 of everything the form of `kind` for `inst` on D is made from."""
+def form_keys(inst: Institution, as_of: dt.date, kinds: tuple[str, ...]) -> list[str]:
+    """sha256 of everything each form of `kinds` for `inst` on D is made from (the record serialised once)."""
     record = json.dumps(
         dataclasses.asdict(inst), sort_keys=True, ensure_ascii=False, default=_tagged, allow_nan=True
     )
-    text = "\n".join([code_version(), kind, as_of.isoformat(), record])
-    return hashlib.sha256(text.encode()).hexdigest()
+    common = "\n".join([code_version(), as_of.isoformat(), record])
+    return [hashlib.sha256(f"{kind}\n{common}".encode()).hexdigest() for kind in kinds]
+
+
+def form_key(inst: Institution, as_of: dt.date, kind: str) -> str:
+    return form_keys(inst, as_of, (kind,))[0]
 
 
 class FormCache:
@@ -103,7 +107,12 @@ class FormCache:
 
     def forms(self, institutions: list[Institution], as_of: dt.date) -> list[tuple[bytes, ...]]:
         """Each institution's forms, in order, as build_forms makes them."""
-        paths = [[self._path(form_key(i, as_of, k), k) for k in form_kinds(i)] for i in institutions]
+        paths = []
+        for inst in institutions:
+            kinds = form_kinds(inst)
+            paths.append(
+                [self._path(key, k) for key, k in zip(form_keys(inst, as_of, kinds), kinds, strict=True)]
+            )
         found: list[tuple[bytes, ...] | None] = []
         for entries in paths:
             self.used.update(entries)
