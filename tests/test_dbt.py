@@ -148,3 +148,109 @@ def test_incremental_certificates_staging_equals_a_full_rebuild(built, tmp_path)
     assert level[second["certificate_no"]] == second["level"] != 9  # the older one did not
     assert load[third["certificate_no"]] == "next"  # the same version again: the later load's row
     assert "NEW-CERTIFICATE" in level
+
+
+def test_incremental_certificates_with_latest_lookup_equals_a_full_rebuild(built, tmp_path):
+    """int_all_certificates_with_latest_lookup re-decides only the certificates with a version from a new load
+    or a lookup answer newer than the newest it holds; int_certificates_with_latest_lookup filters it to D.
+    After new versions and new answers (found flipping both ways, a certificate looked up for the first time, one
+    issued after D), each incremental run must give, row for row, what a full rebuild gives: for a later D, then
+    for an earlier D after it (a backfill goes back in time)."""
+    import datetime as dt
+
+    import duckdb
+
+    from tests.helpers import private_copy
+
+    copy = private_copy(built, tmp_path / "incremental")
+    models = ("--select", "+int_certificates_with_latest_lookup")
+
+    def execute(sql: str, params: list | None = None) -> None:
+        con = duckdb.connect(str(copy.warehouse_db))
+        try:
+            con.execute(sql, params or [])
+        finally:
+            con.close()
+
+    def rows(settings) -> tuple[list[tuple], list[tuple]]:
+        con = duckdb.connect(str(settings.warehouse_db), read_only=True)
+        try:
+            return tuple(
+                con.execute(f"SELECT * FROM intermediate.{model} ORDER BY certificate_no").fetchall()
+                for model in (
+                    "int_all_certificates_with_latest_lookup",
+                    "int_certificates_with_latest_lookup",
+                )
+            )
+        finally:
+            con.close()
+
+    def incremental_equals_full(as_of: dt.date, round_no: int) -> tuple[dict[str, tuple], set[str]]:
+        result = dbt_build(copy, as_of, *models, command="run")
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert "incremental model intermediate.int_all_certificates_with_latest_lookup" in result.stdout
+        incremental = rows(copy)
+        full = private_copy(copy, tmp_path / f"full-{round_no}")
+        result = dbt_build(full, as_of, *models, "--full-refresh", command="run")
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert incremental == rows(full), (
+            f"round {round_no}: the incremental result differs from a full rebuild"
+        )
+        every, as_of_d = incremental
+        assert {r[0] for r in as_of_d} == {r[0] for r in every if r[5] <= as_of}
+        return {r[0]: r for r in every}, {r[0] for r in as_of_d}
+
+    con = duckdb.connect(str(copy.warehouse_db), read_only=True)
+    found, not_found = (
+        con.execute(
+            f"""SELECT certificate_no FROM intermediate.int_certificates_with_latest_lookup
+                WHERE is_queryable = {flag} ORDER BY certificate_no LIMIT 1"""
+        ).fetchone()[0]
+        for flag in ("true", "false")
+    )
+    (item,) = con.execute(
+        "SELECT item FROM raw.certificates WHERE item->>'certificate_no' = ? LIMIT 1", [found]
+    ).fetchone()
+    con.close()
+
+    later, earlier = AS_OF + dt.timedelta(days=30), AS_OF
+    # round 1: new versions (a certificate never looked up, one issued after the earlier D, a changed level) and
+    # new answers (found -> not found, not found -> found)
+    execute(
+        """INSERT INTO raw.certificates VALUES
+             ('round-1', 0, json_merge_patch($item, '{"certificate_no": "NEW-UNCHECKED"}')),
+             ('round-1', 0, json_merge_patch($item, json_object('certificate_no', 'NEW-AFTER-D',
+                                                                'issued_on', $after_d))),
+             ('round-1', 0, json_merge_patch($item, '{"updated_at": "2030-01-01T00:00:00+08:00", "level": 9}'))""",
+        {"item": item, "after_d": str(AS_OF + dt.timedelta(days=10))},
+    )
+    execute(
+        "INSERT INTO raw.feed_loads (load_id, resource, finished_at) VALUES ('round-1', 'certificates', now())"
+    )
+    execute(
+        """INSERT INTO raw.certificate_lookups VALUES
+             ('round-1', ?, false, now()), ('round-1', ?, true, now()), ('round-1', 'NEW-AFTER-D', true, now())""",
+        [found, not_found],
+    )
+    held, as_of_d = incremental_equals_full(later, 1)
+    assert held[found][7] is False  # found -> not found, with a new version
+    assert held[found][4] == 9
+    assert held[not_found][7] is True  # not found -> found, no new version
+    assert held["NEW-UNCHECKED"][6] is None  # never looked up: not queryable
+    assert held["NEW-UNCHECKED"][7] is False
+    assert {"NEW-UNCHECKED", "NEW-AFTER-D"} <= as_of_d
+
+    # round 2, no new certificate load: NEW-UNCHECKED looked up for the first time and the flips back; and D goes
+    # back to the earlier day, when NEW-AFTER-D did not exist yet
+    execute(
+        """INSERT INTO raw.certificate_lookups VALUES
+             ('round-2', ?, true, now()), ('round-2', ?, false, now()), ('round-2', 'NEW-UNCHECKED', true, now())""",
+        [found, not_found],
+    )
+    held, as_of_d = incremental_equals_full(earlier, 2)
+    assert held[found][7] is True
+    assert held[not_found][7] is False
+    assert held["NEW-UNCHECKED"][7] is True
+    assert "NEW-UNCHECKED" in as_of_d
+    assert "NEW-AFTER-D" in held
+    assert "NEW-AFTER-D" not in as_of_d

@@ -109,7 +109,7 @@ PLANTED = {
     ),
     "lookup coverage": (
         (
-            f"UPDATE intermediate.int_certificates_with_latest_lookup SET last_checked_at = NULL "
+            f"UPDATE intermediate.int_all_certificates_with_latest_lookup SET last_checked_at = NULL "
             f"WHERE certificate_no = {COUNTING_CERTIFICATE}"
         ),
         "counting_plan_certificate_lookups",
@@ -117,7 +117,7 @@ PLANTED = {
     ),
     "lookup freshness": (
         (
-            f"UPDATE intermediate.int_certificates_with_latest_lookup SET last_checked_at = now() - INTERVAL 40 DAY "
+            f"UPDATE intermediate.int_all_certificates_with_latest_lookup SET last_checked_at = now() - INTERVAL 40 DAY "
             f"WHERE certificate_no = {COUNTING_CERTIFICATE}"
         ),
         "counting_plan_certificate_lookup_freshness",

@@ -1,4 +1,4 @@
--- a view: one reader (int_certificates_with_latest_lookup); a table would copy millions of answers a run
+-- a view: one reader (int_all_certificates_with_latest_lookup); a table would copy millions of answers a run
 {{ config(materialized='view') }}
 
 with source as (
