@@ -61,8 +61,8 @@ test-fast: install
 mutants: install
 	$(PY) tests/mutation/run.py
 
-# Province-scale benchmark (bench/README.md): 200 and 2,000 institutions, about 14 min here; BENCH_SIZES=6000 adds the largest size.
-bench: install
+# Province-scale benchmark (bench/README.md): 200 and 2,000 institutions, about 12 min here; BENCH_SIZES=6000 adds the largest size.
+bench: install system-packages
 	$(PY) bench/run.py
 
 # Python: ruff's rules and format; SQL: sqlfluff over the dbt models, tests and macros (dbt_project/.sqlfluff).
