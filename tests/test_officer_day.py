@@ -26,7 +26,7 @@ import pytest
 from docx import Document
 from openpyxl import load_workbook
 
-from mock_feed.generate import resident_id_check_digit
+from mock_feed.generate import CENTRE_COLUMNS, resident_id_check_digit
 from pipeline import steps
 from tests.helpers import (
     DBT_SKIP_TESTS,
@@ -156,37 +156,16 @@ def write_dataset(out: Path) -> None:
         )
     records = out / "centre_records"
     records.mkdir()
-    tables = {
-        "renewal_applications.csv": (
-            [
-                "application_id",
-                "institution_id",
-                "received_on",
-                "incentive_evidence",
-                "force_majeure_statement",
-                "occupation_codes",
-                "review_result",
-                "review_completed_on",
-            ],
-            [[a, i, r, "true", "false", "", res, done] for a, i, r, res, done in APPLICATIONS],
-        ),
-        "rectification_notices.csv": (
-            ["notice_id", "institution_id", "issued_on", "due_on", "completed_on"],
-            [["闽鉴整〔2026〕5号", "I05", "2026-05-01", "2026-06-30", ""]],
-        ),
-        "disciplinary_cases.csv": (
-            ["case_id", "institution_id", "opened_on", "article", "terminates_registration", "closed_on"],
-            [],
-        ),
-        "terminations.csv": (
-            ["institution_id", "notified_on", "reason"],
-            [["I11", "2026-11-20", "自愿终止备案"]],
-        ),
-        "occupation_change_requests.csv": (
-            ["request_id", "institution_id", "received_on", "change_type", "occupation_code"],
-            [["BG2026009", "I06", "2026-11-20", "add", "4-10-03-01"]],
-        ),
+    rows_by_kind = {  # the headers are the generator's, CENTRE_COLUMNS
+        "renewal_applications": [
+            [a, i, r, "true", "false", "", res, done] for a, i, r, res, done in APPLICATIONS
+        ],
+        "rectification_notices": [["闽鉴整〔2026〕5号", "I05", "2026-05-01", "2026-06-30", ""]],
+        "disciplinary_cases": [],
+        "terminations": [["I11", "2026-11-20", "自愿终止备案"]],
+        "occupation_change_requests": [["BG2026009", "I06", "2026-11-20", "add", "4-10-03-01"]],
     }
+    tables = {f"{kind}.csv": (CENTRE_COLUMNS[kind], rows) for kind, rows in rows_by_kind.items()}
     for name, (header, rows) in tables.items():
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
