@@ -790,7 +790,7 @@ def _quarantine_row(
 
 def load_centre_records(con: duckdb.DuckDBPyConnection, folder: Path, load_id: str) -> CentreLoad:
     institutions = {
-        r[0] for r in con.execute("SELECT DISTINCT item->>'institution_id' FROM raw.institutions").fetchall()
+        r[0] for r in con.execute("SELECT DISTINCT institution_id FROM raw.institutions").fetchall()
     }
     # read every file before changing anything: a file that cannot be read leaves the warehouse as it was
     good: dict[str, list[dict]] = {}

@@ -1,5 +1,6 @@
-"""Land feed pages in DuckDB in bulk, checking each record and pseudonymising personal data before anything is
-stored; one resource is one transaction, so a pull that fails half-way leaves nothing of itself visible."""
+"""Land feed pages in DuckDB in bulk, as typed columns (warehouse.FEED_FIELDS) beside one JSON column of any other
+fields, checking each record and pseudonymising personal data before anything is stored; one resource is one
+transaction, so a pull that fails half-way leaves nothing of itself visible."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from typing import IO
 import duckdb
 
 from ingest.feed_client import FeedClient, Page
-from ingest.warehouse import FEED_KEYS, FEED_RESOURCES
+from ingest.warehouse import FEED_FIELDS, FEED_KEYS, FEED_RESOURCES, PSEUDONYMISED_COLUMNS, raw_columns
 
 log = logging.getLogger(__name__)
 
 PAGES_PER_BATCH = 100
+SPOOL_FILES = int(os.environ.get("LANDING_SPOOL_FILES", "2"))  # a batch's pages in this many files
 
 
 def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
@@ -34,80 +36,6 @@ def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
-# Fields read from each item beyond RECORD_SCHEMA's: the personal data that is pseudonymised while landing.
-PERSONAL_FIELDS = {"certificates": ["holder_id_no", "holder_name"]}
-
-
-def pseudonymised(rows: str, id_no: str, name: str) -> tuple[str, str]:
-    """Wrap the query `rows` (page_no, item, v) so that the resident ID number `id_no` becomes holder_id_hash and
-    the `name` keeps its surname only; returns the query and the SQL expression of the rewritten item."""
-    # HMAC-SHA256(key, id) = sha256(opad || sha256(ipad || id)), with $ipad/$opad bound per statement
-    hashed = (
-        f"SELECT *, sha256($opad || unhex(sha256($ipad || encode({id_no})))) AS id_hash, "
-        f"left({name}, 1) || repeat('*', greatest(length({name}) - 1, 1)) AS masked_name FROM ({rows})"
-    )
-    # The fast path replaces the two values in the item's text. When the text is not in the plain form that makes
-    # that exact (escapes, spacing, a value that is not a string), json_merge_patch rewrites the item instead.
-    fast = f"""SELECT *, replace(
-                CASE WHEN {id_no} IS NULL THEN item
-                     ELSE replace(item, '"holder_id_no":"' || {id_no} || '"', '"holder_id_hash":"' || id_hash || '"')
-                END,
-                '"holder_name":"' || coalesce({name}, '') || '"', '"holder_name":"' || coalesce(masked_name, '') || '"'
-            ) AS fast FROM ({hashed})"""
-    item = f"""CASE WHEN {id_no} IS NULL AND {name} IS NULL AND NOT contains(item, '"holder_')
-                    THEN item
-                    WHEN NOT contains(fast, '"holder_id_no"')
-                         AND ({id_no} IS NULL OR contains(fast, '"holder_id_hash":"' || id_hash || '"'))
-                         AND ({name} IS NULL OR contains(fast, '"holder_name":"' || masked_name || '"'))
-                    THEN fast
-                    ELSE json_merge_patch(item, json_object('holder_id_no', NULL, 'holder_id_hash', id_hash,
-                                                            'holder_name', masked_name)) END"""
-    return fast, item
-
-
-# What a feed record must carry for the marts to use it: (field, DuckDB type, required). A record missing a
-# required field, or carrying a value that does not cast to its type, is quarantined with the reason; fields
-# not listed here (including unknown new ones) are kept as they came, in the raw JSON.
-RECORD_SCHEMA: dict[str, list[tuple[str, str, bool]]] = {
-    "institutions": [
-        ("institution_id", "VARCHAR", True),
-        ("name", "VARCHAR", True),
-        ("institution_type", "VARCHAR", True),
-        ("supervising_centre", "VARCHAR", True),
-        ("registered_on", "DATE", True),
-        ("expires_on", "DATE", True),
-        ("status", "VARCHAR", True),
-        ("updated_at", "TIMESTAMPTZ", True),
-    ],
-    "registered_occupations": [
-        ("institution_id", "VARCHAR", True),
-        ("occupation_code", "VARCHAR", True),
-        ("registered_on", "DATE", True),
-        ("updated_at", "TIMESTAMPTZ", True),
-    ],
-    "plans": [
-        ("plan_no", "VARCHAR", True),
-        ("institution_id", "VARCHAR", True),
-        ("occupation_code", "VARCHAR", True),
-        ("level", "INTEGER", True),
-        ("assessment_date", "DATE", True),
-        ("status", "VARCHAR", True),
-        ("candidates", "INTEGER", False),
-        ("passed", "INTEGER", False),
-        ("certificates_online", "BOOLEAN", False),
-        ("updated_at", "TIMESTAMPTZ", True),
-    ],
-    "certificates": [
-        ("certificate_no", "VARCHAR", True),
-        ("plan_no", "VARCHAR", True),
-        ("institution_id", "VARCHAR", True),
-        ("level", "INTEGER", False),
-        ("issued_on", "DATE", True),
-        ("updated_at", "TIMESTAMPTZ", True),
-    ],
-}
-
-
 TYPE_NAMES = {
     "DATE": "a date",
     "TIMESTAMPTZ": "a timestamp",
@@ -116,19 +44,16 @@ TYPE_NAMES = {
 }
 
 
-def extracted_fields(table: str) -> list[str]:
-    return [f for f, _, _ in RECORD_SCHEMA[table]] + PERSONAL_FIELDS.get(table, [])
-
-
 def field_sql(table: str, field: str) -> str:
     """The field's text in `v`, the list that json_extract_string made of the item in one parse."""
-    return f"v[{extracted_fields(table).index(field) + 1}]"
+    fields = [f for f, _, _ in FEED_FIELDS[table]]
+    return f"v[{fields.index(field) + 1}]"
 
 
 def reason_sql(table: str) -> str:
     """A SQL expression over `v`: NULL for a usable record, else why it is quarantined ('; '-joined)."""
     checks = []
-    for field, type_, required in RECORD_SCHEMA[table]:
+    for field, type_, required in FEED_FIELDS[table]:
         value = field_sql(table, field)
         if required:
             checks.append(f"CASE WHEN {value} IS NULL OR {value} = '' THEN '{field}: missing' END")
@@ -140,25 +65,51 @@ def reason_sql(table: str) -> str:
     return "nullif(concat_ws('; ', " + ", ".join(checks) + "), '')"
 
 
+def column_sql(table: str, field: str, type_: str) -> str:
+    """The raw column made of a field's text: cast to its type; personal data pseudonymised."""
+    value = field_sql(table, field)
+    if field == "holder_id_no":
+        # HMAC-SHA256(key, id) = sha256(opad || sha256(ipad || id)), with $ipad/$opad bound per statement
+        return f"sha256($opad || unhex(sha256($ipad || encode({value})))) AS {PSEUDONYMISED_COLUMNS[field]}"
+    if field == "holder_name":  # the surname only
+        return f"left({value}, 1) || repeat('*', greatest(length({value}) - 1, 1)) AS {field}"
+    return f"{value} AS {field}" if type_ == "VARCHAR" else f"try_cast({value} AS {type_}) AS {field}"
+
+
 def stage_sql(table: str) -> str:
-    """One batch of pages (the file $spool) → the temp table landing_items(page_no, item, reason, key,
-    updated_at): each item parsed once, checked, and pseudonymised."""
-    paths = ", ".join(f"'$.{f}'" for f in extracted_fields(table))
+    """One batch of pages (the files $spool) → the temp table landing_items: the raw table's columns, each item
+    parsed once, checked (`reason`), pseudonymised, its key, and for a quarantined item its `record`."""
+    fields = FEED_FIELDS[table]
+    paths = ", ".join(f"'$.{f}'" for f, _, _ in fields)
     key = " || chr(31) || ".join(f"coalesce({field_sql(table, k)}, '')" for k in FEED_KEYS[table])
-    rows = (
-        f"SELECT page_no, item, json_extract_string(item, [{paths}]) AS v "
-        "FROM (SELECT page_no, unnest(page.items) AS item FROM read_json($spool, format='newline_delimited', "
-        "columns={'page_no': 'INTEGER', 'page': 'STRUCT(items JSON[], next_cursor VARCHAR)'}, "
-        "maximum_object_size=268435456))"
-    )
-    item = "item"
-    if table in PERSONAL_FIELDS:
-        rows, item = pseudonymised(rows, field_sql(table, "holder_id_no"), field_sql(table, "holder_name"))
-    return (
-        f"CREATE OR REPLACE TEMP TABLE landing_items AS "
-        f"SELECT page_no, {item} AS item, {reason_sql(table)} AS reason, {key} AS key, "
-        f"try_cast({field_sql(table, 'updated_at')} AS TIMESTAMPTZ) AS updated_at FROM ({rows})"
-    )
+    columns = ", ".join(column_sql(table, field, type_) for field, type_, _ in fields)
+    # the fields that are columns, for json_merge_patch to leave the others: only on pages where the fetch saw a
+    # field outside FEED_FIELDS (`unknown`), as this costs a second parse per item
+    names = [f for f, _, _ in fields] + [c for c, _ in raw_columns(table) if c not in PSEUDONYMISED_COLUMNS]
+    known = "'{" + ", ".join(f'"{name}": null' for name in dict.fromkeys(names)) + "}'"
+    # a quarantined item is kept whole, but with its personal data pseudonymised as in the columns
+    record = "item"
+    if any(f in PSEUDONYMISED_COLUMNS for f, _, _ in fields):
+        record = (
+            "CASE WHEN json_type(item) = 'OBJECT' THEN json_merge_patch(item, json_object("
+            "'holder_id_no', NULL, 'holder_id_hash', holder_id_hash, 'holder_name', holder_name)) ELSE item END"
+        )
+    return f"""CREATE OR REPLACE TEMP TABLE landing_items AS
+        SELECT * EXCLUDE (item), CASE WHEN reason IS NOT NULL THEN {record} END AS record
+        FROM (
+            SELECT page_no, {columns},
+                   CASE WHEN unknown THEN nullif(json_merge_patch(item, {known}), '{{}}') END AS extra,
+                   {reason_sql(table)} AS reason, {key} AS key, item
+            FROM (
+                SELECT page_no, unknown, item, json_extract_string(item, [{paths}]) AS v
+                FROM (
+                    SELECT page_no, unknown, unnest(page.items) AS item
+                    FROM read_json($spool, format = 'newline_delimited', maximum_object_size = 33554432,
+                                   columns = {{'page_no': 'INTEGER', 'unknown': 'BOOLEAN',
+                                              'page': 'STRUCT(items JSON[], next_cursor VARCHAR)'}})
+                )
+            )
+        )"""
 
 
 @dataclass
@@ -171,12 +122,16 @@ class LandResult:
     repeated: int = 0  # landed items whose key came more than once in this pull (collapsed by staging)
 
 
-# Pages are parsed once in Python (to follow the cursor and reject malformed bodies), in a thread that fetches the
-# next batch of pages while DuckDB lands this one. The batch goes to DuckDB as newline-delimited JSON: DuckDB
-# unnests the items, reads the fields it checks in one parse per item, replaces the resident ID number with an
+# Pages are parsed once in Python (to follow the cursor, reject malformed bodies and list the field names used), in
+# a thread that fetches the next batch of pages while DuckDB lands this one. The batch goes to DuckDB as
+# newline-delimited JSON in SPOOL_FILES files, which DuckDB reads in parallel: it unnests the items, reads every
+# documented field in one parse per item, casts and checks them, replaces the resident ID number with an
 # HMAC-SHA256 and masks the holder's name, in one statement (stage_sql).
-def _batches(pages: Iterator[Page], size: int = PAGES_PER_BATCH) -> Iterator[list[tuple[bytes, int]]]:
-    """Batches of (page line for read_json, item count), fetched one batch ahead in a thread."""
+def _batches(
+    pages: Iterator[Page], known: frozenset[str], size: int = PAGES_PER_BATCH
+) -> Iterator[list[tuple[bytes, int]]]:
+    """Batches of (page line for read_json, item count), fetched one batch ahead in a thread; a page whose items
+    use a field outside `known` is marked `unknown`."""
     done, stop = object(), threading.Event()
     queue: Queue = Queue(maxsize=1)
 
@@ -193,7 +148,13 @@ def _batches(pages: Iterator[Page], size: int = PAGES_PER_BATCH) -> Iterator[lis
         batch: list[tuple[bytes, int]] = []
         try:
             for page in pages:
-                batch.append((b'{"page_no":%d,"page":%s}' % (page.page_no, page.body), page.items))
+                unknown = page.fields is None or not known.issuperset(page.fields)
+                line = b'{"page_no":%d,"unknown":%s,"page":%s}' % (
+                    page.page_no,
+                    b"true" if unknown else b"false",
+                    page.body,
+                )
+                batch.append((line, page.items))
                 if len(batch) >= size:
                     if not put(batch):
                         return
@@ -228,8 +189,9 @@ def landing_sql(table: str) -> dict[str, str]:
     return {
         "stage": stage_sql(table),
         "quarantine": "INSERT INTO raw.quarantine SELECT ?, 'feed', ?, page_no, split_part(reason, ':', 1), "
-        "reason, item FROM landing_items WHERE reason IS NOT NULL",
-        "insert": f"INSERT INTO raw.{table} SELECT ?, page_no, item FROM landing_items WHERE reason IS NULL",
+        "reason, record FROM landing_items WHERE reason IS NOT NULL",
+        "insert": f"INSERT INTO raw.{table} BY NAME SELECT ? AS load_id, * EXCLUDE (reason, key, record) "
+        "FROM landing_items WHERE reason IS NULL",
         "keep_keys": "INSERT INTO landing_keys SELECT key, updated_at FROM landing_items WHERE reason IS NULL",
     }
 
@@ -247,18 +209,20 @@ def land_batch(
     con: duckdb.DuckDBPyConnection,
     sql: dict[str, str],
     params: dict,
-    spool: IO[bytes],
+    spools: list[IO[bytes]],
     batch: list[bytes],
     load_id: str,
     resource: str,
 ) -> int:
     """Land one batch of page lines; returns how many of its items were quarantined."""
-    # DuckDB reads a file by itself, in parallel; a Python file object would hold the GIL while it reads
-    spool.seek(0)
-    spool.truncate()
-    spool.write(b"\n".join(batch))
-    spool.flush()
-    con.execute(sql["stage"], params | {"spool": spool.name})
+    # DuckDB reads files by itself, one thread per file (a Python file object would hold the GIL while it reads)
+    share = -(-len(batch) // len(spools))
+    for n, spool in enumerate(spools):
+        spool.seek(0)
+        spool.truncate()
+        spool.write(b"\n".join(batch[n * share : (n + 1) * share]))
+        spool.flush()
+    con.execute(sql["stage"], params | {"spool": [spool.name for spool in spools]})
     quarantined = con.execute(sql["quarantine"], [load_id, resource]).fetchone()[0]
     con.execute(sql["insert"], [load_id])
     con.execute(sql["keep_keys"])
@@ -304,20 +268,21 @@ def land_resource(
     sql = landing_sql(table)
     ipad, opad = hmac_pads(pseudonym_key)
     params = {"ipad": ipad, "opad": opad} if "$ipad" in sql["stage"] else {}
-    spool = landing_spool(table)
+    spools = [landing_spool(table) for _ in range(SPOOL_FILES)]
     timing = Counter()
     con.begin()
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE landing_keys (key VARCHAR, updated_at TIMESTAMPTZ)")
         # pages are fetched in a thread while DuckDB lands the previous batch (it releases the GIL)
         waited = time.perf_counter()
-        for batch in _batches(client.fetch_pages(resource, result.updated_since)):
+        known = frozenset(field for field, _, _ in FEED_FIELDS[table])
+        for batch in _batches(client.fetch_pages(resource, result.updated_since), known):
             busy = time.perf_counter()
             timing["waiting for the feed"] += busy - waited
             result.pages += len(batch)
             result.items += sum(n for _, n in batch)
             result.quarantined += land_batch(
-                con, sql, params, spool, [body for body, _ in batch], load_id, resource
+                con, sql, params, spools, [body for body, _ in batch], load_id, resource
             )
             waited = time.perf_counter()
             timing["landing"] += waited - busy
@@ -327,7 +292,8 @@ def land_resource(
         con.rollback()
         raise
     finally:
-        spool.close()
+        for spool in spools:
+            spool.close()
     since = f" updated since {result.updated_since}" if result.updated_since else " (full refresh)"
     log.info(
         "landed %s %s in %s pages%s; %s quarantined, %s repeated (%s)",

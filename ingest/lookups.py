@@ -26,9 +26,7 @@ REQUESTS_PER_WINDOW = 200  # 100,000 certificate numbers in Python at a time, an
 DUE_FOR_LOOKUP_SQL = """
 CREATE OR REPLACE TEMP TABLE lookups_due AS
 WITH certificates AS (
-    SELECT DISTINCT certificate_no
-    FROM (SELECT item->>'certificate_no' AS certificate_no FROM raw.certificates)
-    WHERE certificate_no IS NOT NULL
+    SELECT DISTINCT certificate_no FROM raw.certificates WHERE certificate_no IS NOT NULL
 ),
 latest AS (
     SELECT certificate_no, arg_max(found, checked_at) AS found, max(checked_at) AS checked_at

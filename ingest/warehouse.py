@@ -23,12 +23,93 @@ FEED_KEYS = {
     "certificates": ("certificate_no",),
 }
 
+# Each resource's documented fields (CONTRACT.md §3), landed as typed columns: (field, DuckDB type, required). A
+# record missing a required field, or carrying a value that does not cast to its type, is quarantined with the
+# reason (ingest/land.py). Fields not listed here (an upstream addition) are kept as they came, in `extra` (JSON).
+FEED_FIELDS: dict[str, list[tuple[str, str, bool]]] = {
+    "institutions": [
+        ("institution_id", "VARCHAR", True),
+        ("name", "VARCHAR", True),
+        ("institution_type", "VARCHAR", True),
+        ("registration_no", "VARCHAR", False),
+        ("supervising_centre", "VARCHAR", True),
+        ("region_code", "VARCHAR", False),
+        ("registered_on", "DATE", True),
+        ("expires_on", "DATE", True),
+        ("cohort", "VARCHAR", False),
+        ("status", "VARCHAR", True),
+        ("responsible_person", "VARCHAR", False),
+        ("responsible_phone", "VARCHAR", False),
+        ("contact_person", "VARCHAR", False),
+        ("contact_phone", "VARCHAR", False),
+        ("email", "VARCHAR", False),
+        ("address", "VARCHAR", False),
+        ("updated_at", "TIMESTAMPTZ", True),
+    ],
+    "registered_occupations": [
+        ("institution_id", "VARCHAR", True),
+        ("occupation_code", "VARCHAR", True),
+        ("occupation_name", "VARCHAR", False),
+        ("work_type", "VARCHAR", False),
+        ("registered_on", "DATE", True),
+        ("updated_at", "TIMESTAMPTZ", True),
+    ],
+    "plans": [
+        ("plan_no", "VARCHAR", True),
+        ("institution_id", "VARCHAR", True),
+        ("occupation_code", "VARCHAR", True),
+        ("occupation_name", "VARCHAR", False),
+        ("work_type", "VARCHAR", False),
+        ("level", "INTEGER", True),
+        ("assessment_date", "DATE", True),
+        ("status", "VARCHAR", True),
+        ("candidates", "INTEGER", False),
+        ("passed", "INTEGER", False),
+        ("certificates_online", "BOOLEAN", False),
+        ("updated_at", "TIMESTAMPTZ", True),
+    ],
+    "certificates": [
+        ("certificate_no", "VARCHAR", True),
+        ("plan_no", "VARCHAR", True),
+        ("institution_id", "VARCHAR", True),
+        ("occupation_code", "VARCHAR", False),
+        ("level", "INTEGER", False),
+        ("issued_on", "DATE", True),
+        ("holder_name", "VARCHAR", False),
+        ("holder_id_no", "VARCHAR", False),
+        ("updated_at", "TIMESTAMPTZ", True),
+    ],
+}
+
+# Personal data never lands as it came (ingest/land.py): the resident ID number is replaced by its HMAC, under
+# another column name, and the holder's name (same column) is masked to the surname.
+PSEUDONYMISED_COLUMNS = {"holder_id_no": "holder_id_hash"}
+
+
+def raw_columns(table: str) -> list[tuple[str, str]]:
+    """The typed columns of a raw feed table, in the order of its fields: (column, DuckDB type)."""
+    return [(PSEUDONYMISED_COLUMNS.get(field, field), type_) for field, type_, _ in FEED_FIELDS[table]]
+
+
+# Columns DuckDB should store as they are: an HMAC is random, so the compression that DuckDB tries on each column
+# cannot shrink it, and trying took a third of the certificates' landing time.
+UNCOMPRESSED_COLUMNS = {"holder_id_hash"}
+
+
+def raw_feed_ddl(table: str, name: str | None = None) -> str:
+    columns = "".join(
+        f", {column} {type_}" + (" USING COMPRESSION uncompressed" if column in UNCOMPRESSED_COLUMNS else "")
+        for column, type_ in raw_columns(table)
+    )
+    return (
+        f"CREATE TABLE IF NOT EXISTS raw.{name or table} "
+        f"(load_id VARCHAR NOT NULL, page_no INTEGER NOT NULL{columns}, extra JSON)"
+    )
+
+
 RAW_DDL = [
     "CREATE SCHEMA IF NOT EXISTS raw",
-    *[
-        f"CREATE TABLE IF NOT EXISTS raw.{table} (load_id VARCHAR NOT NULL, page_no INTEGER NOT NULL, item JSON)"
-        for table in FEED_RESOURCES.values()
-    ],
+    *[raw_feed_ddl(table) for table in FEED_RESOURCES.values()],
     """CREATE TABLE IF NOT EXISTS raw.feed_loads (
         load_id VARCHAR, resource VARCHAR, full_refresh BOOLEAN, updated_since TIMESTAMPTZ,
         started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, pages INTEGER, items BIGINT,
@@ -75,4 +156,31 @@ def connect(path: Path) -> duckdb.DuckDBPyConnection:
     con = open_duckdb(path)
     for ddl in RAW_DDL:
         con.execute(ddl)
+    for table in FEED_RESOURCES.values():
+        migrate_json_items(con, table)
     return con
+
+
+def migrate_json_items(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Before typed landing, a raw feed table held each item as one JSON column `item`: convert such a table in
+    place, once (the same rows in the same order; the fields not among its columns go to `extra`)."""
+    columns = [row[0] for row in con.execute(f"DESCRIBE raw.{table}").fetchall()]
+    if columns != ["load_id", "page_no", "item"]:
+        return
+    typed = raw_columns(table)
+    paths = ", ".join(sql_literal(f"$.{column}") for column, _ in typed)
+    values = ", ".join(
+        f"v[{n}]" if type_ == "VARCHAR" else f"try_cast(v[{n}] AS {type_})"
+        for n, (_, type_) in enumerate(typed, start=1)
+    )
+    known = "json_object(" + ", ".join(f"{sql_literal(column)}, NULL" for column, _ in typed) + ")"
+    con.begin()
+    con.execute(raw_feed_ddl(table, f"{table}__typed"))
+    con.execute(
+        f"INSERT INTO raw.{table}__typed SELECT load_id, page_no, {values}, "
+        f"nullif(json_merge_patch(item, {known}), '{{}}') "
+        f"FROM (SELECT *, json_extract_string(item, [{paths}]) AS v FROM raw.{table} ORDER BY rowid)"
+    )
+    con.execute(f"DROP TABLE raw.{table}")
+    con.execute(f"ALTER TABLE raw.{table}__typed RENAME TO {table}")
+    con.commit()

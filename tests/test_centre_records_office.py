@@ -166,8 +166,9 @@ def warehouse(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     con = connect(tmp_path / "w.duckdb")
     for iid, centre in INSTITUTIONS.items():
         con.execute(
-            "INSERT INTO raw.institutions VALUES ('L0', 0, ?)",
-            [json.dumps({"institution_id": iid, "supervising_centre": centre})],
+            "INSERT INTO raw.institutions (load_id, page_no, institution_id, supervising_centre) "
+            "VALUES ('L0', 0, ?, ?)",
+            [iid, centre],
         )
     return con
 
@@ -269,7 +270,9 @@ def test_the_run_summary_records_each_files_encoding(tmp_path):
     _office_text(data / "centre_records", "gbk")
     settings = make_settings(tmp_path, data, "http://127.0.0.1:9")  # this step does not call the feed
     con = connect(settings.warehouse_db)
-    con.execute("INSERT INTO raw.institutions VALUES ('L0', 0, '{\"institution_id\": \"35000001\"}')")
+    con.execute(
+        "INSERT INTO raw.institutions (load_id, page_no, institution_id) VALUES ('L0', 0, '35000001')"
+    )
     con.close()
     summary = steps.load_centre(AS_OF, "L1", settings=settings)
     assert summary["files"] == ["renewal_applications.csv: CSV, GB18030/GBK, header row 3"]

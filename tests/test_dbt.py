@@ -108,18 +108,21 @@ def test_incremental_certificates_staging_equals_a_full_rebuild(built, tmp_path)
     first, second, third = [
         r[0]
         for r in con.execute(
-            "SELECT item FROM raw.certificates ORDER BY item->>'certificate_no' LIMIT 3"
+            "SELECT certificate_no FROM raw.certificates ORDER BY certificate_no LIMIT 3"
         ).fetchall()
     ]
-    con.execute(
-        """
-        INSERT INTO raw.certificates VALUES
-          ('next', 0, json_merge_patch(?, '{"updated_at": "2030-01-01T00:00:00+08:00", "level": 9}')),
-          ('next', 0, json_merge_patch(?, '{"updated_at": "2001-01-01T00:00:00+08:00", "level": 9}')),
-          ('next', 0, ?),
-          ('next', 0, json_merge_patch(?, '{"certificate_no": "NEW-CERTIFICATE"}'))""",
-        [first, second, third, third],
-    )
+    later, earlier = "TIMESTAMPTZ '2030-01-01T00:00:00+08:00'", "TIMESTAMPTZ '2001-01-01T00:00:00+08:00'"
+    for replaced, certificate_no in [
+        (f"{later} AS updated_at, 9 AS level", first),  # a newer version
+        (f"{earlier} AS updated_at, 9 AS level", second),  # an older version, which must not win
+        ("updated_at AS updated_at", third),  # the same version again
+        ("'NEW-CERTIFICATE' AS certificate_no", third),
+    ]:
+        con.execute(
+            f"INSERT INTO raw.certificates SELECT * REPLACE ('next' AS load_id, {replaced}) "
+            "FROM raw.certificates WHERE certificate_no = ? LIMIT 1",
+            [certificate_no],
+        )
     con.execute(
         "INSERT INTO raw.feed_loads (load_id, resource, finished_at) VALUES ('next', 'certificates', now())"
     )
@@ -143,10 +146,9 @@ def test_incremental_certificates_staging_equals_a_full_rebuild(built, tmp_path)
     assert incremental == staged()
     level = {row[0]: row[4] for row in incremental}
     load = {row[0]: row[-1] for row in incremental}
-    first, second, third = (json.loads(item) for item in (first, second, third))
-    assert level[first["certificate_no"]] == 9  # the newer version won
-    assert level[second["certificate_no"]] == second["level"] != 9  # the older one did not
-    assert load[third["certificate_no"]] == "next"  # the same version again: the later load's row
+    assert level[first] == 9  # the newer version won
+    assert level[second] != 9  # the older one did not
+    assert load[third] == "next"  # the same version again: the later load's row
     assert "NEW-CERTIFICATE" in level
 
 
@@ -208,22 +210,21 @@ def test_incremental_certificates_with_latest_lookup_equals_a_full_rebuild(built
         ).fetchone()[0]
         for flag in ("true", "false")
     )
-    (item,) = con.execute(
-        "SELECT item FROM raw.certificates WHERE item->>'certificate_no' = ? LIMIT 1", [found]
-    ).fetchone()
     con.close()
 
     later, earlier = AS_OF + dt.timedelta(days=30), AS_OF
     # round 1: new versions (a certificate never looked up, one issued after the earlier D, a changed level) and
     # new answers (found -> not found, not found -> found)
-    execute(
-        """INSERT INTO raw.certificates VALUES
-             ('round-1', 0, json_merge_patch($item, '{"certificate_no": "NEW-UNCHECKED"}')),
-             ('round-1', 0, json_merge_patch($item, json_object('certificate_no', 'NEW-AFTER-D',
-                                                                'issued_on', $after_d))),
-             ('round-1', 0, json_merge_patch($item, '{"updated_at": "2030-01-01T00:00:00+08:00", "level": 9}'))""",
-        {"item": item, "after_d": str(AS_OF + dt.timedelta(days=10))},
-    )
+    for replaced in [
+        "'NEW-UNCHECKED' AS certificate_no",
+        f"'NEW-AFTER-D' AS certificate_no, DATE '{AS_OF + dt.timedelta(days=10)}' AS issued_on",
+        "TIMESTAMPTZ '2030-01-01T00:00:00+08:00' AS updated_at, 9 AS level",
+    ]:
+        execute(
+            f"INSERT INTO raw.certificates SELECT * REPLACE ('round-1' AS load_id, {replaced}) "
+            "FROM raw.certificates WHERE certificate_no = $found LIMIT 1",
+            {"found": found},
+        )
     execute(
         "INSERT INTO raw.feed_loads (load_id, resource, finished_at) VALUES ('round-1', 'certificates', now())"
     )

@@ -38,72 +38,54 @@ def test_clean_data_passes_and_keeps_results_and_data_docs(published):
     assert "renewal_eligibility" in index
 
 
-ONE_CERTIFICATE = "(SELECT item FROM raw.certificates ORDER BY item->>'certificate_no' LIMIT 1)"
-ONE_PLAN = (
-    "(SELECT item FROM raw.plans WHERE item->>'status' = 'completed' ORDER BY item->>'plan_no' LIMIT 1)"
-)
-ONE_INSTITUTION = "(SELECT item FROM raw.institutions ORDER BY item->>'institution_id' LIMIT 1)"
-LATER = "'updated_at', '2030-01-01T00:00:00+08:00'"  # a newer version, which staging keeps
+LATER = "TIMESTAMPTZ '2030-01-01T00:00:00+08:00'"  # a newer version, which staging keeps
 COUNTING_CERTIFICATE = """(SELECT c.certificate_no FROM intermediate.int_certificates_with_latest_lookup c
                            JOIN intermediate.int_plans_counted_in_period p USING (plan_no)
                            WHERE p.is_counting ORDER BY 1 LIMIT 1)"""
+KEYS = {"certificates": "certificate_no", "plans": "plan_no", "institutions": "institution_id"}
+
+
+def plant(table: str, where: str = "true", **values: str) -> str:
+    """SQL that lands one more version of the first row of a raw feed table (by key), with `values` (SQL) set."""
+    replaced = ", ".join(f"{value} AS {column}" for column, value in {"load_id": "'bad'", **values}.items())
+    return f"INSERT INTO raw.{table} SELECT * REPLACE ({replaced}) FROM raw.{table} WHERE {where} ORDER BY {KEYS[table]} LIMIT 1"
+
 
 PLANTED = {
     # category: (SQL planting one bad row in the candidate, the check that must fail, expected text)
-    "certificate number form": (
-        (
-            f"INSERT INTO raw.certificates SELECT 'bad', 0, json_merge_patch({ONE_CERTIFICATE}, "
-            '\'{"certificate_no": "X123"}\')'
-        ),
-        "certificates",
-        "X123",
-    ),
+    "certificate number form": (plant("certificates", certificate_no="'X123'"), "certificates", "X123"),
     "plan without institution": (
-        (
-            f"INSERT INTO raw.plans SELECT 'bad', 0, json_merge_patch({ONE_PLAN}, "
-            "json_object('plan_no', 'PX-ORPHAN', 'institution_id', '99999999'))"
-        ),
+        plant("plans", "status = 'completed'", plan_no="'PX-ORPHAN'", institution_id="'99999999'"),
         "plan_institutions",
         "plan_no=PX-ORPHAN (known_institution=None)",
     ),
     "certificate without plan": (
-        f"INSERT INTO raw.certificates SELECT 'bad', 0, json_merge_patch({ONE_CERTIFICATE}, "
-        "json_object('plan_no', 'NO-SUCH-PLAN', " + LATER + "))",
+        plant("certificates", plan_no="'NO-SUCH-PLAN'", updated_at=LATER),
         "certificate_plans",
         "known_plan",
     ),
     "passed above candidates": (
-        f"INSERT INTO raw.plans SELECT 'bad', 0, json_merge_patch({ONE_PLAN}, "
-        "json_object('passed', 999, 'candidates', 10, " + LATER + "))",
+        plant("plans", "status = 'completed'", passed="999", candidates="10", updated_at=LATER),
         "plans",
         "passed_within_candidates",
     ),
     "level outside the seed": (
-        f"INSERT INTO raw.plans SELECT 'bad', 0, json_merge_patch({ONE_PLAN}, json_object('level', 7, "
-        + LATER
-        + "))",
+        plant("plans", "status = 'completed'", level="7", updated_at=LATER),
         "plans",
         "level_in_code_set",
     ),
     "issued before assessment": (
-        f"INSERT INTO raw.certificates SELECT 'bad', 0, json_merge_patch({ONE_CERTIFICATE}, "
-        "json_object('issued_on', '2001-01-01', " + LATER + "))",
+        plant("certificates", issued_on="DATE '2001-01-01'", updated_at=LATER),
         "certificate_plans",
         "issued_after_assessment",
     ),
     "expiry not after registration": (
-        f"INSERT INTO raw.institutions SELECT 'bad', 0, json_merge_patch({ONE_INSTITUTION}, "
-        "json_object('expires_on', item->>'registered_on', "
-        + LATER
-        + ")) FROM (SELECT "
-        + ONE_INSTITUTION
-        + " AS item)",
+        plant("institutions", expires_on="registered_on", updated_at=LATER),
         "institutions",
         "expires_after_registration",
     ),
     "date after the as-of date": (
-        f"INSERT INTO raw.certificates SELECT 'bad', 0, json_merge_patch({ONE_CERTIFICATE}, "
-        "json_object('issued_on', '2027-06-01', " + LATER + "))",
+        plant("certificates", issued_on="DATE '2027-06-01'", updated_at=LATER),
         "certificate_plans",
         "issued_by_as_of",
     ),
@@ -132,7 +114,7 @@ PLANTED = {
         "in_mart",
     ),
     "volume drop": (
-        "DELETE FROM raw.certificates WHERE hash(item->>'certificate_no') % 2 = 0",
+        "DELETE FROM raw.certificates WHERE hash(certificate_no) % 2 = 0",
         "volume_against_last_publication",
         "within_allowed_drop",
     ),

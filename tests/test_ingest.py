@@ -20,7 +20,7 @@ def test_certificates_land_pseudonymised(tmp_path, feed, dataset):
     assert result.items == len(source)
     row = json.loads(
         con.execute(
-            "SELECT item FROM raw.certificates WHERE item->>'certificate_no' = ?",
+            "SELECT to_json(c) FROM raw.certificates AS c WHERE certificate_no = ?",
             [source[0]["certificate_no"]],
         ).fetchone()[0]
     )
@@ -31,7 +31,15 @@ def test_certificates_land_pseudonymised(tmp_path, feed, dataset):
     )
     assert row["holder_name"][0] == source[0]["holder_name"][0]
     assert set(row["holder_name"][1:]) == {"*"}
-    dump = con.execute("SELECT string_agg(item::VARCHAR, '\n') FROM raw.certificates").fetchone()[0]
+    # typed landing: every documented field is a column, cast to its type; no field is left over
+    assert (row["level"], row["issued_on"], row["extra"]) == (
+        source[0]["level"],
+        source[0]["issued_on"],
+        None,
+    )
+    dump = con.execute("SELECT string_agg(to_json(c)::VARCHAR, '\n') FROM raw.certificates AS c").fetchone()[
+        0
+    ]
     assert not any(c["holder_id_no"] in dump for c in source[:500])
 
 
@@ -47,7 +55,7 @@ def test_every_certificate_is_looked_up_once_across_windows(tmp_path, feed, data
     assert landed.items > 10 * 1_500
     result = lookups.verify_lookups(con, client, "L1")
     answers = con.execute("""SELECT count(*), count(DISTINCT certificate_no),
-                                    (SELECT count(DISTINCT item->>'certificate_no') FROM raw.certificates)
+                                    (SELECT count(DISTINCT certificate_no) FROM raw.certificates)
                              FROM raw.certificate_lookups""").fetchone()
     assert answers[0] == answers[1] == answers[2] == result.checked == landed.items
     assert result.requests == -(-landed.items // lookups.BATCH_SIZE)
@@ -55,11 +63,14 @@ def test_every_certificate_is_looked_up_once_across_windows(tmp_path, feed, data
     assert lookups.verify_lookups(con, client, "L2").checked == result.checked - result.found  # rechecked
 
 
-@pytest.mark.parametrize("form", ["compact", "spaced", "escaped", "number", "quote in name", "no name"])
-def test_personal_data_is_rewritten_whatever_the_json_form(tmp_path, form):
-    """The fast text rewrite applies only to the plain form; every other form must take json_merge_patch and
-    still leave no resident ID and no full name."""
-    from ingest.feed_client import Page
+@pytest.mark.parametrize(
+    "form",
+    ["compact", "spaced", "escaped", "number", "quote in name", "no name", "unknown field", "quarantined"],
+)
+def test_personal_data_is_pseudonymised_whatever_the_json_form(tmp_path, form):
+    """Whatever the item's JSON form, no resident ID and no full name lands: not in the columns, not in `extra`
+    (a page with an unknown field) and not in the quarantine (an item that fails its checks)."""
+    from ingest.feed_client import Page, field_names
 
     id_no, name = "350521196510134129", '付"怡浩' if form == "quote in name" else "付怡浩"
     record = {
@@ -76,6 +87,10 @@ def test_personal_data_is_rewritten_whatever_the_json_form(tmp_path, form):
         record["holder_id_no"] = int(id_no[:17])
     if form == "no name":
         del record["holder_name"]
+    if form == "unknown field":
+        record["holder_photo_no"] = "P-77"
+    if form == "quarantined":
+        record["issued_on"] = "soon"
     text = json.dumps(
         record, ensure_ascii=form == "escaped", separators=(", ", ": ") if form == "spaced" else (",", ":")
     )
@@ -85,20 +100,26 @@ def test_personal_data_is_rewritten_whatever_the_json_form(tmp_path, form):
     class OnePage:
         def fetch_pages(self, resource, updated_since=None):
             body = ('{"items":[' + text + '],"next_cursor":null}').encode()
-            return iter([Page(0, None, body, 1, None)])
+            return iter([Page(0, None, body, 1, None, field_names([json.loads(text)]))])
 
     con = connect(tmp_path / "w.duckdb")
     land_resource(con, OnePage(), "certificates", "L1", b"secret")
-    stored = con.execute("SELECT item FROM raw.certificates").fetchone()[0]
+    landed = "raw.quarantine" if form == "quarantined" else "raw.certificates"
+    stored = con.execute(f"SELECT to_json(t)::VARCHAR FROM {landed} AS t").fetchone()[0]
     row = json.loads(stored)
-    assert "holder_id_no" not in row
+    if form == "quarantined":
+        assert row["reason"] == "issued_on: expected a date, got soon"
+        row = row["record"]
+    if form == "unknown field":
+        assert row["extra"] == {"holder_photo_no": "P-77"}
+    assert "holder_id_no" not in stored
     assert id_no[:17] not in stored
     assert (
         row["holder_id_hash"]
         == hmac.new(b"secret", str(record["holder_id_no"]).encode(), hashlib.sha256).hexdigest()
     )
     if form == "no name":
-        assert "holder_name" not in row
+        assert row.get("holder_name") is None
     else:
         assert row["holder_name"] == name[0] + "*" * (len(name) - 1)
         assert name[1:] not in stored
@@ -131,8 +152,8 @@ def test_dates_in_the_accepted_forms():
 
 def _warehouse_with_institutions(tmp_path) -> duckdb.DuckDBPyConnection:
     con = connect(tmp_path / "w.duckdb")
-    con.execute("""INSERT INTO raw.institutions VALUES ('L0', 0, '{"institution_id": "35000001"}'),
-                                                        ('L0', 0, '{"institution_id": "35000002"}')""")
+    con.execute("""INSERT INTO raw.institutions (load_id, page_no, institution_id)
+                   VALUES ('L0', 0, '35000001'), ('L0', 0, '35000002')""")
     return con
 
 
@@ -210,11 +231,9 @@ def test_bad_feed_records_are_quarantined_and_the_rest_lands(tmp_path, dataset):
         drifted.stop()
     assert (result.items, result.quarantined) == (20, 4)
     assert con.execute("SELECT count(*) FROM raw.plans").fetchone()[0] == 16
-    kept = con.execute(
-        "SELECT item->'new_field_from_upstream'->'anything' FROM raw.plans WHERE item->>'plan_no' = ?",
-        [plans[0]["plan_no"]],
-    ).fetchone()[0]
-    assert json.loads(kept) == [1, 2]
+    extra = dict(con.execute("SELECT plan_no, extra FROM raw.plans").fetchall())
+    assert json.loads(extra.pop(plans[0]["plan_no"])) == {"new_field_from_upstream": {"anything": [1, 2]}}
+    assert set(extra.values()) == {None}  # the other items have no field beyond the columns
     reasons = dict(
         con.execute(
             "SELECT coalesce(record->>'plan_no', '?'), reason FROM raw.quarantine "
@@ -240,3 +259,33 @@ def test_every_accepted_header_is_documented():
             assert f"| `{f.name}` | {f.aliases[0]} |" in doc, (
                 f"{kind}.{f.name} is not in docs/centre_records.md"
             )
+
+
+def test_a_warehouse_of_json_items_is_converted_to_typed_columns_once(tmp_path):
+    """Warehouses landed before typed landing held each item as JSON: opening one converts its raw feed tables
+    in place, with the same rows in the same order, and the fields that are not columns kept in `extra`."""
+    path = tmp_path / "w.duckdb"
+    old = duckdb.connect(str(path))
+    old.execute("CREATE SCHEMA raw")
+    for table in ("institutions", "registered_occupations", "plans", "certificates"):
+        old.execute(
+            f"CREATE TABLE raw.{table} (load_id VARCHAR NOT NULL, page_no INTEGER NOT NULL, item JSON)"
+        )
+    items = [
+        {"certificate_no": "C2", "level": 3, "issued_on": "2024-02-17", "holder_id_hash": "ab" * 32},
+        {"certificate_no": "C1", "level": "x", "updated_at": "2024-02-17T10:00:00+08:00", "photo": [1]},
+    ]
+    old.executemany("INSERT INTO raw.certificates VALUES ('L0', 7, ?)", [[json.dumps(i)] for i in items])
+    old.close()
+
+    con = connect(path)
+    rows = con.execute(
+        "SELECT certificate_no, page_no, level, issued_on::VARCHAR, updated_at IS NOT NULL, holder_id_hash, extra "
+        "FROM raw.certificates"
+    ).fetchall()
+    assert rows == [
+        ("C2", 7, 3, "2024-02-17", False, "ab" * 32, None),
+        ("C1", 7, None, None, True, None, '{"photo":[1]}'),
+    ]
+    con.close()
+    assert connect(path).execute("SELECT count(*) FROM raw.certificates").fetchone()[0] == 2  # converted once

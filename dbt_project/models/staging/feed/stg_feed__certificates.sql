@@ -1,5 +1,5 @@
 -- The latest version of each certificate (by updated_at, then load_id). Millions of rows at province scale, so
--- it is incremental: a run parses only the loads landed since the newest load it already holds, and
+-- it is incremental: a run reads only the loads landed since the newest load it already holds, and
 -- re-decides the certificates those loads touch against the version kept. `dbt build --full-refresh` rebuilds
 -- it from every load (needed after a change to its columns: on_schema_change='fail' stops the run until then).
 -- depends_on: {{ source('feed', 'feed_loads') }}  (read only when incremental, below; this puts it in the DAG)
@@ -27,34 +27,21 @@ with source as (
     {% endif %}
 ),
 
-parsed as (
-    -- one JSON parse per item for all the fields (a `->>` per field would parse the item once per field)
+renamed as (
+    -- the raw table's typed columns (ingest/land.py casts and checks each field once, while landing)
     select
-        json_extract_string(
-            item,
-            [
-                '$.certificate_no', '$.plan_no', '$.institution_id', '$.occupation_code', '$.level', '$.issued_on',
-                '$.holder_id_hash', '$.updated_at'
-            ]
-        ) as v,
+        certificate_no,
+        plan_no,
+        institution_id,
+        occupation_code,
+        level,
+        issued_on,
+        -- personal data arrives pseudonymised (ingest/land.py); nothing else about the holder is kept
+        holder_id_hash,
+        updated_at,
         load_id
     from source
-),
-
-renamed as (
-    select
-        v[1] as certificate_no,
-        v[2] as plan_no,
-        v[3] as institution_id,
-        v[4] as occupation_code,
-        try_cast(v[5] as integer) as level,
-        try_cast(v[6] as date) as issued_on,
-        -- personal data arrives pseudonymised (ingest/land.py); nothing else about the holder is kept
-        v[7] as holder_id_hash,
-        try_cast(v[8] as timestamptz) as updated_at,
-        load_id
-    from parsed
-    where v[1] is not null
+    where certificate_no is not null
 ),
 
 versions as (

@@ -4,18 +4,18 @@ with source as (
 
 renamed as (
     select
-        item ->> 'plan_no' as plan_no,
-        item ->> 'institution_id' as institution_id,
-        item ->> 'occupation_code' as occupation_code,
-        item ->> 'occupation_name' as occupation_name,
-        item ->> 'work_type' as work_type,
-        try_cast(item ->> 'level' as integer) as level,
-        try_cast(item ->> 'assessment_date' as date) as assessment_date,
-        item ->> 'status' as status,
-        try_cast(item ->> 'candidates' as integer) as candidates,
-        try_cast(item ->> 'passed' as integer) as passed,
-        try_cast(item ->> 'certificates_online' as boolean) as certificates_online,
-        try_cast(item ->> 'updated_at' as timestamptz) as updated_at,
+        plan_no,
+        institution_id,
+        occupation_code,
+        occupation_name,
+        work_type,
+        level,
+        assessment_date,
+        status,
+        candidates,
+        passed,
+        certificates_online,
+        updated_at,
         load_id
     from source
 )

@@ -4,12 +4,12 @@ with source as (
 
 renamed as (
     select
-        item ->> 'institution_id' as institution_id,
-        item ->> 'occupation_code' as occupation_code,
-        item ->> 'occupation_name' as occupation_name,
-        item ->> 'work_type' as work_type,
-        try_cast(item ->> 'registered_on' as date) as registered_on,
-        try_cast(item ->> 'updated_at' as timestamptz) as updated_at,
+        institution_id,
+        occupation_code,
+        occupation_name,
+        work_type,
+        registered_on,
+        updated_at,
         load_id
     from source
 )
