@@ -25,7 +25,6 @@ from ingest.warehouse import FEED_FIELDS, FEED_KEYS, FEED_RESOURCES, PSEUDONYMIS
 log = logging.getLogger(__name__)
 
 PAGES_PER_BATCH = 100
-SPOOL_FILES = int(os.environ.get("LANDING_SPOOL_FILES", "2"))  # a batch's pages in this many files
 
 
 def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
@@ -124,7 +123,7 @@ class LandResult:
 
 # Pages are parsed once in Python (to follow the cursor, reject malformed bodies and list the field names used), in
 # a thread that fetches the next batch of pages while DuckDB lands this one. The batch goes to DuckDB as
-# newline-delimited JSON in SPOOL_FILES files, which DuckDB reads in parallel: it unnests the items, reads every
+# newline-delimited JSON in one file per DuckDB thread, which DuckDB reads in parallel: it unnests the items, reads every
 # documented field in one parse per item, casts and checks them, replaces the resident ID number with an
 # HMAC-SHA256 and masks the holder's name, in one statement (stage_sql).
 def _batches(
@@ -268,7 +267,9 @@ def land_resource(
     sql = landing_sql(table)
     ipad, opad = hmac_pads(pseudonym_key)
     params = {"ipad": ipad, "opad": opad} if "$ipad" in sql["stage"] else {}
-    spools = [landing_spool(table) for _ in range(SPOOL_FILES)]
+    # a batch's pages in one file per DuckDB thread, which DuckDB reads in parallel
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    spools = [landing_spool(table) for _ in range(max(1, threads))]
     timing = Counter()
     con.begin()
     try:
