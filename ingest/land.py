@@ -82,10 +82,10 @@ def stage_sql(table: str) -> str:
     paths = ", ".join(f"'$.{f}'" for f, _, _ in fields)
     key = " || chr(31) || ".join(f"coalesce({field_sql(table, k)}, '')" for k in FEED_KEYS[table])
     columns = ", ".join(column_sql(table, field, type_) for field, type_, _ in fields)
-    # the fields that are columns, for json_merge_patch to leave the others: only on pages where the fetch saw a
-    # field outside FEED_FIELDS (`unknown`), as this costs a second parse per item
-    names = [f for f, _, _ in fields] + [c for c, _ in raw_columns(table) if c not in PSEUDONYMISED_COLUMNS]
-    known = "'{" + ", ".join(f'"{name}": null' for name in dict.fromkeys(names)) + "}'"
+    # the fields that are columns (and the names of the pseudonymised ones), for json_merge_patch to leave the
+    # others: only on pages where the fetch saw a field outside FEED_FIELDS (`unknown`), as it parses again
+    names = dict.fromkeys([f for f, _, _ in fields] + [c for c, _ in raw_columns(table)])
+    known = "'{" + ", ".join(f'"{name}": null' for name in names) + "}'"
     # a quarantined item is kept whole, but with its personal data pseudonymised as in the columns
     record = "item"
     if any(f in PSEUDONYMISED_COLUMNS for f, _, _ in fields):
