@@ -121,16 +121,41 @@ class LandResult:
     repeated: int = 0  # landed items whose key came more than once in this pull (collapsed by staging)
 
 
+@dataclass
+class Batch:
+    """Pages as newline-delimited JSON in spool files, one file per DuckDB thread, for DuckDB to read in parallel."""
+
+    files: list[str]
+    pages: int
+    items: int
+
+
+SPOOL_SETS = 3  # spool files in turn: one batch being landed, one waiting in the queue, one being written
+
+
+def write_batch(lines: list[bytes], items: int, spools: list[IO[bytes]]) -> Batch:
+    share = -(-len(lines) // len(spools))
+    for n, spool in enumerate(spools):
+        spool.seek(0)
+        spool.truncate()
+        spool.write(b"\n".join(lines[n * share : (n + 1) * share]))
+        spool.flush()
+    return Batch([spool.name for spool in spools], len(lines), items)
+
+
 # Pages are parsed once in Python (to follow the cursor, reject malformed bodies and list the field names used), in
-# a thread that fetches the next batch of pages while DuckDB lands this one. The batch goes to DuckDB as
-# newline-delimited JSON in one file per DuckDB thread, which DuckDB reads in parallel: it unnests the items, reads every
-# documented field in one parse per item, casts and checks them, replaces the resident ID number with an
-# HMAC-SHA256 and masks the holder's name, in one statement (stage_sql).
+# a thread that fetches the next batch of pages, and writes it to spool files, while DuckDB lands this one. DuckDB
+# reads a batch's files in parallel: it unnests the items, reads every documented field in one parse per item,
+# casts and checks them, replaces the resident ID number with an HMAC-SHA256 and masks the holder's name, in one
+# statement (stage_sql).
 def _batches(
-    pages: Iterator[Page], known: frozenset[str], size: int = PAGES_PER_BATCH
-) -> Iterator[list[tuple[bytes, int]]]:
-    """Batches of (page line for read_json, item count), fetched one batch ahead in a thread; a page whose items
-    use a field outside `known` is marked `unknown`."""
+    pages: Iterator[Page],
+    known: frozenset[str],
+    spool_sets: list[list[IO[bytes]]],
+    size: int = PAGES_PER_BATCH,
+) -> Iterator[Batch]:
+    """The pages in batches, fetched and spooled one batch ahead in a thread; a page whose items use a field
+    outside `known` is marked `unknown`."""
     done, stop = object(), threading.Event()
     queue: Queue = Queue(maxsize=1)
 
@@ -144,21 +169,22 @@ def _batches(
         return False  # the landing side gave up
 
     def fetch() -> None:
-        batch: list[tuple[bytes, int]] = []
+        lines: list[bytes] = []
+        items = written = 0
         try:
             for page in pages:
                 unknown = page.fields is None or not known.issuperset(page.fields)
-                line = b'{"page_no":%d,"unknown":%s,"page":%s}' % (
-                    page.page_no,
-                    b"true" if unknown else b"false",
-                    page.body,
-                )
-                batch.append((line, page.items))
-                if len(batch) >= size:
-                    if not put(batch):
+                flag = b"true" if unknown else b"false"
+                lines.append(b'{"page_no":%d,"unknown":%s,"page":%s}' % (page.page_no, flag, page.body))
+                items += page.items
+                if len(lines) >= size:
+                    # the queue holds one batch, so the set written SPOOL_SETS batches ago has been landed
+                    if not put(write_batch(lines, items, spool_sets[written % len(spool_sets)])):
                         return
-                    batch = []
-            put(batch) and put(done)
+                    lines, items, written = [], 0, written + 1
+            if lines:
+                put(write_batch(lines, items, spool_sets[written % len(spool_sets)]))
+            put(done)
         except BaseException as exc:
             put(exc)
 
@@ -167,8 +193,7 @@ def _batches(
         while (batch := queue.get()) is not done:
             if isinstance(batch, BaseException):
                 raise batch
-            if batch:
-                yield batch
+            yield batch
     finally:
         stop.set()
 
@@ -208,23 +233,20 @@ def land_batch(
     con: duckdb.DuckDBPyConnection,
     sql: dict[str, str],
     params: dict,
-    spools: list[IO[bytes]],
-    batch: list[bytes],
+    batch: Batch,
     load_id: str,
     resource: str,
+    timing: Counter,
 ) -> int:
-    """Land one batch of page lines; returns how many of its items were quarantined."""
-    # DuckDB reads files by itself, one thread per file (a Python file object would hold the GIL while it reads)
-    share = -(-len(batch) // len(spools))
-    for n, spool in enumerate(spools):
-        spool.seek(0)
-        spool.truncate()
-        spool.write(b"\n".join(batch[n * share : (n + 1) * share]))
-        spool.flush()
-    con.execute(sql["stage"], params | {"spool": [spool.name for spool in spools]})
+    """Land one batch; returns how many of its items were quarantined. `timing` adds up where the time went."""
+    started = time.perf_counter()
+    con.execute(sql["stage"], params | {"spool": batch.files})
+    staged = time.perf_counter()
     quarantined = con.execute(sql["quarantine"], [load_id, resource]).fetchone()[0]
     con.execute(sql["insert"], [load_id])
     con.execute(sql["keep_keys"])
+    timing["parsing, checking and pseudonymising"] += staged - started
+    timing["inserting"] += time.perf_counter() - staged
     return quarantined
 
 
@@ -268,8 +290,8 @@ def land_resource(
     ipad, opad = hmac_pads(pseudonym_key)
     params = {"ipad": ipad, "opad": opad} if "$ipad" in sql["stage"] else {}
     # a batch's pages in one file per DuckDB thread, which DuckDB reads in parallel
-    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
-    spools = [landing_spool(table) for _ in range(max(1, threads))]
+    threads = max(1, con.execute("SELECT current_setting('threads')").fetchone()[0])
+    spool_sets = [[landing_spool(table) for _ in range(threads)] for _ in range(SPOOL_SETS)]
     timing = Counter()
     con.begin()
     try:
@@ -277,23 +299,19 @@ def land_resource(
         # pages are fetched in a thread while DuckDB lands the previous batch (it releases the GIL)
         waited = time.perf_counter()
         known = frozenset(field for field, _, _ in FEED_FIELDS[table])
-        for batch in _batches(client.fetch_pages(resource, result.updated_since), known):
-            busy = time.perf_counter()
-            timing["waiting for the feed"] += busy - waited
-            result.pages += len(batch)
-            result.items += sum(n for _, n in batch)
-            result.quarantined += land_batch(
-                con, sql, params, spools, [body for body, _ in batch], load_id, resource
-            )
+        for batch in _batches(client.fetch_pages(resource, result.updated_since), known, spool_sets):
+            timing["waiting for the feed"] += time.perf_counter() - waited
+            result.pages += batch.pages
+            result.items += batch.items
+            result.quarantined += land_batch(con, sql, params, batch, load_id, resource, timing)
             waited = time.perf_counter()
-            timing["landing"] += waited - busy
         record_load(con, result, load_id, full_refresh, started)
         con.commit()
     except BaseException:
         con.rollback()
         raise
     finally:
-        for spool in spools:
+        for spool in (spool for spools in spool_sets for spool in spools):
             spool.close()
     since = f" updated since {result.updated_since}" if result.updated_since else " (full refresh)"
     log.info(
