@@ -49,7 +49,7 @@ STAGES = {  # result key -> renewal_daily task ids (prefix match)
     "ingest_s": ["extract_feed", "load_calendar"],
     "centre_records_s": ["load_centre_records"],
     "lookup_s": ["verify_certificates"],
-    "dbt_build_s": ["dbt_staging_intermediate", "dbt_marts"],
+    "dbt_build_s": ["dbt_build"],
     "gate_s": ["quality_gate"],
     "publish_s": ["publish"],
     "publish_postgres_s": ["publish_postgres"],
