@@ -25,9 +25,9 @@ a backfill (`make backfill`, `airflow backfill create`) rebuilds marts and histo
 carry `backfill: true`, so `renewal_reminders` neither exports, marks the ledger nor sends e-mail for them.
 
 1. `extract_feed` pulls institutions, registered occupations, plans and certificates from 技能人才评价工作网
-   (incremental by watermark; param `full_refresh` pulls everything) into `warehouse.duckdb` schema `raw`;
-   `load_calendar` replaces `raw.prc_calendar`, the official working-day calendar that R-SLA counts on.
-2. `load_centre_records` reads the centre's spreadsheets (CSV/text in UTF-8, GBK or UTF-16, .xlsx, .xls;
+   (incremental by watermark; param `full_refresh` pulls everything) into `warehouse.duckdb` schema `raw`.
+2. `load_local_sources` replaces `raw.prc_calendar`, the official working-day calendar that R-SLA counts on,
+   then reads the centre's spreadsheets (CSV/text in UTF-8, GBK or UTF-16, .xlsx, .xls;
    docs/centre_records.md); bad rows go to `raw.quarantine` with their reason, and back to their centre in its
    退回清单. **A file that cannot be read at all fails this task** (`CentreFileError`: the log names the file,
    what was expected and what was found); nothing is published until the file is fixed or replaced.
@@ -93,16 +93,10 @@ with DAG(
         return step(_as_of(), _load_id(), full_refresh=bool((params or {}).get("full_refresh")))
 
     @task
-    def load_calendar() -> dict:
-        from pipeline.steps import load_calendar as step
+    def load_local_sources() -> dict:
+        from pipeline.steps import load_local_sources as step
 
-        return step()
-
-    @task
-    def load_centre_records() -> dict:
-        from pipeline.steps import load_centre
-
-        return load_centre(_as_of(), _load_id())
+        return step(_as_of(), _load_id())
 
     @task(**TRANSIENT)
     def verify_certificates() -> dict:
@@ -159,8 +153,7 @@ with DAG(
 
     (
         extract_feed()
-        >> load_calendar()
-        >> load_centre_records()
+        >> load_local_sources()
         >> verify_certificates()
         >> dbt
         >> quality_gate()

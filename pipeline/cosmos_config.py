@@ -12,6 +12,7 @@ from cosmos.operators.local import DbtBuildLocalOperator
 
 from pipeline.check_scope import CHANGED_SINCE_ENV, warehouse_scope
 from pipeline.dag_common import WRITER_POOL, as_of_macro
+from pipeline.dbt_handle import release_dbt_duckdb
 from pipeline.settings import DBT_PROJECT_DIR, as_of_date, warehouse_dir
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,16 @@ OPERATOR_ARGS = {
     },
     "install_deps": False,
     "pool": WRITER_POOL,
+    # dbt done, the task lets go of the warehouse before it reports success (pipeline/dbt_handle.py)
+    "callback": release_dbt_duckdb,
+    # Cosmos runs dbt in a temporary copy of the project; with a cache_dir it starts that copy from the
+    # project's own target/partial_parse.msgpack (`dbt parse`, README: Deploying) and writes the run's back, so
+    # a run whose vars are those of the last one (a rerun of D) skips dbt's full parse (~4 s). Without one,
+    # every run parsed the whole project.
+    "cache_dir": DBT_PROJECT_DIR,
+    # the compiled SQL of ~240 nodes as a rendered field in the metadata database, every run: the task log and
+    # dbt's target/ say what ran
+    "should_store_compiled_sql": False,
 }
 
 

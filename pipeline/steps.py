@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sys
 import time
 
 import duckdb
@@ -19,27 +18,13 @@ from ingest.land import land_resource
 from ingest.lookups import verify_lookups
 from ingest.warehouse import FEED_RESOURCES, connect
 from pipeline.check_scope import CheckScope, record_passed_check, warehouse_scope
+from pipeline.dbt_handle import release_dbt_duckdb
 from pipeline.settings import MARTS_POSTGRES_CONN_ID, Settings, load_settings, marts_postgres_dsn
 from publish.exports import export_reminders
 from publish.form_cache import FormCache
 from publish.marts import publish_marts, publish_parquet
 
 log = logging.getLogger(__name__)
-
-
-def release_dbt_duckdb() -> None:
-    """Close the DuckDB handle that dbt-duckdb keeps open in this process, if dbt ran here."""
-    # Under `airflow dags test` every task runs in one process and Cosmos runs dbt in-process, and dbt-duckdb
-    # caches its connection after the run; DuckDB refuses a second open of the same file with another
-    # configuration (read-only, ATTACH) in that process. Closing it is harmless when dbt runs elsewhere.
-    module = sys.modules.get("dbt.adapters.duckdb.connections")
-    if module is None:
-        return
-    manager = module.DuckDBConnectionManager
-    with manager._LOCK:
-        if manager._ENV is not None:
-            manager._ENV.close()
-            manager._ENV = None
 
 
 def _record(
@@ -111,6 +96,12 @@ def load_calendar(settings: Settings | None = None) -> dict:
         return {"days": load_prc_calendar(con)}
     finally:
         con.close()
+
+
+def load_local_sources(as_of: dt.date, load_id: str, settings: Settings | None = None) -> dict:
+    """What the run reads besides the feed: the PRC calendar, then the centre's spreadsheets (one task: a task of
+    its own cost the calendar about a second of Airflow start-up and scheduling)."""
+    return {"calendar_days": load_calendar(settings)["days"]} | load_centre(as_of, load_id, settings)
 
 
 def load_centre(as_of: dt.date, load_id: str, settings: Settings | None = None) -> dict:
