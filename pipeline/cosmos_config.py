@@ -64,6 +64,9 @@ OPERATOR_ARGS = {
     # the compiled SQL of ~240 nodes as a rendered field in the metadata database, every run: the task log and
     # dbt's target/ say what ran
     "should_store_compiled_sql": False,
+    # no Airflow Asset per dbt node (~50 a run, named after the warehouse path): nothing is scheduled on them,
+    # and registering them took about half a second a run; renewal_reminders waits for PUBLISHED_MARTS
+    "emit_datasets": False,
 }
 
 
