@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg2
 import requests
 
-from pipeline.dag_common import WRITER_POOL, WRITER_POOL_DESCRIPTION
+from pipeline.dag_common import SCHEDULER_TUNING, WRITER_POOL, WRITER_POOL_DESCRIPTION
 from pipeline.local_run import airflow_env, free_port, local_pseudonym_key
 from pipeline.settings import FEED_CONN_ID
 
@@ -49,8 +49,8 @@ class ResidentAirflow:
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-                # the scheduler looks for new work every second, not every 5 (the default heartbeat)
-                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                # the scheduler and worker settings of production (docker-compose.yml)
+                **SCHEDULER_TUNING,
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 # runs are triggered by the bench, not by the cron schedule (it would start one for today)
                 "RENEWAL_DAILY_SCHEDULE": "none",

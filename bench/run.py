@@ -46,10 +46,10 @@ from ingest.warehouse import open_duckdb, sql_literal  # noqa: E402
 AS_OF = dt.date(2026, 11, 25)
 BENCH = ROOT / "bench"
 STAGES = {  # result key -> renewal_daily task ids (prefix match)
-    "ingest_s": ["extract_feed", "load_calendar"],
-    "centre_records_s": ["load_centre_records"],
+    "ingest_s": ["extract_feed"],
+    "centre_records_s": ["load_local_sources"],  # the PRC calendar and the centre's spreadsheets
     "lookup_s": ["verify_certificates"],
-    "dbt_build_s": ["dbt_staging_intermediate", "dbt_marts"],
+    "dbt_build_s": ["dbt_build"],
     "gate_s": ["quality_gate"],
     "publish_s": ["publish"],
     "publish_postgres_s": ["publish_postgres"],

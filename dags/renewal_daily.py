@@ -25,19 +25,24 @@ a backfill (`make backfill`, `airflow backfill create`) rebuilds marts and histo
 carry `backfill: true`, so `renewal_reminders` neither exports, marks the ledger nor sends e-mail for them.
 
 1. `extract_feed` pulls institutions, registered occupations, plans and certificates from 技能人才评价工作网
-   (incremental by watermark; param `full_refresh` pulls everything) into `warehouse.duckdb` schema `raw`;
-   `load_calendar` replaces `raw.prc_calendar`, the official working-day calendar that R-SLA counts on.
-2. `load_centre_records` reads the centre's spreadsheets (CSV/text in UTF-8, GBK or UTF-16, .xlsx, .xls;
+   (incremental by watermark; param `full_refresh` pulls everything) into `warehouse.duckdb` schema `raw`.
+2. `load_local_sources` replaces `raw.prc_calendar`, the official working-day calendar that R-SLA counts on,
+   then reads the centre's spreadsheets (CSV/text in UTF-8, GBK or UTF-16, .xlsx, .xls;
    docs/centre_records.md); bad rows go to `raw.quarantine` with their reason, and back to their centre in its
    退回清单. **A file that cannot be read at all fails this task** (`CentreFileError`: the log names the file,
    what was expected and what was found); nothing is published until the file is fixed or replaced.
 3. `verify_certificates` asks the feed's batch lookup about new, not-found and stale certificates.
-4. `dbt_staging_intermediate` builds the seeds, staging and intermediate models with their data and unit
-   tests, in one `dbt build`; then `dbt_marts` builds the marts with their data tests, in one more.
-   (A task per node cost ~1–1.8 s of dbt start-up each, bench/README.md.) Each task's log lists every node.
+4. `dbt_build` builds the seeds, staging, intermediate and mart models with their data tests, and the unit
+   tests of staging and intermediate, in one `dbt build` (each dbt start-up costs ~5 s, bench/README.md). A
+   failing test fails the task and skips what depends on it, so the gate and publication do not run. The
+   log lists every node. Its data tests on the million-row certificate and lookup models check the rows
+   changed since the last passed check, and every row once a week, on the first run and after a
+   `full_refresh` (the log says which; README, "Checks: changed rows and the weekly full check").
 5. `quality_gate` runs the Great Expectations suites. **If it fails, nothing is published**: read the task
    log, which lists each failed expectation with counts and example keys; the previous
-   `published.duckdb` stays as it was.
+   `published.duckdb` stays as it was. Its certificate checks have the same scope as dbt's tests; a pass
+   is recorded in `raw.run_metrics` (step `quality_gate`, subject `checks`), which decides the next scope.
+   To check every row before the week is up, trigger with param `full_refresh`.
 6. `publish` replaces `published.duckdb` and the Parquet files atomically; `publish_postgres` swaps the
    marts into PostgreSQL for BI tools (skipped when no `marts_postgres` connection or `MARTS_POSTGRES_DSN`).
    Publishing updates the Asset `renewal_published_marts`, which starts `renewal_reminders` (exports/<D>/).
@@ -88,16 +93,10 @@ with DAG(
         return step(_as_of(), _load_id(), full_refresh=bool((params or {}).get("full_refresh")))
 
     @task
-    def load_calendar() -> dict:
-        from pipeline.steps import load_calendar as step
+    def load_local_sources() -> dict:
+        from pipeline.steps import load_local_sources as step
 
-        return step()
-
-    @task
-    def load_centre_records() -> dict:
-        from pipeline.steps import load_centre
-
-        return load_centre(_as_of(), _load_id())
+        return step(_as_of(), _load_id())
 
     @task(**TRANSIENT)
     def verify_certificates() -> dict:
@@ -105,19 +104,11 @@ with DAG(
 
         return step(_as_of(), _load_id())
 
-    staging_intermediate = dbt_build_task(
-        "dbt_staging_intermediate",
-        select=["path:seeds", "path:models/staging", "path:models/intermediate"],
-        # a mart's tests run with the marts, even those that also read a seed (in_code_set, relationships to
-        # supervising_centres) and so would be selected here
-        exclude=["path:models/marts", "path:models/ops"],
-    )
-    # One dbt invocation for the marts and their data tests: a Cosmos task per model cost ~1 s of dbt start-up
-    # each (11 tasks, bench/README.md), and a failing test still stops the run before the gate. The marts'
-    # unit tests run in the test suite (tests/test_rules.py): renewal_history's needs the table to exist first.
-    marts = dbt_build_task(
-        "dbt_marts", select=["path:models/marts", "path:models/ops"], exclude=["resource_type:unit_test"]
-    )
+    # One `dbt build` for seeds, staging, intermediate models and marts with their data tests: each dbt
+    # invocation costs a start-up (~5 s at province size), and dbt skips whatever depends on a failing node, so
+    # a failing test still fails this task before the gate. The marts' unit tests run in the test suite
+    # (tests/test_rules.py) instead: renewal_history's needs the table to exist first.
+    dbt = dbt_build_task("dbt_build", exclude=["resource_type:unit_test,path:models/marts"])
 
     @task(retries=0)
     def quality_gate() -> dict:
@@ -162,11 +153,9 @@ with DAG(
 
     (
         extract_feed()
-        >> load_calendar()
-        >> load_centre_records()
+        >> load_local_sources()
         >> verify_certificates()
-        >> staging_intermediate
-        >> marts
+        >> dbt
         >> quality_gate()
         >> publish()
         >> publish_postgres()

@@ -194,11 +194,19 @@ def check_rows(con, check, params: dict):
     return frame, con.execute(f"SELECT count(*) FROM ({check.sql})", check_params).fetchone()[0]
 
 
-def write_results(results_dir: Path, as_of: str, success: bool, documents: dict) -> None:
+def write_results(
+    results_dir: Path, as_of: str, success: bool, documents: dict, changed_since: dt.datetime | None = None
+) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "validation_results.json").write_text(
         json.dumps(
-            {"as_of": as_of, "success": success, "suites": documents},
+            {
+                "as_of": as_of,
+                "success": success,
+                # null: every row was checked; else the certificate checks' rows landed after this time
+                "changed_since": changed_since.isoformat() if changed_since else None,
+                "suites": documents,
+            },
             ensure_ascii=False,
             indent=1,
             default=str,
@@ -213,9 +221,12 @@ def run_gate(
     results_dir: Path | None = None,
     published_db: Path | None = None,
     docs_dir: Path | None = None,
+    changed_since: dt.datetime | None = None,
 ) -> GateResult:
     """Validate the candidate marts in `warehouse_db` (volume against the last publication, `published_db`); raise
-    GateFailed if any expectation fails. Results go to `results_dir`, the GX Data Docs site to `docs_dir`."""
+    GateFailed if any expectation fails. Results go to `results_dir`, the GX Data Docs site to `docs_dir`. With
+    `changed_since`, the row checks on the certificates cover only the rows landed after it (suites.changed);
+    without, every row (pipeline/check_scope.py decides which)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     from expectations.suites import MAX_DROP, SUITES  # imports great_expectations
 
@@ -225,6 +236,7 @@ def run_gate(
     params = {
         "as_of": dt.date.fromisoformat(as_of),
         "max_drop": float(os.environ.get("GATE_MAX_DROP") or MAX_DROP),
+        "changed_since": changed_since,
     }
     con = open_duckdb(warehouse_db, read_only=True)
     try:
@@ -247,7 +259,7 @@ def run_gate(
         context.build_data_docs()  # once for all checks (an action per checkpoint rebuilt the site each time)
     outcome.success = not outcome.failures
     if results_dir is not None:
-        write_results(results_dir, as_of, outcome.success, documents)
+        write_results(results_dir, as_of, outcome.success, documents, changed_since)
     if not outcome.success:
         lines = "\n".join(f"  - {f.describe()}" for f in outcome.failures)
         raise GateFailed(
@@ -255,7 +267,8 @@ def run_gate(
             f"{outcome.evaluated} expectations failed; nothing was published.\n{lines}"
         )
     log.info(
-        "gate passed: %d expectations over %s",
+        "gate passed (%s): %d expectations over %s",
+        f"rows changed since {changed_since.isoformat()}" if changed_since else "every row",
         outcome.evaluated,
         ", ".join(f"{n} ({c:,} rows)" for n, c in outcome.rows_checked.items()),
     )

@@ -3,14 +3,19 @@ and templates, rendered when a task runs, so that parsing the DAG reads no setti
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from cosmos import ProfileConfig
 from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator
 
+from pipeline.check_scope import CHANGED_SINCE_ENV, warehouse_scope
 from pipeline.dag_common import WRITER_POOL, as_of_macro
-from pipeline.settings import DBT_PROJECT_DIR, warehouse_dir
+from pipeline.dbt_handle import release_dbt_duckdb
+from pipeline.settings import DBT_PROJECT_DIR, as_of_date, warehouse_dir
+
+log = logging.getLogger(__name__)
 
 PROFILE = ProfileConfig(
     profile_name="renewal", target_name="duckdb", profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"
@@ -22,8 +27,20 @@ def warehouse_db_macro() -> str:
     return str(warehouse_dir() / "warehouse.duckdb")
 
 
+def check_changed_since_macro(logical_date, run_after) -> str:
+    """The dbt tests' scope for D, decided when the task runs (pipeline/check_scope.py): the time after which rows
+    count as changed, or empty for a full check (dbt_project/macros/changed_rows.sql reads it)."""
+    scope = warehouse_scope(warehouse_dir() / "warehouse.duckdb", as_of_date(logical_date or run_after))
+    log.info("dbt data tests on the certificate and lookup models: %s", scope.reason)
+    return scope.env_value()
+
+
 # The DAG's user_defined_macros, for the templates below.
-DBT_MACROS = {"renewal_as_of": as_of_macro, "renewal_warehouse_db": warehouse_db_macro}
+DBT_MACROS = {
+    "renewal_as_of": as_of_macro,
+    "renewal_warehouse_db": warehouse_db_macro,
+    "renewal_check_changed_since": check_changed_since_macro,
+}
 AS_OF_TEMPLATE = "{{ renewal_as_of(logical_date, dag_run.run_after) }}"
 
 OPERATOR_ARGS = {
@@ -31,14 +48,32 @@ OPERATOR_ARGS = {
     "profile_config": PROFILE,
     "invocation_mode": InvocationMode.DBT_RUNNER,
     "vars": {"as_of": AS_OF_TEMPLATE},
-    "env": {"WAREHOUSE_DB": "{{ renewal_warehouse_db() }}"},
+    "env": {
+        "WAREHOUSE_DB": "{{ renewal_warehouse_db() }}",
+        CHANGED_SINCE_ENV: "{{ renewal_check_changed_since(logical_date, dag_run.run_after) }}",
+    },
     "install_deps": False,
     "pool": WRITER_POOL,
+    # dbt done, the task lets go of the warehouse before it reports success (pipeline/dbt_handle.py)
+    "callback": release_dbt_duckdb,
+    # Cosmos runs dbt in a temporary copy of the project; with a cache_dir it starts that copy from the
+    # project's own target/partial_parse.msgpack (`dbt parse`, README: Deploying) and writes the run's back, so
+    # a run whose vars are those of the last one (a rerun of D) skips dbt's full parse (~4 s). Without one,
+    # every run parsed the whole project.
+    "cache_dir": DBT_PROJECT_DIR,
+    # the compiled SQL of ~240 nodes as a rendered field in the metadata database, every run: the task log and
+    # dbt's target/ say what ran
+    "should_store_compiled_sql": False,
+    # no Airflow Asset per dbt node (~50 a run, named after the warehouse path): nothing is scheduled on them,
+    # and registering them took about half a second a run; renewal_reminders waits for PUBLISHED_MARTS
+    "emit_datasets": False,
 }
 
 
-def dbt_build_task(task_id: str, select: Sequence[str], exclude: Sequence[str] = ()) -> DbtBuildLocalOperator:
-    """One `dbt build` of the selected nodes, as a task of the DAG being defined."""
+def dbt_build_task(
+    task_id: str, select: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> DbtBuildLocalOperator:
+    """One `dbt build` of the selected nodes (all when none are named), as a task of the DAG being defined."""
     return DbtBuildLocalOperator(
-        task_id=task_id, select=list(select), exclude=list(exclude) or None, **OPERATOR_ARGS
+        task_id=task_id, select=list(select) or None, exclude=list(exclude) or None, **OPERATOR_ARGS
     )

@@ -30,6 +30,19 @@ WRITER_POOL = "renewal_duckdb_writer"
 WRITER_POOL_DESCRIPTION = "one writer at a time for the renewal DuckDB files (warehouse, published, ledger)"
 ALERT_SMTP_CONN_ID = "smtp_default"
 
+# The scheduler and worker settings that make the daily run's ten tasks follow each other quickly under a
+# resident Airflow (docker-compose.yml sets the same; bench/resident.py measures with them; bench/README.md):
+SCHEDULER_TUNING = {
+    # the scheduler's loop runs every second, not every 5 (its heartbeat) ...
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+    # ... and an idle loop sleeps 0.25 s, not 1 s, before looking for the next task to queue (each loop is a
+    # few queries: 0.1 s cost more CPU than it saved on two cores)
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
+    # a task's supervisor waits in select() at most this long between looks at its task process: at the
+    # default 5 s a finished task held its executor slot up to 5 s longer, and the next task waited for it
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+}
+
 # Tasks that talk to another system (feed, PostgreSQL, SMTP) retry with exponential backoff; the gate never does.
 TRANSIENT = {
     "retries": 3,

@@ -89,3 +89,12 @@ def test_mock_feed_only_in_the_demo_profile(compose):
     assert compose["services"]["mock-feed"]["profiles"] == ["demo"]
     assert not (PROJECT_ROOT / "deploy" / "metabase_setup.py").exists()
     assert "metabase" not in compose["services"]
+
+
+def test_airflow_has_the_scheduler_tuning_the_bench_measures(compose):
+    from pipeline.dag_common import SCHEDULER_TUNING
+
+    for service in AIRFLOW_SERVICES:
+        env = compose["services"][service]["environment"]
+        for key, value in SCHEDULER_TUNING.items():
+            assert env.get(key) == value, (service, key)

@@ -25,8 +25,7 @@ def test_daily_dag_wiring(dagbag):
     ids = set(dag.task_ids)
     for task in [
         "extract_feed",
-        "load_calendar",
-        "load_centre_records",
+        "load_local_sources",
         "verify_certificates",
         "quality_gate",
         "publish",
@@ -34,17 +33,27 @@ def test_daily_dag_wiring(dagbag):
         "report",
     ]:
         assert task in ids, task
-    assert {"dbt_staging_intermediate", "dbt_marts"} <= ids
-    assert dag.get_task("dbt_marts").upstream_task_ids == {"dbt_staging_intermediate"}
-    # dbt reads the calendar (R-SLA), so it is loaded before the dbt tasks, in the writers' pool
-    assert dag.get_task("load_calendar").upstream_task_ids == {"extract_feed"}
-    assert "load_calendar" in dag.get_task("dbt_staging_intermediate").get_flat_relative_ids(upstream=True)
+    # one `dbt build` for seeds, staging, intermediate and marts (one dbt start-up), without the marts' unit
+    # tests (renewal_history's needs its table first: tests/test_rules.py runs them)
+    dbt = dag.get_task("dbt_build")
+    assert not {"dbt_staging_intermediate", "dbt_marts"} & ids
+    assert dbt.select in (None, [])
+    assert dbt.exclude == ["resource_type:unit_test,path:models/marts"]
+    assert dbt.upstream_task_ids == {"verify_certificates"}
+    # it lets go of the warehouse before it reports success: the gate may start while its process exits
+    from pipeline.dbt_handle import release_dbt_duckdb
+
+    assert dbt.callback is release_dbt_duckdb
+    # dbt reads the calendar (R-SLA) and the centre's records, so they are loaded before the dbt task, in the
+    # writers' pool
+    assert dag.get_task("load_local_sources").upstream_task_ids == {"extract_feed"}
+    assert "load_local_sources" in dbt.get_flat_relative_ids(upstream=True)
     assert dag.max_active_tasks == 1
     assert str(dag.timezone) in ("Asia/Shanghai", "Timezone('Asia/Shanghai')")
     publish = dag.get_task("publish")
     assert "quality_gate" in publish.upstream_task_ids
     gate = dag.get_task("quality_gate")
-    assert gate.upstream_task_ids == {"dbt_marts"}
+    assert gate.upstream_task_ids == {"dbt_build"}
     assert dag.get_task("publish_postgres").upstream_task_ids == {"publish"}
 
 
@@ -194,12 +203,18 @@ def test_the_run_is_found_by_its_logical_date_as_airflow_stores_it():
     assert logical_key(dt.date(2026, 11, 25)) == "2026-11-24 22:00:00.000000"  # 06:00 in Shanghai, in UTC
 
 
-def test_the_dbt_tasks_read_the_warehouse_path_when_they_run_not_when_parsed(dagbag, monkeypatch):
+def test_the_dbt_task_reads_the_warehouse_path_and_check_scope_when_it_runs_not_when_parsed(
+    dagbag, monkeypatch
+):
+    import datetime as dt
+
     from pipeline.cosmos_config import DBT_MACROS
 
-    for task_id in ("dbt_staging_intermediate", "dbt_marts"):
-        assert dagbag.dags["renewal_daily"].get_task(task_id).env == {
-            "WAREHOUSE_DB": "{{ renewal_warehouse_db() }}"
-        }
+    assert dagbag.dags["renewal_daily"].get_task("dbt_build").env == {
+        "WAREHOUSE_DB": "{{ renewal_warehouse_db() }}",
+        "RENEWAL_CHECK_CHANGED_SINCE": "{{ renewal_check_changed_since(logical_date, dag_run.run_after) }}",
+    }
     monkeypatch.setenv("WAREHOUSE", "/srv/renewal")
     assert DBT_MACROS["renewal_warehouse_db"]() == "/srv/renewal/warehouse.duckdb"
+    # no warehouse there yet: the first run checks every row
+    assert DBT_MACROS["renewal_check_changed_since"](None, dt.datetime(2026, 11, 25, tzinfo=dt.UTC)) == ""

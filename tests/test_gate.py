@@ -175,7 +175,7 @@ PLANTED_FOR_DBT = {
 @pytest.mark.parametrize("category", PLANTED_FOR_DBT)
 def test_planted_bad_row_fails_the_marts_dbt_test(category, published, tmp_path):
     """The mart's data tests passed on the built warehouse (`built` runs them); with the planted row exactly the
-    named test fails, so dbt_marts fails and neither the gate nor publication runs."""
+    named test fails, so dbt_build fails and neither the gate nor publication runs."""
     sql, mart, test = PLANTED_FOR_DBT[category]
     candidate = replace(published, warehouse_dir=tmp_path)
     shutil.copy(published.warehouse_db, candidate.warehouse_db)
