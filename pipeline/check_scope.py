@@ -29,9 +29,8 @@ CHANGED_SINCE_ENV = "RENEWAL_CHECK_CHANGED_SINCE"
 
 @dataclass(frozen=True)
 class CheckScope:
-    changed_since: (
-        dt.datetime | None
-    )  # the rows landed or looked up after this; None: every row (a full check)
+    # the rows landed or looked up after this are checked; None: every row (a full check)
+    changed_since: dt.datetime | None
     reason: str
 
     @property
