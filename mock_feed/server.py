@@ -14,7 +14,9 @@ import logging
 import os
 import random
 import shutil
+import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -340,6 +342,8 @@ def serve(data_dir: Path, host: str, port: int, token: str | None, faults: Fault
         time.perf_counter() - started,
     )
     print(f"mock feed ready on http://{host}:{server.server_port}", flush=True)
+    # SIGTERM (how every caller stops the feed) exits through `finally`, which removes the serialised dataset
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.serve_forever()
     finally:
