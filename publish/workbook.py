@@ -15,10 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Callable, Mapping
+from copy import copy
 from dataclasses import dataclass
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 
 from publish.xlsx import DATE_FORMAT, date_zh, fixed_zip, print_like_an_office_document
@@ -168,6 +170,9 @@ def _table(
     ws.row_dimensions[1].height = _row_height([c.header for c in columns], columns, header=True)
     wrap = Alignment(wrap_text=True, vertical="top")
     body = Font(size=10)
+    # a body cell's style by (date?, fill): openpyxl looks every style object up in the workbook's lists on
+    # each assignment (two thirds of a province export's time), so each combination is made once and copied
+    styles: dict[tuple[bool, int], StyleArray] = {}
     for n, row in enumerate(rows, start=2):
         values = [c.value(row) for c in columns]
         ws.append(values)
@@ -175,11 +180,16 @@ def _table(
         row_fill = fill(row) if fill else None
         for i, column in enumerate(columns, start=1):
             cell = ws.cell(row=n, column=i)
+            key = (column.kind == "date", id(row_fill))
+            if key in styles:
+                cell._style = copy(styles[key])
+                continue
             cell.alignment, cell.border, cell.font = wrap, BOX, body
             if column.kind == "date":
                 cell.number_format = DATE_FORMAT
             if row_fill is not None:
                 cell.fill = row_fill
+            styles[key] = copy(cell._style)
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
 
