@@ -25,18 +25,19 @@ REQUESTS_PER_WINDOW = 200  # 100,000 certificate numbers in Python at a time, an
 # has millions; as a list of Python strings 4.9 M took about 400 MB).
 DUE_FOR_LOOKUP_SQL = """
 CREATE OR REPLACE TEMP TABLE lookups_due AS
-WITH certificates AS (
-    SELECT DISTINCT certificate_no FROM raw.certificates WHERE certificate_no IS NOT NULL
-),
-latest AS (
-    SELECT certificate_no, arg_max(found, checked_at) AS found, max(checked_at) AS checked_at
+WITH settled AS (  -- certificates whose latest answer is neither 'not found' nor older than $stale_before
+    SELECT certificate_no
     FROM raw.certificate_lookups
     GROUP BY certificate_no
+    HAVING NOT coalesce(NOT arg_max(found, checked_at) OR max(checked_at) < $stale_before, false)
 )
-SELECT row_number() OVER (ORDER BY c.certificate_no) - 1 AS n, c.certificate_no
-FROM certificates AS c
-LEFT JOIN latest AS l USING (certificate_no)
-WHERE l.certificate_no IS NULL OR NOT l.found OR l.checked_at < $stale_before
+SELECT row_number() OVER (ORDER BY certificate_no) - 1 AS n, certificate_no
+FROM (
+    -- the anti-join on every landed row, then DISTINCT on the few left: DISTINCT first cost 0.5 s at province size
+    SELECT DISTINCT certificate_no
+    FROM raw.certificates ANTI JOIN settled USING (certificate_no)
+    WHERE certificate_no IS NOT NULL
+)
 ORDER BY n
 """
 
