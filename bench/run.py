@@ -150,21 +150,41 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def process_title(pid: int) -> str:
+    """What a process is, for the peak's breakdown: its command line (Airflow sets a task process's title)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:90]
+    except OSError:
+        return "?"
+
+
 class PeakRss:
-    """Samples the summed RSS of a process tree every 0.2 s; `peak_mb` is the highest sum seen."""
+    """Samples the summed RSS of a process tree every 0.2 s; `stop()` gives the highest sum seen (MB), and
+    `at_peak` what each process held then (MB, the largest first)."""
 
     def __init__(self, pid: int) -> None:
         self.pid, self.peak_kb, self._stop = pid, 0, threading.Event()
+        self.at_peak: list[tuple[str, int]] = []
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
-            self.peak_kb = max(self.peak_kb, sum(rss_kb(p) for p in process_tree(self.pid)))
+            sizes = {p: rss_kb(p) for p in process_tree(self.pid)}
+            if sum(sizes.values()) > self.peak_kb:
+                self.peak_kb = sum(sizes.values())
+                self.at_peak = sorted(
+                    ((process_title(p), round(kb / 1024)) for p, kb in sizes.items() if kb),
+                    key=lambda item: -item[1],
+                )
 
     def stop(self) -> int:
         self._stop.set()
         self._thread.join()
+        return self.peak_mb
+
+    @property
+    def peak_mb(self) -> int:
         return round(self.peak_kb / 1024)
 
 
@@ -188,8 +208,8 @@ class Feed:
         return peak
 
 
-def local_run(data: Path, work: Path, env: dict, feed: Feed) -> tuple[float, int]:
-    """The daily run through Airflow against `feed`: (wall seconds, peak RSS MB of its process tree)."""
+def local_run(data: Path, work: Path, env: dict, feed: Feed) -> tuple[float, PeakRss]:
+    """The daily run through Airflow against `feed`: wall seconds, and the peak RSS of its process tree."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         [
@@ -217,10 +237,10 @@ def local_run(data: Path, work: Path, env: dict, feed: Feed) -> tuple[float, int
     )
     rss = PeakRss(proc.pid)
     stdout, stderr = proc.communicate()
-    peak = rss.stop()
+    rss.stop()
     if proc.returncode != 0:
         raise RuntimeError(f"the daily run failed:\n{stdout[-3000:]}\n{stderr[-3000:]}")
-    return time.perf_counter() - started, peak
+    return time.perf_counter() - started, rss
 
 
 def stage_times() -> dict[str, float]:
@@ -473,7 +493,9 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
         "feed_load_s": feed.load_s,
         "feed_peak_rss_mb": feed_rss,
         "full_run_s": round(full_s, 1),
-        "peak_rss_mb": max(full_rss, incremental_rss),
+        "peak_rss_mb": max(full_rss.peak_mb, incremental_rss.peak_mb),
+        # what each process held at that moment (MB): which stage the peak is
+        "peak_rss_processes": max(full_rss, incremental_rss, key=lambda r: r.peak_mb).at_peak[:6],
         **stages,
         "ingest_rows_per_s": round(counts["feed_rows"] / stages["ingest_s"]) if stages["ingest_s"] else None,
         # the physical limit: DuckDB's read_json over the same certificate pages already on disk

@@ -20,7 +20,7 @@ from typing import IO
 import duckdb
 
 from ingest.feed_client import FeedClient, Page
-from ingest.warehouse import FEED_FIELDS, FEED_KEYS, FEED_RESOURCES, PSEUDONYMISED_COLUMNS, raw_columns
+from ingest.warehouse import FEED_FIELDS, FEED_KEYS, FEED_RESOURCES, PERSONAL_FIELDS, raw_columns, typed_sql
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +64,37 @@ def reason_sql(table: str) -> str:
     return "nullif(concat_ws('; ', " + ", ".join(checks) + "), '')"
 
 
+# How each personal field (warehouse.PERSONAL_FIELDS) is pseudonymised, as SQL over its text
+PSEUDONYMISE = {
+    # HMAC-SHA256(key, id) = sha256(opad || sha256(ipad || id)), with $ipad/$opad bound per statement
+    "holder_id_no": lambda v: f"sha256($opad || unhex(sha256($ipad || encode({v}))))",
+    # the surname only
+    "holder_name": lambda v: f"left({v}, 1) || repeat('*', greatest(length({v}) - 1, 1))",
+}
+assert PSEUDONYMISE.keys() == PERSONAL_FIELDS.keys(), (
+    "every personal field needs its pseudonym, and only those"
+)
+
+
 def column_sql(table: str, field: str, type_: str) -> str:
     """The raw column made of a field's text: cast to its type; personal data pseudonymised."""
     value = field_sql(table, field)
-    if field == "holder_id_no":
-        # HMAC-SHA256(key, id) = sha256(opad || sha256(ipad || id)), with $ipad/$opad bound per statement
-        return f"sha256($opad || unhex(sha256($ipad || encode({value})))) AS {PSEUDONYMISED_COLUMNS[field]}"
-    if field == "holder_name":  # the surname only
-        return f"left({value}, 1) || repeat('*', greatest(length({value}) - 1, 1)) AS {field}"
-    return f"{value} AS {field}" if type_ == "VARCHAR" else f"try_cast({value} AS {type_}) AS {field}"
+    if field in PSEUDONYMISE:
+        return f"{PSEUDONYMISE[field](value)} AS {PERSONAL_FIELDS[field]}"
+    return f"{typed_sql(value, type_)} AS {field}"
+
+
+def pseudonymised_record_sql(table: str) -> str:
+    """A quarantined item, kept whole but for its personal fields, which become their raw columns' values."""
+    pairs = []
+    for field, _, _ in FEED_FIELDS[table]:
+        if field in PERSONAL_FIELDS:
+            column = PERSONAL_FIELDS[field]
+            pairs += [f"'{field}', NULL"] if column != field else []
+            pairs += [f"'{column}', {column}"]
+    if not pairs:
+        return "item"
+    return f"CASE WHEN json_type(item) = 'OBJECT' THEN json_merge_patch(item, json_object({', '.join(pairs)})) ELSE item END"
 
 
 def stage_sql(table: str) -> str:
@@ -86,15 +108,8 @@ def stage_sql(table: str) -> str:
     # others: only on pages where the fetch saw a field outside FEED_FIELDS (`unknown`), as it parses again
     names = dict.fromkeys([f for f, _, _ in fields] + [c for c, _ in raw_columns(table)])
     known = "'{" + ", ".join(f'"{name}": null' for name in names) + "}'"
-    # a quarantined item is kept whole, but with its personal data pseudonymised as in the columns
-    record = "item"
-    if any(f in PSEUDONYMISED_COLUMNS for f, _, _ in fields):
-        record = (
-            "CASE WHEN json_type(item) = 'OBJECT' THEN json_merge_patch(item, json_object("
-            "'holder_id_no', NULL, 'holder_id_hash', holder_id_hash, 'holder_name', holder_name)) ELSE item END"
-        )
     return f"""CREATE OR REPLACE TEMP TABLE landing_items AS
-        SELECT * EXCLUDE (item), CASE WHEN reason IS NOT NULL THEN {record} END AS record
+        SELECT * EXCLUDE (item), CASE WHEN reason IS NOT NULL THEN {pseudonymised_record_sql(table)} END AS record
         FROM (
             SELECT page_no, {columns},
                    CASE WHEN unknown THEN nullif(json_merge_patch(item, {known}), '{{}}') END AS extra,

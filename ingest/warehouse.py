@@ -81,14 +81,20 @@ FEED_FIELDS: dict[str, list[tuple[str, str, bool]]] = {
     ],
 }
 
-# Personal data never lands as it came (ingest/land.py): the resident ID number is replaced by its HMAC, under
-# another column name, and the holder's name (same column) is masked to the surname.
-PSEUDONYMISED_COLUMNS = {"holder_id_no": "holder_id_hash"}
+# Personal data never lands as it came (ingest/land.py, PSEUDONYMISE): each personal field and the column it lands
+# in. The resident ID number is replaced by its HMAC, under another name; the holder's name is masked to the surname.
+PERSONAL_FIELDS = {"holder_id_no": "holder_id_hash", "holder_name": "holder_name"}
 
 
 def raw_columns(table: str) -> list[tuple[str, str]]:
     """The typed columns of a raw feed table, in the order of its fields: (column, DuckDB type)."""
-    return [(PSEUDONYMISED_COLUMNS.get(field, field), type_) for field, type_, _ in FEED_FIELDS[table]]
+    return [(PERSONAL_FIELDS.get(field, field), type_) for field, type_, _ in FEED_FIELDS[table]]
+
+
+def typed_sql(text: str, type_: str) -> str:
+    """A field's text (a SQL expression) as its column's type; NULL where it does not cast (landing quarantines
+    such an item, reason_sql)."""
+    return text if type_ == "VARCHAR" else f"try_cast({text} AS {type_})"
 
 
 # Columns DuckDB should store as they are: an HMAC is random, so the compression that DuckDB tries on each column
@@ -169,10 +175,7 @@ def migrate_json_items(con: duckdb.DuckDBPyConnection, table: str) -> None:
         return
     typed = raw_columns(table)
     paths = ", ".join(sql_literal(f"$.{column}") for column, _ in typed)
-    values = ", ".join(
-        f"v[{n}]" if type_ == "VARCHAR" else f"try_cast(v[{n}] AS {type_})"
-        for n, (_, type_) in enumerate(typed, start=1)
-    )
+    values = ", ".join(typed_sql(f"v[{n}]", type_) for n, (_, type_) in enumerate(typed, start=1))
     known = "json_object(" + ", ".join(f"{sql_literal(column)}, NULL" for column, _ in typed) + ")"
     con.begin()
     con.execute(raw_feed_ddl(table, f"{table}__typed"))

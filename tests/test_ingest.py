@@ -295,7 +295,7 @@ def test_a_warehouse_of_json_items_is_converted_to_typed_columns_once(tmp_path):
 def _as_landed(table: str, item: dict, key: bytes) -> dict:
     """A feed item as typed landing must keep it: each documented field in its column's type, personal data
     pseudonymised, no nulls (a null and a missing field are the same to a column)."""
-    from ingest.warehouse import FEED_FIELDS, PSEUDONYMISED_COLUMNS
+    from ingest.warehouse import FEED_FIELDS, PERSONAL_FIELDS
 
     types = {field: type_ for field, type_, _ in FEED_FIELDS[table]}
     convert = {
@@ -314,7 +314,7 @@ def _as_landed(table: str, item: dict, key: bytes) -> dict:
             value = value[0] + "*" * (len(value) - 1)
         elif field in types and types[field] != "VARCHAR":
             value = convert[types[field]](value)
-        landed[PSEUDONYMISED_COLUMNS.get(field, field)] = value
+        landed[PERSONAL_FIELDS.get(field, field)] = value
     return landed
 
 
