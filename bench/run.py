@@ -6,10 +6,12 @@ default 4.5, i.e. about 2,400 certificates an institution, so 2,000 institutions
 2. the whole daily run through Airflow (`python -m pipeline.local_run`: feed server, renewal_daily and
    renewal_reminders in `airflow dags test`), on an empty warehouse; each stage's time is read from Airflow's
    task instances, row counts from the run summary (ops.run_metrics);
-3. a second, incremental run after 1% of the plans and certificates changed (updated_at moved to D), twice
-   from the same warehouse: by `airflow dags test` as in 2, and as production runs it, triggered into a
-   resident Airflow (api-server, scheduler with the LocalExecutor, dag-processor; bench/resident.py);
-4. peak RSS of the run: the highest sum over its process tree (local_run, Airflow, dbt), sampled every 0.2 s;
+3. a second, incremental run after 1% of the plans and certificates changed (updated_at moved to D), from the
+   same warehouse: by `airflow dags test` as in 2, and as production runs it, triggered into a resident Airflow
+   (api-server, scheduler with the LocalExecutor, dag-processor; bench/resident.py), twice: the first run after
+   its start, then the measured one, timed by Airflow from the run's creation to the end of both DAGs;
+4. peak RSS of the run: the highest sum over its process tree (local_run, Airflow, dbt), sampled every 0.2 s,
+   and the task running then;
 5. the physical limit of landing: DuckDB's read_json over the same certificate pages, fetched to files first.
 The mock feed runs in its own process, started before the run as the national network would be; its load
 time and peak RSS are reported apart (feed_load_s, feed_peak_rss_mb).
@@ -165,6 +167,7 @@ class PeakRss:
     def __init__(self, pid: int) -> None:
         self.pid, self.peak_kb, self._stop = pid, 0, threading.Event()
         self.at_peak: list[tuple[str, int]] = []
+        self.peak_at: dt.datetime | None = None
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
@@ -173,6 +176,7 @@ class PeakRss:
             sizes = {p: rss_kb(p) for p in process_tree(self.pid)}
             if sum(sizes.values()) > self.peak_kb:
                 self.peak_kb = sum(sizes.values())
+                self.peak_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # as Airflow's SQLite holds it
                 self.at_peak = sorted(
                     ((process_title(p), round(kb / 1024)) for p, kb in sizes.items() if kb),
                     key=lambda item: -item[1],
@@ -266,6 +270,21 @@ def stage_times() -> dict[str, float]:
     finally:
         con.close()
     return stage_sums(tasks) | spans
+
+
+def task_at(when: dt.datetime | None) -> str | None:
+    """The task of the latest `dags test` runs that was running at `when` (where the peak RSS was)."""
+    if when is None:
+        return None
+    con = sqlite3.connect(ROOT / ".airflow" / "airflow.db")
+    try:
+        rows = con.execute("SELECT dag_id, task_id, start_date, end_date FROM task_instance").fetchall()
+    finally:
+        con.close()
+    for dag_id, task_id, start, end in rows:
+        if start and end and dt.datetime.fromisoformat(start) <= when <= dt.datetime.fromisoformat(end):
+            return f"{dag_id}.{task_id}"
+    return "between tasks"
 
 
 def stage_sums(tasks: list[tuple[str, float | None]]) -> dict[str, float]:
@@ -466,6 +485,7 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
         feed_rss = feed.stop()
     stages = stage_times()
     counts = run_metrics(work)
+    peak_task = task_at(full_rss.peak_at)
     full_warehouse = work / "warehouse-after-full"
     shutil.copytree(work / "warehouse", full_warehouse, symlinks=True)
     changed = changed_copy(data, work / "data-changed")
@@ -475,6 +495,8 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
     finally:
         feed_rss = max(feed_rss, changed_feed.stop())
     incremental_stages = stage_times()
+    if incremental_rss.peak_mb > full_rss.peak_mb:
+        peak_task = task_at(incremental_rss.peak_at)
     incremental_counts = run_metrics(work)
     resident = (
         resident_incremental(work / "data-changed", full_warehouse, work, env["MARTS_POSTGRES_DSN"])
@@ -496,6 +518,7 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
         "peak_rss_mb": max(full_rss.peak_mb, incremental_rss.peak_mb),
         # what each process held at that moment (MB): which stage the peak is
         "peak_rss_processes": max(full_rss, incremental_rss, key=lambda r: r.peak_mb).at_peak[:6],
+        "peak_rss_task": peak_task,
         **stages,
         "ingest_rows_per_s": round(counts["feed_rows"] / stages["ingest_s"]) if stages["ingest_s"] else None,
         # the physical limit: DuckDB's read_json over the same certificate pages already on disk
