@@ -21,7 +21,7 @@ REQUESTS_PER_WINDOW = 200  # 100,000 certificate numbers in Python at a time, an
 
 # Which certificates are (re)checked: ones never looked up, ones not found last time, and found ones whose last
 # check is older than `recheck_after` (R-CERT uses the latest known answer, whatever the as-of date).
-# The certificates due, numbered in order, into a temp table: Python takes them a window at a time (a province
+# The certificates due, numbered, into a temp table: Python takes them a window at a time (a province
 # has millions; as a list of Python strings 4.9 M took about 400 MB).
 DUE_FOR_LOOKUP_SQL = """
 CREATE OR REPLACE TEMP TABLE lookups_due AS
@@ -31,14 +31,14 @@ WITH settled AS (  -- certificates whose latest answer is neither 'not found' no
     GROUP BY certificate_no
     HAVING NOT coalesce(NOT arg_max(found, checked_at) OR max(checked_at) < $stale_before, false)
 )
-SELECT row_number() OVER (ORDER BY certificate_no) - 1 AS n, certificate_no
+-- numbered as they come: ordering 14.5 M numbers (a first run at 6,000 institutions) took 3.5 s and 70 MB more
+SELECT row_number() OVER () - 1 AS n, certificate_no
 FROM (
     -- the anti-join on every landed row, then DISTINCT on the few left: DISTINCT first cost 0.5 s at province size
     SELECT DISTINCT certificate_no
     FROM raw.certificates ANTI JOIN settled USING (certificate_no)
     WHERE certificate_no IS NOT NULL
 )
-ORDER BY n
 """
 
 
