@@ -61,7 +61,7 @@ test-fast: install
 mutants: install
 	$(PY) tests/mutation/run.py
 
-# Province-scale benchmark (bench/README.md): 200 and 2,000 institutions, about 9 min here; BENCH_SIZES=6000 adds the largest size.
+# Province-scale benchmark (bench/README.md): 200 and 2,000 institutions, about 10 min here; BENCH_SIZES=6000 adds the largest size.
 bench: install system-packages
 	$(PY) bench/run.py
 
