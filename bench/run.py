@@ -155,9 +155,10 @@ def process_tree(root: int) -> list[int]:
 def process_title(pid: int) -> str:
     """What a process is, for the peak's breakdown: its command line (Airflow sets a task process's title)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:90]
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return "?"
+    return " ".join(Path(a).name if a.startswith("/") else a for a in args if a)[:90]
 
 
 class PeakRss:
@@ -174,8 +175,9 @@ class PeakRss:
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
             sizes = {p: rss_kb(p) for p in process_tree(self.pid)}
-            if sum(sizes.values()) > self.peak_kb:
-                self.peak_kb = sum(sizes.values())
+            total = sum(sizes.values())
+            if total > self.peak_kb:
+                self.peak_kb = total
                 self.peak_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # as Airflow's SQLite holds it
                 self.at_peak = sorted(
                     ((process_title(p), round(kb / 1024)) for p, kb in sizes.items() if kb),

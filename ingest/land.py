@@ -87,9 +87,12 @@ def column_sql(table: str, field: str, type_: str) -> str:
 def pseudonymised_record_sql(table: str) -> str:
     """A quarantined item, kept whole but for its personal fields, which become their raw columns' values."""
     pairs = []
-    for field, _, _ in FEED_FIELDS[table]:
-        if field in PERSONAL_FIELDS:
-            column = PERSONAL_FIELDS[field]
+    fields = {field for field, _, _ in FEED_FIELDS[table]}
+    for (
+        field,
+        column,
+    ) in PERSONAL_FIELDS.items():  # in this order: json_merge_patch puts the keys last, in order
+        if field in fields:
             pairs += [f"'{field}', NULL"] if column != field else []
             pairs += [f"'{column}', {column}"]
     if not pairs:

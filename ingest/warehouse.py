@@ -93,7 +93,7 @@ def raw_columns(table: str) -> list[tuple[str, str]]:
 
 def typed_sql(text: str, type_: str) -> str:
     """A field's text (a SQL expression) as its column's type; NULL where it does not cast (landing quarantines
-    such an item, reason_sql)."""
+    such an item, land.reason_sql; the one-time conversion of JSON items keeps the NULL)."""
     return text if type_ == "VARCHAR" else f"try_cast({text} AS {type_})"
 
 

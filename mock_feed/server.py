@@ -107,6 +107,13 @@ class FeedData:
     def __init__(self, data_dir: Path) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="mock-feed-"))
         self.resources: dict[str, SortedItems] = {}
+        try:
+            self._load(data_dir)
+        except BaseException:  # a failed or interrupted load leaves nothing in the temporary directory
+            self.close()
+            raise
+
+    def _load(self, data_dir: Path) -> None:
         queryable = []
         db = duckdb.connect(str(self._dir / "load.duckdb"), config={"memory_limit": MEMORY_LIMIT})
         try:
@@ -330,8 +337,15 @@ class FeedHandler(BaseHTTPRequestHandler):
 
 def serve(data_dir: Path, host: str, port: int, token: str | None, faults: FaultOptions) -> None:
     started = time.perf_counter()
+    # SIGTERM (how every caller stops the feed) exits through FeedData's clean-up and `finally`, which remove the
+    # serialised dataset, also while it is still loading
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     data = FeedData(data_dir)
-    server = FeedServer((host, port), data, token, faults)
+    try:
+        server = FeedServer((host, port), data, token, faults)
+    except BaseException:
+        data.close()
+        raise
     sizes = ", ".join(f"{n:,} {name}" for name, n in data.sizes.items())
     log.info(
         "mock feed serving %s on http://%s:%d (%s; loaded in %.1f s)",
@@ -342,11 +356,10 @@ def serve(data_dir: Path, host: str, port: int, token: str | None, faults: Fault
         time.perf_counter() - started,
     )
     print(f"mock feed ready on http://{host}:{server.server_port}", flush=True)
-    # SIGTERM (how every caller stops the feed) exits through `finally`, which removes the serialised dataset
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.serve_forever()
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
         server.server_close()
         data.close()
 

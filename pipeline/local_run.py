@@ -77,7 +77,8 @@ def start_feed(data: Path, token: str, feed_opts: str) -> tuple[subprocess.Popen
                 return proc, url
         except requests.RequestException:
             time.sleep(0.2)
-    proc.kill()
+    proc.terminate()  # not kill(): SIGTERM lets the feed remove its temporary copy of the dataset
+    proc.wait(timeout=60)
     raise RuntimeError(f"mock feed did not become healthy on {url}")
 
 
@@ -384,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if feed is not None:
             feed.terminate()
-            feed.wait(timeout=10)
+            feed.wait(timeout=60)  # it removes its temporary copy of the dataset (GBs at province scale)
     print_summary(dates, backfill, warehouse, exports)
     return 0
 

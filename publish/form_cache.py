@@ -61,14 +61,19 @@ def _tagged(value: object) -> list[str]:
     return [type(value).__qualname__, repr(value)]
 
 
+def _fields(value: object) -> dict:
+    """A dataclass's fields by name, one level (dataclasses.asdict copies the whole tree deeply)."""
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+
+
 def _plain(value: object) -> object:
     """A nested dataclass as its fields (the JSON of dataclasses.asdict without its deep copy), else _tagged."""
-    return vars(value) if dataclasses.is_dataclass(value) else _tagged(value)
+    return _fields(value) if dataclasses.is_dataclass(value) else _tagged(value)
 
 
 def form_keys(inst: Institution, as_of: dt.date, kinds: tuple[str, ...]) -> list[str]:
     """sha256 of everything each form of `kinds` for `inst` on D is made from (the record serialised once)."""
-    record = json.dumps(vars(inst), sort_keys=True, ensure_ascii=False, default=_plain, allow_nan=True)
+    record = json.dumps(_fields(inst), sort_keys=True, ensure_ascii=False, default=_plain, allow_nan=True)
     common = "\n".join([code_version(), as_of.isoformat(), record])
     return [hashlib.sha256(f"{kind}\n{common}".encode()).hexdigest() for kind in kinds]
 

@@ -172,7 +172,7 @@ def _table(
     body = Font(size=10)
     # a body cell's style by (date?, fill): openpyxl looks every style object up in the workbook's lists on
     # each assignment (two thirds of a province export's time), so each combination is made once and copied
-    styles: dict[tuple[bool, int], StyleArray] = {}
+    styles: dict[tuple[bool, PatternFill | None], StyleArray] = {}
     for n, row in enumerate(rows, start=2):
         values = [c.value(row) for c in columns]
         ws.append(values)
@@ -180,7 +180,7 @@ def _table(
         row_fill = fill(row) if fill else None
         for i, column in enumerate(columns, start=1):
             cell = ws.cell(row=n, column=i)
-            key = (column.kind == "date", id(row_fill))
+            key = (column.kind == "date", row_fill)  # a PatternFill hashes and compares by value
             if key in styles:
                 cell._style = copy(styles[key])
                 continue

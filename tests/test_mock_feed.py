@@ -115,3 +115,26 @@ def test_a_stopped_feed_removes_its_serialised_dataset(dataset, tmp_path, monkey
     proc.terminate()
     assert proc.wait(timeout=30) == 0
     assert not list(tmp_path.glob("mock-feed-*"))
+
+
+def test_a_feed_stopped_while_loading_removes_its_temporary_copy(dataset, tmp_path):
+    """SIGTERM while the dataset is still being serialised (minutes at province scale) cleans up too."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mock_feed", "serve", "--data", str(dataset), "--port", "0"],
+        env=dict(os.environ, TMPDIR=str(tmp_path)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.glob("mock-feed-*")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert list(tmp_path.glob("mock-feed-*")), "the feed should load into a temporary directory"
+    proc.terminate()  # at once: the load of the test dataset takes about a second
+    proc.wait(timeout=30)
+    assert proc.stdout.read() == b"", "stopped before it was ready"
+    assert not list(tmp_path.glob("mock-feed-*"))

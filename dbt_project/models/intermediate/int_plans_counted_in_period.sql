@@ -8,8 +8,9 @@ institutions as (
     select * from {{ ref('int_institutions_dated') }}
 ),
 
--- a certificate is one row here (int_all_certificates_with_latest_lookup's unique_key, and its unique test),
--- so count(*) counts certificates: count(distinct) hashed 5 M numbers, 1.2 s of every day's build
+-- a certificate is one row in int_certificates_with_latest_lookup (a view over
+-- int_all_certificates_with_latest_lookup, whose unique_key it is; both have its unique test), so count(*) counts
+-- certificates: count(distinct) hashed 5 M numbers, 1.2 s of every day's build
 certificates as (
     select
         plan_no,
