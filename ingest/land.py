@@ -88,10 +88,8 @@ def pseudonymised_record_sql(table: str) -> str:
     """A quarantined item, kept whole but for its personal fields, which become their raw columns' values."""
     pairs = []
     fields = {field for field, _, _ in FEED_FIELDS[table]}
-    for (
-        field,
-        column,
-    ) in PERSONAL_FIELDS.items():  # in this order: json_merge_patch puts the keys last, in order
+    # in PERSONAL_FIELDS' order: json_merge_patch puts the patched keys last, in this order
+    for field, column in PERSONAL_FIELDS.items():
         if field in fields:
             pairs += [f"'{field}', NULL"] if column != field else []
             pairs += [f"'{column}', {column}"]
@@ -239,7 +237,8 @@ def landing_sql(table: str) -> dict[str, str]:
 
 
 def landing_spool(table: str) -> IO[bytes]:
-    """Where pages wait for DuckDB: a file in memory (/dev/shm), readable by this user only, deleted on close."""
+    """Where feed pages (and lookup answers, ingest/lookups.py) wait for DuckDB: a file in memory (/dev/shm),
+    readable by this user only, deleted on close."""
     return tempfile.NamedTemporaryFile(
         prefix=f"landing-{table}-",
         suffix=".jsonl",

@@ -1,6 +1,10 @@
 import datetime as dt
 import json
+import os
 import re
+import subprocess
+import sys
+import time
 
 import requests
 
@@ -119,11 +123,6 @@ def test_a_stopped_feed_removes_its_serialised_dataset(dataset, tmp_path, monkey
 
 def test_a_feed_stopped_while_loading_removes_its_temporary_copy(dataset, tmp_path):
     """SIGTERM while the dataset is still being serialised (minutes at province scale) cleans up too."""
-    import os
-    import subprocess
-    import sys
-    import time
-
     proc = subprocess.Popen(
         [sys.executable, "-m", "mock_feed", "serve", "--data", str(dataset), "--port", "0"],
         env=dict(os.environ, TMPDIR=str(tmp_path)),
