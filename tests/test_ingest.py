@@ -357,3 +357,41 @@ def test_typed_landing_keeps_every_field_of_every_item(tmp_path, dataset):
         key = [c for c in names if c != "extra"][:2]
         assert _sorted(landed, key) == _sorted(expected, key), table
         assert sum(1 for r in landed if "upstream_note" in r) == len(items[3::7])
+
+
+def test_a_pull_counts_its_own_repeats_and_quarantine_across_batches(tmp_path, dataset, monkeypatch):
+    """Usable items go straight into the raw table, batch by batch; a batch with an unusable item is read again to
+    quarantine it. Repeated keys and the watermark are counted over this pull's rows only, also when a rerun lands
+    under the same load id."""
+    from ingest import land
+    from tests.helpers import RunningFeed
+
+    class SmallPages(FeedClient):
+        def fetch_pages(self, resource, updated_since=None, limit=4):
+            return super().fetch_pages(resource, updated_since, limit)
+
+    monkeypatch.setattr(land, "PAGES_PER_BATCH", 2)  # 33 items: 9 pages of 4, 5 batches
+    plans = [json.loads(line) for line in (dataset / "plans.jsonl").read_text().splitlines()[:30]]
+    plans[5]["level"] = "高级"
+    plans[17]["assessment_date"] = "2024-13-01"
+    for plan in plans[:3]:
+        plans.append(plan | {"updated_at": "2030-01-01T08:00:00+08:00", "status": "changed"})
+    data = tmp_path / "repeats"
+    data.mkdir()
+    (data / "plans.jsonl").write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in plans))
+    served = RunningFeed(data)
+    con = connect(tmp_path / "w.duckdb")
+    try:
+        pulls = [
+            land_resource(con, SmallPages(served.url, TOKEN), "plans", "L1", b"k", full_refresh=True)
+            for _ in range(2)
+        ]
+    finally:
+        served.stop()
+    assert [(r.pages, r.items, r.quarantined, r.repeated) for r in pulls] == [(9, 33, 2, 3)] * 2
+    assert con.execute("SELECT count(*), count(DISTINCT plan_no) FROM raw.plans").fetchone() == (62, 28)
+    assert con.execute(
+        "SELECT count(*), count(DISTINCT record->>'plan_no') FROM raw.quarantine WHERE file = 'plans'"
+    ).fetchone() == (4, 2)
+    watermarks = con.execute("SELECT max_updated_at, items FROM raw.feed_loads ORDER BY started_at").fetchall()
+    assert watermarks == [(dt.datetime(2030, 1, 1, tzinfo=dt.UTC), 33)] * 2
