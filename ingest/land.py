@@ -177,12 +177,11 @@ def write_batch(lines: list[bytes], items: int, spools: list[IO[bytes]]) -> Batc
 # statement (landing_sql: straight into the raw table).
 def _batches(
     pages: Iterator[Page],
-    known: frozenset[str],
     spool_sets: list[list[IO[bytes]]],
     size: int,
 ) -> Iterator[Batch]:
-    """The pages in batches, fetched and spooled one batch ahead in a thread; a page whose items use a field
-    outside `known` is marked `unknown`."""
+    """The pages in batches, fetched and spooled one batch ahead in a thread; each page's line says whether it is
+    `unknown` (a field outside FEED_FIELDS, or an item that is no object: landing then keeps `extra`)."""
     done, stop = object(), threading.Event()
     queue: Queue = Queue(maxsize=1)
 
@@ -200,8 +199,7 @@ def _batches(
         items = written = 0
         try:
             for page in pages:
-                unknown = page.fields is None or not known.issuperset(page.fields)
-                flag = b"true" if unknown else b"false"
+                flag = b"true" if page.unknown else b"false"
                 lines.append(b'{"page_no":%d,"unknown":%s,"page":%s}' % (page.page_no, flag, page.body))
                 items += page.items
                 if len(lines) >= size:
@@ -341,7 +339,7 @@ def land_resource(
         waited = time.perf_counter()
         known = frozenset(field for field, _, _ in FEED_FIELDS[table])
         for batch in _batches(
-            client.fetch_pages(resource, result.updated_since), known, spool_sets, PAGES_PER_BATCH
+            client.fetch_pages(resource, result.updated_since, known=known), spool_sets, PAGES_PER_BATCH
         ):
             timing["waiting for the feed"] += time.perf_counter() - waited
             result.pages += batch.pages

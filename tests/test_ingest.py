@@ -71,7 +71,6 @@ def test_every_certificate_is_looked_up_once_across_windows(tmp_path, feed, data
 def test_personal_data_is_pseudonymised_whatever_the_json_form(tmp_path, form):
     """Whatever the item's JSON form, no resident ID and no full name lands: not in the columns, not in `extra`
     (a page with an unknown field) and not in the quarantine (an item that fails its checks)."""
-    from ingest.feed_client import Page, field_names
 
     id_no, name = "350521196510134129", '付"怡浩' if form == "quote in name" else "付怡浩"
     record = {
@@ -98,13 +97,15 @@ def test_personal_data_is_pseudonymised_whatever_the_json_form(tmp_path, form):
     if form == "escaped":
         text = text.replace(f'"{id_no}"', '"' + "".join(f"\\u{ord(c):04x}" for c in id_no) + '"')
 
-    class OnePage:
-        def fetch_pages(self, resource, updated_since=None):
+    class OnePage(FeedClient):
+        """The page as a feed would serve it, read by the client's own code."""
+
+        def request_json(self, method, url, what, session=None, parse=None, **kwargs):
             body = ('{"items":[' + text + '],"next_cursor":null}').encode()
-            return iter([Page(0, None, body, 1, None, field_names([json.loads(text)]))])
+            return body, parse(body)
 
     con = connect(tmp_path / "w.duckdb")
-    land_resource(con, OnePage(), "certificates", "L1", b"secret")
+    land_resource(con, OnePage("http://feed.invalid"), "certificates", "L1", b"secret")
     landed = "raw.quarantine" if form == "quarantined" else "raw.certificates"
     stored = con.execute(f"SELECT to_json(t)::VARCHAR FROM {landed} AS t").fetchone()[0]
     row = json.loads(stored)
@@ -367,8 +368,8 @@ def test_a_pull_counts_its_own_repeats_and_quarantine_across_batches(tmp_path, d
     from tests.helpers import RunningFeed
 
     class SmallPages(FeedClient):
-        def fetch_pages(self, resource, updated_since=None, limit=4):
-            return super().fetch_pages(resource, updated_since, limit)
+        def fetch_pages(self, resource, updated_since=None, limit=4, known=frozenset()):
+            return super().fetch_pages(resource, updated_since, limit, known)
 
     monkeypatch.setattr(land, "PAGES_PER_BATCH", 2)  # 33 items: 9 pages of 4, 5 batches
     plans = [json.loads(line) for line in (dataset / "plans.jsonl").read_text().splitlines()[:30]]
@@ -393,5 +394,24 @@ def test_a_pull_counts_its_own_repeats_and_quarantine_across_batches(tmp_path, d
     assert con.execute(
         "SELECT count(*), count(DISTINCT record->>'plan_no') FROM raw.quarantine WHERE file = 'plans'"
     ).fetchone() == (4, 2)
-    watermarks = con.execute("SELECT max_updated_at, items FROM raw.feed_loads ORDER BY started_at").fetchall()
+    watermarks = con.execute(
+        "SELECT max_updated_at, items FROM raw.feed_loads ORDER BY started_at"
+    ).fetchall()
     assert watermarks == [(dt.datetime(2030, 1, 1, tzinfo=dt.UTC), 33)] * 2
+
+
+def test_a_page_is_read_against_the_documented_fields():
+    """A page of objects with documented fields only takes the fast reader; any other page is parsed in full
+    (and landed with `extra`), and a body that is no JSON object is refused (the client retries it)."""
+    from ingest.feed_client import page_reader
+
+    read = page_reader(frozenset({"a", "b"}))
+    fast = read(b'{"items":[{"a":1},{"b":"x","a":null},{}],"next_cursor":"2","other":[1]}')
+    assert not isinstance(fast, dict)
+    assert (len(fast.items), fast.next_cursor) == (3, "2")
+    for body in (b'{"items":[{"a":1,"c":2}],"next_cursor":null}', b'{"items":[{"a":1},7],"next_cursor":null}'):
+        assert isinstance(read(body), dict)
+    assert read(b'{"next_cursor":null}') == {"next_cursor": None}  # fetch_pages names what is missing
+    for body in (b'{"items":[{"a":', b"[1]", b""):
+        with pytest.raises(ValueError):
+            read(body)
