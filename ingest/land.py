@@ -32,8 +32,8 @@ from ingest.warehouse import (
 
 log = logging.getLogger(__name__)
 
-# pages landed by one statement: fewer, larger statements keep both of DuckDB's threads busy (at province size,
-# 250 pages a batch landed in 15.6 s where 100 took 17.8 s and 500 took 17.2, medians of three)
+# pages landed by one statement: fewer, larger statements keep both of DuckDB's threads busier (4.9 M certificates,
+# medians of three: 15.6 s in the step at 250 pages, 17.8 s at 100, 17.2 s at 500; bench/README.md)
 PAGES_PER_BATCH = 250
 
 
@@ -155,22 +155,23 @@ class Batch:
     files: list[str]
     pages: int
     items: int
+    last_page: int  # the feed's page number of its last page (pages come in order)
 
 
 SPOOL_SETS = 3  # spool files in turn: one batch being landed, one waiting in the queue, one being written
 
 
-def write_batch(lines: list[bytes], items: int, spools: list[IO[bytes]]) -> Batch:
+def write_batch(lines: list[bytes], items: int, spools: list[IO[bytes]], last_page: int) -> Batch:
     share = -(-len(lines) // len(spools))
     for n, spool in enumerate(spools):
         spool.seek(0)
         spool.truncate()
         spool.write(b"\n".join(lines[n * share : (n + 1) * share]))
         spool.flush()
-    return Batch([spool.name for spool in spools], len(lines), items)
+    return Batch([spool.name for spool in spools], len(lines), items, last_page)
 
 
-# Pages are parsed once in Python (to follow the cursor, reject malformed bodies and list the field names used), in
+# Pages are parsed once in Python (to follow the cursor, reject malformed bodies and check the field names used), in
 # a thread that fetches the next batch of pages, and writes it to spool files, while DuckDB lands this one. DuckDB
 # reads a batch's files in parallel: it unnests the items, reads every documented field in one parse per item,
 # casts and checks them, replaces the resident ID number with an HMAC-SHA256 and masks the holder's name, in one
@@ -204,11 +205,13 @@ def _batches(
                 items += page.items
                 if len(lines) >= size:
                     # the queue holds one batch, so the set written SPOOL_SETS batches ago has been landed
-                    if not put(write_batch(lines, items, spool_sets[written % len(spool_sets)])):
+                    if not put(
+                        write_batch(lines, items, spool_sets[written % len(spool_sets)], page.page_no)
+                    ):
                         return
                     lines, items, written = [], 0, written + 1
             if lines:
-                put(write_batch(lines, items, spool_sets[written % len(spool_sets)]))
+                put(write_batch(lines, items, spool_sets[written % len(spool_sets)], page.page_no))
             put(done)
         except BaseException as exc:
             put(exc)
@@ -260,7 +263,12 @@ def landing_spool(table: str) -> IO[bytes]:
 
 
 def land_batch(
-    con: duckdb.DuckDBPyConnection, sql: dict[str, str], params: dict, batch: Batch, timing: Counter
+    con: duckdb.DuckDBPyConnection,
+    sql: dict[str, str],
+    params: dict,
+    batch: Batch,
+    resource: str,
+    timing: Counter,
 ) -> int:
     """Land one batch; returns how many of its items were quarantined. `timing` adds up where the time went."""
     started = time.perf_counter()
@@ -273,8 +281,10 @@ def land_batch(
     quarantined = con.execute(sql["quarantine"], params).fetchone()[0]
     timing["quarantining"] += time.perf_counter() - started
     if landed + quarantined != batch.items:
+        first = batch.last_page - batch.pages + 1
         raise RuntimeError(
-            f"{batch.files}: {batch.items} items fetched, but {landed} landed and {quarantined} quarantined"
+            f"{resource} pages {first}-{batch.last_page}: the client read {batch.items} items, but DuckDB landed "
+            f"{landed} and quarantined {quarantined}"
         )
     return quarantined
 
@@ -344,7 +354,7 @@ def land_resource(
             timing["waiting for the feed"] += time.perf_counter() - waited
             result.pages += batch.pages
             result.items += batch.items
-            result.quarantined += land_batch(con, sql, params, batch, timing)
+            result.quarantined += land_batch(con, sql, params, batch, resource, timing)
             waited = time.perf_counter()
         record_load(con, result, table, first_rowid, load_id, full_refresh, started)
         con.commit()
