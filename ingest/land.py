@@ -32,9 +32,12 @@ from ingest.warehouse import (
 
 log = logging.getLogger(__name__)
 
-# pages landed by one statement: fewer, larger statements keep both of DuckDB's threads busier (4.9 M certificates,
-# medians of three: 15.6 s in the step at 250 pages, 17.8 s at 100, 17.2 s at 500; bench/README.md)
-PAGES_PER_BATCH = 250
+PAGE_LIMIT = 1000  # items a page asks the feed for (its maximum)
+# A batch is one spool file per DuckDB thread, each of at most one row group (DuckDB's 122,880 rows) of items: each
+# thread then writes whole row groups. A file of a row group and a bit left a small row group behind it, which
+# DuckDB's checkpoint merged when the connection closed: 3-4 s at province size, now ~0. Batches this large
+# (2 x 122 pages here) keep both threads busy: the step took 15.6 s at 250 pages, 17.8 s at 100 (bench/README.md).
+PAGES_PER_FILE = 122_880 // PAGE_LIMIT
 
 
 def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
@@ -349,7 +352,9 @@ def land_resource(
         waited = time.perf_counter()
         known = frozenset(field for field, _, _ in FEED_FIELDS[table])
         for batch in _batches(
-            client.fetch_pages(resource, result.updated_since, known=known), spool_sets, PAGES_PER_BATCH
+            client.fetch_pages(resource, result.updated_since, PAGE_LIMIT, known),
+            spool_sets,
+            threads * PAGES_PER_FILE,
         ):
             timing["waiting for the feed"] += time.perf_counter() - waited
             result.pages += batch.pages

@@ -369,10 +369,10 @@ def test_a_pull_counts_its_own_repeats_and_quarantine_across_batches(tmp_path, d
     from tests.helpers import RunningFeed
 
     class SmallPages(FeedClient):
-        def fetch_pages(self, resource, updated_since=None, limit=4, known=frozenset()):
-            return super().fetch_pages(resource, updated_since, limit, known)
+        def fetch_pages(self, resource, updated_since=None, limit=None, known=frozenset()):
+            return super().fetch_pages(resource, updated_since, 4, known)
 
-    monkeypatch.setattr(land, "PAGES_PER_BATCH", 2)  # 33 items: 9 pages of 4, 5 batches
+    monkeypatch.setattr(land, "PAGES_PER_FILE", 1)  # 33 items: 9 pages of 4, a batch a page per thread
     plans = [json.loads(line) for line in (dataset / "plans.jsonl").read_text().splitlines()[:30]]
     plans[5]["level"] = "高级"
     plans[17]["assessment_date"] = "2024-13-01"
