@@ -38,8 +38,8 @@ def json_object(body: bytes) -> dict:
 def page_reader(known: frozenset[str]) -> Callable[[bytes], object]:
     """Parses a page body. First as a page whose items are all objects with no field outside `known`: msgspec
     checks that while it parses, in about two thirds of orjson's time, and no field-name sets are built (about
-    2 s of CPU less at province size). A page that is not that (a new field, an item that is no object, or a body
-    that is no JSON at all) is parsed in full with orjson, as a dict (json_object)."""
+    2 s of CPU less at province size). Any other body (a new field, an item that is no object, nesting too deep
+    for msgspec, or no JSON at all) goes to orjson: a dict, or ValueError (json_object)."""
     if not known:
         return json_object
     item = msgspec.defstruct(
@@ -55,7 +55,7 @@ def page_reader(known: frozenset[str]) -> Callable[[bytes], object]:
     def read(body: bytes) -> object:
         try:
             return decoder.decode(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return json_object(body)
 
     return read

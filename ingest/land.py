@@ -33,11 +33,11 @@ from ingest.warehouse import (
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 1000  # items a page asks the feed for (its maximum)
-# A batch is one spool file per DuckDB thread, each of at most one row group (DuckDB's 122,880 rows) of items: each
-# thread then writes whole row groups. A file of a row group and a bit left a small row group behind it, which
-# DuckDB's checkpoint merged when the connection closed: 3-4 s at province size, now ~0. Batches this large
-# (2 x 122 pages here) keep both threads busy: the step took 15.6 s at 250 pages, 17.8 s at 100 (bench/README.md).
+# A batch is one spool file per DuckDB thread, each of at most one row group of items (DuckDB's 122,880 rows). A file
+# of a row group and a bit left a small row group behind it, which DuckDB's checkpoint merged when the connection
+# closed (3-4 s at province size; now ~0). Large batches keep the threads busy (bench/README.md, session 9).
 PAGES_PER_FILE = 122_880 // PAGE_LIMIT
+SHM_SPOOL_MIN_FREE = 1 << 30  # spool in /dev/shm only with this much free (a container's default is 64 MB)
 
 
 def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
@@ -174,7 +174,7 @@ def write_batch(lines: list[bytes], items: int, spools: list[IO[bytes]], last_pa
     return Batch([spool.name for spool in spools], len(lines), items, last_page)
 
 
-# Pages are parsed once in Python (to follow the cursor, reject malformed bodies and check the field names used), in
+# Pages are parsed in Python (to follow the cursor, reject malformed bodies and check the field names used), in
 # a thread that fetches the next batch of pages, and writes it to spool files, while DuckDB lands this one. DuckDB
 # reads a batch's files in parallel: it unnests the items, reads every documented field in one parse per item,
 # casts and checks them, replaces the resident ID number with an HMAC-SHA256 and masks the holder's name, in one
@@ -256,12 +256,14 @@ def landing_sql(resource: str) -> dict[str, str]:
 
 
 def landing_spool(table: str) -> IO[bytes]:
-    """Where feed pages (and lookup answers, ingest/lookups.py) wait for DuckDB: a file in memory (/dev/shm),
-    readable by this user only, deleted on close."""
+    """Where feed pages (and lookup answers, ingest/lookups.py) wait for DuckDB: a file in memory (/dev/shm) when it
+    has room, else in the temporary directory; readable by this user only, deleted on close."""
+    shm = "/dev/shm"
+    roomy = (
+        os.path.isdir(shm) and (lambda st: st.f_bavail * st.f_frsize)(os.statvfs(shm)) >= SHM_SPOOL_MIN_FREE
+    )
     return tempfile.NamedTemporaryFile(
-        prefix=f"landing-{table}-",
-        suffix=".jsonl",
-        dir="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        prefix=f"landing-{table}-", suffix=".jsonl", dir=shm if roomy else None
     )
 
 
@@ -276,7 +278,15 @@ def land_batch(
     """Land one batch; returns how many of its items were quarantined. `timing` adds up where the time went."""
     started = time.perf_counter()
     params = params | {"spool": batch.files}
-    landed = con.execute(sql["insert"], params).fetchone()[0]
+    first = batch.last_page - batch.pages + 1
+    try:
+        landed = con.execute(sql["insert"], params).fetchone()[0]
+    except duckdb.Error as exc:
+        # DuckDB's message quotes the page it could not read, which may hold personal data: not passed on
+        raise RuntimeError(
+            f"{resource} pages {first}-{batch.last_page}: DuckDB could not read them ({type(exc).__name__}; "
+            "the page text is not logged, as it may hold personal data)"
+        ) from None
     timing["parsing, checking, pseudonymising and inserting"] += time.perf_counter() - started
     if landed == batch.items:
         return 0
@@ -284,7 +294,6 @@ def land_batch(
     quarantined = con.execute(sql["quarantine"], params).fetchone()[0]
     timing["quarantining"] += time.perf_counter() - started
     if landed + quarantined != batch.items:
-        first = batch.last_page - batch.pages + 1
         raise RuntimeError(
             f"{resource} pages {first}-{batch.last_page}: the client read {batch.items} items, but DuckDB landed "
             f"{landed} and quarantined {quarantined}"

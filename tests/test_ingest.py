@@ -383,6 +383,7 @@ def test_a_pull_counts_its_own_repeats_and_quarantine_across_batches(tmp_path, d
     (data / "plans.jsonl").write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in plans))
     served = RunningFeed(data)
     con = connect(tmp_path / "w.duckdb")
+    con.execute("SET threads = 2")  # two files a batch, whatever the machine: 5 batches
     try:
         pulls = [
             land_resource(con, SmallPages(served.url, TOKEN), "plans", "L1", b"k", full_refresh=True)
@@ -416,8 +417,30 @@ def test_a_page_is_read_against_the_documented_fields():
     ):
         assert isinstance(read(body), dict)
     assert read(b'{"next_cursor":null}') == {"next_cursor": None}  # fetch_pages names what is missing
+    deep = b"[" * 1000 + b"]" * 1000  # deeper than msgspec goes, not orjson: read in full
+    assert isinstance(read(b'{"items":[{"a":' + deep + b'}],"next_cursor":null}'), dict)
     for body in (b'{"items":[{"a":', b""):
         with pytest.raises(orjson.JSONDecodeError):  # a ValueError: request_json retries it
             read(body)
     with pytest.raises(ValueError, match="not a JSON object"):
         read(b"[1]")
+
+
+def test_a_page_duckdb_cannot_read_fails_without_quoting_it(tmp_path):
+    """A page both Python parsers accept but DuckDB refuses (a repeated "items" key): the pull fails naming the
+    resource and pages, without DuckDB's message, which quotes the page and so the resident ID number."""
+    id_no = "350521196510134129"
+    item = f'{{"holder_id_no":"{id_no}","certificate_no":"C1"}}'
+    body = f'{{"items":[{item}],"items":[{item}],"next_cursor":null}}'.encode()
+
+    class OnePage(FeedClient):
+        def request_json(self, method, url, what, session=None, parse=None, **kwargs):
+            return body, parse(body)
+
+    con = connect(tmp_path / "w.duckdb")
+    with pytest.raises(RuntimeError, match="certificates pages 0-0: DuckDB could not read them") as failed:
+        land_resource(con, OnePage("http://feed.invalid"), "certificates", "L1", b"k")
+    assert id_no not in str(failed.value)
+    assert failed.value.__cause__ is None
+    assert failed.value.__suppress_context__  # the traceback does not show DuckDB's message either
+    assert con.execute("SELECT count(*) FROM raw.certificates").fetchone() == (0,)
