@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 import orjson
@@ -35,16 +36,25 @@ def json_object(body: bytes) -> dict:
     return parsed
 
 
-def page_reader(known: frozenset[str]) -> Callable[[bytes], object]:
-    """Parses a page body. First as a page whose items are all objects with no field outside `known`: msgspec
-    checks that while it parses, in about two thirds of orjson's time, and no field-name sets are built (about
-    2 s of CPU less at province size). Any other body (a new field, an item that is no object, nesting too deep
-    for msgspec, or no JSON at all) goes to orjson: a dict, or ValueError (json_object)."""
-    if not known:
-        return json_object
+@dataclass(frozen=True)
+class PageShape:
+    """What the client needs of a page: its number of items and next cursor, and how DuckDB may read its items."""
+
+    items: int
+    next_cursor: Any
+    unknown: bool  # an item is no JSON object, or uses a field outside those the page was read against
+    flat: bool  # every item is an object of those fields only, each a string, an integer or null
+
+
+def page_reader(known: frozenset[str]) -> Callable[[bytes], PageShape | None]:
+    """Reads a page body: its shape, None for a JSON object without items/next_cursor (fetch_pages names what is
+    missing), ValueError for a body that is no JSON object (request_json retries it). First as a flat page of
+    `known` fields: msgspec checks that while it parses, in about two thirds of orjson's time, without building
+    dicts or field-name sets. Any other body (a new field, an item that is no object, a value that is a float, a
+    boolean, an array or an object, nesting too deep for msgspec, or no JSON at all) goes to orjson."""
     item = msgspec.defstruct(
         "KnownItem",
-        [(name, Any, msgspec.UNSET) for name in sorted(known)],
+        [(name, str | int | None, msgspec.UNSET) for name in sorted(known)],
         forbid_unknown_fields=True,
         gc=False,
     )
@@ -52,11 +62,18 @@ def page_reader(known: frozenset[str]) -> Callable[[bytes], object]:
         msgspec.defstruct("KnownPage", [("items", list[item]), ("next_cursor", Any)], gc=False)
     )
 
-    def read(body: bytes) -> object:
+    def read(body: bytes) -> PageShape | None:
         try:
-            return decoder.decode(body)
+            page = decoder.decode(body)
+            return PageShape(len(page.items), page.next_cursor, unknown=False, flat=True)
         except (msgspec.DecodeError, RecursionError):
-            return json_object(body)
+            parsed = json_object(body)
+        items = parsed.get("items")
+        if not isinstance(items, list) or "next_cursor" not in parsed:
+            return None
+        names = field_names(items)
+        unknown = names is None or not known.issuperset(names)
+        return PageShape(len(items), parsed["next_cursor"], unknown, flat=False)
 
     return read
 
@@ -72,8 +89,8 @@ class Page:
     body: bytes  # the page as received (valid JSON)
     items: int
     next_cursor: str | None
-    # an item is not a JSON object, or uses a field outside those the page was read against (fetch_pages' `known`)
-    unknown: bool = True
+    unknown: bool = True  # PageShape's
+    flat: bool = False  # PageShape's
 
 
 @dataclass
@@ -114,20 +131,19 @@ class FeedClient:
 
     def request_json(
         self,
-        method: str,
-        url: str,
+        request: requests.PreparedRequest,
         what: str,
         session: requests.Session | None = None,
         parse: Callable[[bytes], Any] = json_object,
-        **kwargs,
     ) -> tuple[bytes, Any]:
-        """Send a request and return (body, parse(body)); retry transient failures and malformed bodies (parse
-        raises ValueError)."""
+        """Send a request (prepared by `session`, the client's own by default) and return (body, parse(body));
+        retry transient failures and malformed bodies (parse raises ValueError)."""
         session = session or self.session
+        url = request.url
         last = "no attempt made"
         for attempt in range(self.max_attempts):
             try:
-                response = session.request(method, url, timeout=self.timeout, stream=True, **kwargs)
+                response = session.send(request, timeout=self.timeout, stream=True)
                 # the whole body in one read (iterating .content reads it in 10 kB pieces)
                 body = response.raw.read(decode_content=True)
             except (requests.Timeout, requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
@@ -169,10 +185,13 @@ class FeedClient:
         limit: int = 1000,
         known: frozenset[str] = frozenset(),
     ) -> Iterator[Page]:
-        """Every page of a resource, in order, following next_cursor until it is null; a page is `unknown` if an
-        item is no object or uses a field outside `known` (the resource's documented fields)."""
+        """Every page of a resource, in order, following next_cursor until it is null, with its shape read against
+        `known` (the resource's documented fields: PageShape)."""
         read = page_reader(known)
         url = f"{self.base_url}/api/v1/{resource}"
+        # each page's request is a copy of one prepared request with its own query: preparing each page's
+        # request anew (session.get) took a third of requests' CPU time, about 1 s at province size
+        template = self.session.prepare_request(requests.Request("GET", url))
         cursor: str | None = None
         page_no = 0
         while True:
@@ -182,17 +201,13 @@ class FeedClient:
             if cursor:
                 params["cursor"] = cursor
             what = f"{resource} page {page_no} (cursor {cursor or 'start'})"
-            body, parsed = self.request_json("GET", url, what, parse=read, params=params)
-            if isinstance(parsed, dict):  # not a page of known items: parsed in full
-                items = parsed.get("items")
-                if not isinstance(items, list) or "next_cursor" not in parsed:
-                    raise FeedError(f"{what}: {url} returned an object without items/next_cursor")
-                names = field_names(items)
-                unknown = names is None or not known.issuperset(names)
-                next_cursor = parsed["next_cursor"]
-            else:
-                items, next_cursor, unknown = parsed.items, parsed.next_cursor, False
-            yield Page(page_no, cursor, body, len(items), next_cursor, unknown)
+            request = template.copy()
+            request.url = f"{template.url}?{urlencode(params)}"
+            body, shape = self.request_json(request, what, parse=read)
+            if shape is None:
+                raise FeedError(f"{what}: {url} returned an object without items/next_cursor")
+            next_cursor = shape.next_cursor
+            yield Page(page_no, cursor, body, shape.items, next_cursor, shape.unknown, shape.flat)
             if not next_cursor:
                 return
             cursor = str(next_cursor)
@@ -202,10 +217,12 @@ class FeedClient:
         """Batch lookup; returns the response body ({"results": [...]}) with one result per number."""
         url = f"{self.base_url}/api/v1/certificates/lookup"
         what = f"lookup of {len(certificate_nos)} certificates from {certificate_nos[0]}"
+        session = session or self.session
+        request = session.prepare_request(
+            requests.Request("POST", url, json={"certificate_nos": certificate_nos})
+        )
         for attempt in range(self.max_attempts):
-            body, parsed = self.request_json(
-                "POST", url, what, session=session, json={"certificate_nos": certificate_nos}
-            )
+            body, parsed = self.request_json(request, what, session=session)
             results = parsed.get("results")
             if isinstance(results, list) and len(results) == len(certificate_nos):
                 return body

@@ -111,27 +111,34 @@ def pseudonymised_record_sql(table: str) -> str:
     return f"CASE WHEN json_type(item) = 'OBJECT' THEN json_merge_patch(item, json_object({', '.join(pairs)})) ELSE item END"
 
 
-def items_sql(table: str) -> str:
+def items_sql(table: str, flat: bool = False) -> str:
     """The items of one batch of pages (the files $spool), each parsed once: the raw table's columns, checked
-    (`reason`: NULL for a usable item) and pseudonymised, and the item as it came (for the quarantine)."""
+    (`reason`: NULL for a usable item) and pseudonymised, and the item as it came (for the quarantine). Items are
+    read as JSON, and each field's text taken with json_extract_string; or, when every page is `flat` (PageShape),
+    read as a struct of text fields, in one parse (the same texts: a JSON string's value, an integer's digits)."""
     fields = FEED_FIELDS[table]
-    paths = ", ".join(f"'$.{f}'" for f, _, _ in fields)
     columns = ", ".join(column_sql(table, field, type_) for field, type_, _ in fields)
-    # the fields that are columns (and the names of the pseudonymised ones), for json_merge_patch to leave the
-    # others: only on pages where the fetch saw a field outside FEED_FIELDS (`unknown`), as it parses again
-    names = dict.fromkeys([f for f, _, _ in fields] + [c for c, _ in raw_columns(table)])
-    known = "'{" + ", ".join(f'"{name}": null' for name in names) + "}'"
+    if flat:
+        item_type = "STRUCT(" + ", ".join(f"{f} VARCHAR" for f, _, _ in fields) + ")"
+        values = "[" + ", ".join(f"item.{f}" for f, _, _ in fields) + "]"
+        extra = "NULL::JSON"
+    else:
+        item_type = "JSON"
+        values = "json_extract_string(item, [" + ", ".join(f"'$.{f}'" for f, _, _ in fields) + "])"
+        # the fields that are columns (and the names of the pseudonymised ones), for json_merge_patch to leave the
+        # others: only on pages where the fetch saw a field outside FEED_FIELDS (`unknown`), as it parses again
+        names = dict.fromkeys([f for f, _, _ in fields] + [c for c, _ in raw_columns(table)])
+        known = "'{" + ", ".join(f'"{name}": null' for name in names) + "}'"
+        extra = f"CASE WHEN unknown THEN nullif(json_merge_patch(item, {known}), '{{}}') END"
     return f"""
-        SELECT page_no, {columns},
-               CASE WHEN unknown THEN nullif(json_merge_patch(item, {known}), '{{}}') END AS extra,
-               {reason_sql(table)} AS reason, item
+        SELECT page_no, {columns}, {extra} AS extra, {reason_sql(table)} AS reason, item
         FROM (
-            SELECT page_no, unknown, item, json_extract_string(item, [{paths}]) AS v
+            SELECT page_no, unknown, item, {values} AS v
             FROM (
                 SELECT page_no, unknown, unnest(page.items) AS item
                 FROM read_json($spool, format = 'newline_delimited', maximum_object_size = 33554432,
                                columns = {{'page_no': 'INTEGER', 'unknown': 'BOOLEAN',
-                                          'page': 'STRUCT(items JSON[], next_cursor VARCHAR)'}})
+                                          'page': 'STRUCT(items {item_type}[], next_cursor VARCHAR)'}})
             )
         )"""
 
@@ -159,33 +166,35 @@ class Batch:
     pages: int
     items: int
     last_page: int  # the feed's page number of its last page (pages come in order)
+    flat: bool  # every page is flat (PageShape): DuckDB may read the items as a struct of text fields
 
 
 SPOOL_SETS = 3  # spool files in turn: one batch being landed, one waiting in the queue, one being written
 
 
-def write_batch(lines: list[bytes], items: int, spools: list[IO[bytes]], last_page: int) -> Batch:
+def write_batch(lines: list[bytes], items: int, spools: list[IO[bytes]], last_page: int, flat: bool) -> Batch:
     share = -(-len(lines) // len(spools))
     for n, spool in enumerate(spools):
         spool.seek(0)
         spool.truncate()
         spool.write(b"\n".join(lines[n * share : (n + 1) * share]))
         spool.flush()
-    return Batch([spool.name for spool in spools], len(lines), items, last_page)
+    return Batch([spool.name for spool in spools], len(lines), items, last_page, flat)
 
 
 # Pages are parsed in Python (to follow the cursor, reject malformed bodies and check the field names used), in
 # a thread that fetches the next batch of pages, and writes it to spool files, while DuckDB lands this one. DuckDB
-# reads a batch's files in parallel: it unnests the items, reads every documented field in one parse per item,
-# casts and checks them, replaces the resident ID number with an HMAC-SHA256 and masks the holder's name, in one
-# statement (landing_sql: straight into the raw table).
+# reads a batch's files in parallel: it unnests the items, reads every documented field (in one parse per item
+# when the pages are flat), casts and checks them, replaces the resident ID number with an HMAC-SHA256 and masks
+# the holder's name, in one statement (landing_sql: straight into the raw table).
 def _batches(
     pages: Iterator[Page],
     spool_sets: list[list[IO[bytes]]],
     size: int,
 ) -> Iterator[Batch]:
     """The pages in batches, fetched and spooled one batch ahead in a thread; each page's line says whether it is
-    `unknown` (a field outside FEED_FIELDS, or an item that is no object: landing then keeps `extra`)."""
+    `unknown` (a field outside FEED_FIELDS, or an item that is no object: landing then keeps `extra`), and a batch
+    whether all its pages are flat."""
     done, stop = object(), threading.Event()
     queue: Queue = Queue(maxsize=1)
 
@@ -201,20 +210,21 @@ def _batches(
     def fetch() -> None:
         lines: list[bytes] = []
         items = written = 0
+        flat = True
         try:
             for page in pages:
                 flag = b"true" if page.unknown else b"false"
                 lines.append(b'{"page_no":%d,"unknown":%s,"page":%s}' % (page.page_no, flag, page.body))
                 items += page.items
+                flat = flat and page.flat
                 if len(lines) >= size:
                     # the queue holds one batch, so the set written SPOOL_SETS batches ago has been landed
-                    if not put(
-                        write_batch(lines, items, spool_sets[written % len(spool_sets)], page.page_no)
-                    ):
+                    spools = spool_sets[written % len(spool_sets)]
+                    if not put(write_batch(lines, items, spools, page.page_no, flat)):
                         return
-                    lines, items, written = [], 0, written + 1
+                    lines, items, written, flat = [], 0, written + 1, True
             if lines:
-                put(write_batch(lines, items, spool_sets[written % len(spool_sets)], page.page_no))
+                put(write_batch(lines, items, spool_sets[written % len(spool_sets)], page.page_no, flat))
             put(done)
         except BaseException as exc:
             put(exc)
@@ -240,18 +250,24 @@ def watermark(con: duckdb.DuckDBPyConnection, resource: str, overlap: dt.timedel
 
 
 def landing_sql(resource: str) -> dict[str, str]:
-    """The statements that land one batch of a resource, both with the parameters $spool, $load_id and, where the
+    """The statements that land one batch of a resource, all with the parameters $spool, $load_id and, where the
     resource has personal fields, $ipad and $opad. Usable items go straight into the raw table, in one statement (a
-    temporary table in between took a third of the time); a batch that has unusable items is read once more to
-    quarantine them."""
+    temporary table in between took a third of the time): "insert", or "insert flat" for a batch of flat pages; a
+    batch that has unusable items is read once more, as JSON, to quarantine them."""
     table = FEED_RESOURCES[resource]
-    items = items_sql(table)
+
+    def insert(items: str) -> str:
+        return (
+            f"INSERT INTO raw.{table} BY NAME SELECT $load_id AS load_id, * EXCLUDE (reason, item) "
+            f"FROM ({items}) WHERE reason IS NULL"
+        )
+
     return {
-        "insert": f"INSERT INTO raw.{table} BY NAME SELECT $load_id AS load_id, * EXCLUDE (reason, item) "
-        f"FROM ({items}) WHERE reason IS NULL",
+        "insert": insert(items_sql(table)),
+        "insert flat": insert(items_sql(table, flat=True)),
         "quarantine": "INSERT INTO raw.quarantine "
         f"SELECT $load_id, 'feed', {sql_literal(resource)}, page_no, split_part(reason, ':', 1), reason, "
-        f"{pseudonymised_record_sql(table)} FROM ({items}) WHERE reason IS NOT NULL",
+        f"{pseudonymised_record_sql(table)} FROM ({items_sql(table)}) WHERE reason IS NOT NULL",
     }
 
 
@@ -267,6 +283,11 @@ def landing_spool(table: str) -> IO[bytes]:
     )
 
 
+class FlatReadError(RuntimeError):
+    """DuckDB could not read a batch of flat pages as structs: for example an item repeats a field, which the
+    client's parser (and json_extract_string) accept. The pull is redone with every page read as JSON."""
+
+
 def land_batch(
     con: duckdb.DuckDBPyConnection,
     sql: dict[str, str],
@@ -274,16 +295,18 @@ def land_batch(
     batch: Batch,
     resource: str,
     timing: Counter,
+    flat_reads: bool = True,
 ) -> int:
     """Land one batch; returns how many of its items were quarantined. `timing` adds up where the time went."""
     started = time.perf_counter()
     params = params | {"spool": batch.files}
     first = batch.last_page - batch.pages + 1
+    flat = batch.flat and flat_reads
     try:
-        landed = con.execute(sql["insert"], params).fetchone()[0]
+        landed = con.execute(sql["insert flat" if flat else "insert"], params).fetchone()[0]
     except duckdb.Error as exc:
         # DuckDB's message quotes the page it could not read, which may hold personal data: not passed on
-        raise RuntimeError(
+        raise (FlatReadError if flat else RuntimeError)(
             f"{resource} pages {first}-{batch.last_page}: DuckDB could not read them ({type(exc).__name__}; "
             "the page text is not logged, as it may hold personal data)"
         ) from None
@@ -344,6 +367,24 @@ def land_resource(
     overlap: dt.timedelta = dt.timedelta(days=1),
 ) -> LandResult:
     """Pull one resource (changes since the watermark unless full_refresh) and land it, in one transaction."""
+    try:
+        return pull(con, client, resource, load_id, pseudonym_key, full_refresh, overlap)
+    except FlatReadError as exc:
+        log.warning("%s; pulling %s again, reading every page as JSON", exc, resource)
+        return pull(con, client, resource, load_id, pseudonym_key, full_refresh, overlap, flat_reads=False)
+
+
+def pull(
+    con: duckdb.DuckDBPyConnection,
+    client: FeedClient,
+    resource: str,
+    load_id: str,
+    pseudonym_key: bytes,
+    full_refresh: bool,
+    overlap: dt.timedelta,
+    flat_reads: bool = True,
+) -> LandResult:
+    """land_resource's pull; with flat_reads False, every page is read as JSON (landing_sql)."""
     table = FEED_RESOURCES[resource]
     result = LandResult(resource, 0, 0, None if full_refresh else watermark(con, resource, overlap))
     started = dt.datetime.now(dt.UTC)
@@ -368,7 +409,7 @@ def land_resource(
             timing["waiting for the feed"] += time.perf_counter() - waited
             result.pages += batch.pages
             result.items += batch.items
-            result.quarantined += land_batch(con, sql, params, batch, resource, timing)
+            result.quarantined += land_batch(con, sql, params, batch, resource, timing, flat_reads)
             waited = time.perf_counter()
         record_load(con, result, table, first_rowid, load_id, full_refresh, started)
         con.commit()

@@ -2,6 +2,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 
 import duckdb
 import orjson
@@ -65,6 +66,17 @@ def test_every_certificate_is_looked_up_once_across_windows(tmp_path, feed, data
     assert lookups.verify_lookups(con, client, "L2").checked == result.checked - result.found  # rechecked
 
 
+class OnePage(FeedClient):
+    """A feed of one page, read by the client's own code."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__("http://feed.invalid")
+        self.body = body
+
+    def request_json(self, request, what, session=None, parse=None):
+        return self.body, parse(self.body)
+
+
 @pytest.mark.parametrize(
     "form",
     ["compact", "spaced", "escaped", "number", "quote in name", "no name", "unknown field", "quarantined"],
@@ -98,15 +110,9 @@ def test_personal_data_is_pseudonymised_whatever_the_json_form(tmp_path, form):
     if form == "escaped":
         text = text.replace(f'"{id_no}"', '"' + "".join(f"\\u{ord(c):04x}" for c in id_no) + '"')
 
-    class OnePage(FeedClient):
-        """The page as a feed would serve it, read by the client's own code."""
-
-        def request_json(self, method, url, what, session=None, parse=None, **kwargs):
-            body = ('{"items":[' + text + '],"next_cursor":null}').encode()
-            return body, parse(body)
-
     con = connect(tmp_path / "w.duckdb")
-    land_resource(con, OnePage("http://feed.invalid"), "certificates", "L1", b"secret")
+    body = ('{"items":[' + text + '],"next_cursor":null}').encode()
+    land_resource(con, OnePage(body), "certificates", "L1", b"secret")
     landed = "raw.quarantine" if form == "quarantined" else "raw.certificates"
     stored = con.execute(f"SELECT to_json(t)::VARCHAR FROM {landed} AS t").fetchone()[0]
     row = json.loads(stored)
@@ -403,27 +409,82 @@ def test_a_pull_counts_its_own_repeats_and_quarantine_across_batches(tmp_path, d
 
 
 def test_a_page_is_read_against_the_documented_fields():
-    """A page of objects with documented fields only takes the fast reader; any other page is parsed in full
-    (and landed with `extra`), and a body that is no JSON object is refused (the client retries it)."""
-    from ingest.feed_client import page_reader
+    """A page of objects with documented fields only, each a string, an integer or null, takes the fast reader
+    and is flat; any other page is parsed in full (and landed with `extra` if a field is unknown), and a body that
+    is no JSON object is refused (the client retries it)."""
+    from ingest.feed_client import PageShape, page_reader
 
     read = page_reader(frozenset({"a", "b"}))
-    fast = read(b'{"items":[{"a":1},{"b":"x","a":null},{}],"next_cursor":"2","other":[1]}')
-    assert not isinstance(fast, dict)
-    assert (len(fast.items), fast.next_cursor) == (3, "2")
-    for body in (
-        b'{"items":[{"a":1,"c":2}],"next_cursor":null}',
-        b'{"items":[{"a":1},7],"next_cursor":null}',
+    flat = b'{"items":[{"a":1},{"b":"x","a":null},{}],"next_cursor":"2","other":[1]}'
+    assert read(flat) == PageShape(3, "2", unknown=False, flat=True)
+    for body, unknown in (
+        (b'{"items":[{"a":1,"c":2}],"next_cursor":null}', True),
+        (b'{"items":[{"a":1},7],"next_cursor":null}', True),
+        (b'{"items":[{"a":1.5},{"b":true}],"next_cursor":3}', False),
+        (b'{"items":[{"a":{"b":1}},{"b":[]}],"next_cursor":null}', False),
     ):
-        assert isinstance(read(body), dict)
-    assert read(b'{"next_cursor":null}') == {"next_cursor": None}  # fetch_pages names what is missing
+        assert read(body) == PageShape(
+            len(orjson.loads(body)["items"]), orjson.loads(body)["next_cursor"], unknown=unknown, flat=False
+        )
+    assert read(b'{"next_cursor":null}') is None  # fetch_pages names what is missing
     deep = b"[" * 1000 + b"]" * 1000  # deeper than msgspec goes, not orjson: read in full
-    assert isinstance(read(b'{"items":[{"a":' + deep + b'}],"next_cursor":null}'), dict)
+    assert read(b'{"items":[{"a":' + deep + b'}],"next_cursor":null}') == PageShape(1, None, False, False)
     for body in (b'{"items":[{"a":', b""):
         with pytest.raises(orjson.JSONDecodeError):  # a ValueError: request_json retries it
             read(body)
     with pytest.raises(ValueError, match="not a JSON object"):
         read(b"[1]")
+
+
+def test_flat_pages_land_as_json_pages_do(tmp_path, caplog):
+    """A flat page's items, read as structs of text, land exactly as when read as JSON, whatever the JSON form of
+    their strings and integers; an item that repeats a field, which DuckDB cannot read as a struct, makes the
+    pull start again reading JSON (the first of the repeated values, as json_extract_string takes)."""
+    from ingest.land import pull
+
+    items = [
+        '{"certificate_no":"C1","plan_no":"P1","institution_id":"35000001","level":3,"issued_on":"2024-02-17",'
+        '"holder_name":"\\u4ed8\\u6021\\u6d69","holder_id_no":"350521196510134129",'
+        '"updated_at":"2024-02-17T10:00:00+08:00"}',
+        '{"certificate_no":"C2","plan_no":"P1","institution_id":"35000001","level":"4","issued_on":"2024-02-17",'
+        '"holder_name":"付\\"怡\\n","holder_id_no":350521196510134,"updated_at":"2024-02-17T10:00:00Z",'
+        '"occupation_code":""}',
+        '{"certificate_no":"C3","plan_no":"P1","institution_id":"35000001","level":-0,"issued_on":"2024-02-17",'
+        '"holder_name":null,"updated_at":"2024-02-17 10:00:00+08","occupation_code":"4-01-02-01"}',
+        '{"certificate_no":"C4","plan_no":"P1","institution_id":"35000001","level":99999999999999999999,'
+        '"issued_on":"2024-02-17","updated_at":"2024-02-17T10:00:00+08:00","holder_id_no":"\\u0033\\u0035"}',
+    ]
+    body = ('{"items":[' + ",".join(items) + '],"next_cursor":null}').encode()
+    assert page_reader_shape(body).flat
+
+    def landed(path, body, **kwargs):
+        con = connect(path)
+        pull(con, OnePage(body), "certificates", "L1", b"k", False, dt.timedelta(days=1), **kwargs)
+        return (
+            con.execute("SELECT * EXCLUDE (load_id) FROM raw.certificates ORDER BY certificate_no").fetchall()
+            + con.execute("SELECT reason FROM raw.quarantine ORDER BY reason").fetchall()
+        )
+
+    as_json = landed(tmp_path / "json.duckdb", body, flat_reads=False)
+    assert len(as_json) == 3 + 1  # three land; C4, whose level does not cast, is quarantined
+    assert landed(tmp_path / "flat.duckdb", body) == as_json
+
+    repeated = body.replace(b'"plan_no":"P1"', b'"plan_no":"P1","plan_no":"P2"', 1)
+    assert page_reader_shape(repeated).flat  # msgspec keeps the last value, DuckDB's struct read refuses it
+    con = connect(tmp_path / "repeated.duckdb")
+    with caplog.at_level(logging.WARNING, logger="ingest.land"):
+        land_resource(con, OnePage(repeated), "certificates", "L1", b"k")
+    assert "pulling certificates again, reading every page as JSON" in caplog.text
+    assert con.execute("SELECT DISTINCT plan_no FROM raw.certificates").fetchall() == [("P1",)]
+    assert con.execute("SELECT count(*) FROM raw.certificates").fetchone() == (3,)
+    assert con.execute("SELECT count(*) FROM raw.feed_loads").fetchone() == (1,)
+
+
+def page_reader_shape(body: bytes):
+    from ingest.feed_client import page_reader
+    from ingest.warehouse import FEED_FIELDS
+
+    return page_reader(frozenset(f for f, _, _ in FEED_FIELDS["certificates"]))(body)
 
 
 def test_a_page_duckdb_cannot_read_fails_without_quoting_it(tmp_path):
@@ -433,13 +494,9 @@ def test_a_page_duckdb_cannot_read_fails_without_quoting_it(tmp_path):
     item = f'{{"holder_id_no":"{id_no}","certificate_no":"C1"}}'
     body = f'{{"items":[{item}],"items":[{item}],"next_cursor":null}}'.encode()
 
-    class OnePage(FeedClient):
-        def request_json(self, method, url, what, session=None, parse=None, **kwargs):
-            return body, parse(body)
-
     con = connect(tmp_path / "w.duckdb")
     with pytest.raises(RuntimeError, match="certificates pages 0-0: DuckDB could not read them") as failed:
-        land_resource(con, OnePage("http://feed.invalid"), "certificates", "L1", b"k")
+        land_resource(con, OnePage(body), "certificates", "L1", b"k")
     assert id_no not in str(failed.value)
     assert failed.value.__cause__ is None
     assert failed.value.__suppress_context__  # the traceback does not show DuckDB's message either
