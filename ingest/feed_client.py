@@ -43,18 +43,18 @@ class PageShape:
     items: int
     next_cursor: Any
     unknown: bool  # an item is no JSON object, or uses a field outside those the page was read against
-    flat: bool  # every item is an object of those fields only, each a string, an integer or null
+    flat: bool  # every item is an object of those fields only, each a string, an integer, a boolean or null
 
 
 def page_reader(known: frozenset[str]) -> Callable[[bytes], PageShape | None]:
     """Reads a page body: its shape, None for a JSON object without items/next_cursor (fetch_pages names what is
     missing), ValueError for a body that is no JSON object (request_json retries it). First as a flat page of
     `known` fields: msgspec checks that while it parses, in about two thirds of orjson's time, without building
-    dicts or field-name sets. Any other body (a new field, an item that is no object, a value that is a float, a
-    boolean, an array or an object, nesting too deep for msgspec, or no JSON at all) goes to orjson."""
+    dicts or field-name sets. Any other body (a new field, an item that is no object, a value that is a float, an
+    array or an object, nesting too deep for msgspec, or no JSON at all) goes to orjson."""
     item = msgspec.defstruct(
         "KnownItem",
-        [(name, str | int | None, msgspec.UNSET) for name in sorted(known)],
+        [(name, str | int | bool | None, msgspec.UNSET) for name in sorted(known)],
         forbid_unknown_fields=True,
         gc=False,
     )
@@ -142,6 +142,9 @@ class FeedClient:
         url = request.url
         last = "no attempt made"
         for attempt in range(self.max_attempts):
+            # the session's cookies as they are now, as session.request would send (a load balancer's, say)
+            request.headers.pop("Cookie", None)
+            request.prepare_cookies(session.cookies)
             try:
                 response = session.send(request, timeout=self.timeout, stream=True)
                 # the whole body in one read (iterating .content reads it in 10 kB pieces)

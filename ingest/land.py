@@ -57,7 +57,7 @@ TYPE_NAMES = {
 
 
 def field_sql(table: str, field: str) -> str:
-    """The field's text in `v`, the list that json_extract_string made of the item in one parse."""
+    """The field's text in `v`, the list of the item's field texts (items_sql)."""
     fields = [f for f, _, _ in FEED_FIELDS[table]]
     return f"v[{fields.index(field) + 1}]"
 
@@ -115,7 +115,8 @@ def items_sql(table: str, flat: bool = False) -> str:
     """The items of one batch of pages (the files $spool), each parsed once: the raw table's columns, checked
     (`reason`: NULL for a usable item) and pseudonymised, and the item as it came (for the quarantine). Items are
     read as JSON, and each field's text taken with json_extract_string; or, when every page is `flat` (PageShape),
-    read as a struct of text fields, in one parse (the same texts: a JSON string's value, an integer's digits)."""
+    read as a struct of text fields, in one parse (the same texts as json_extract_string gives: a string's value,
+    an integer's digits, `true`/`false`; floats, whose text may differ, keep a page from being flat)."""
     fields = FEED_FIELDS[table]
     columns = ", ".join(column_sql(table, field, type_) for field, type_, _ in fields)
     if flat:
@@ -213,6 +214,8 @@ def _batches(
         flat = True
         try:
             for page in pages:
+                if stop.is_set():  # the landing side gave up: fetch no further
+                    return
                 flag = b"true" if page.unknown else b"false"
                 lines.append(b'{"page_no":%d,"unknown":%s,"page":%s}' % (page.page_no, flag, page.body))
                 items += page.items
@@ -305,8 +308,10 @@ def land_batch(
     try:
         landed = con.execute(sql["insert flat" if flat else "insert"], params).fetchone()[0]
     except duckdb.Error as exc:
-        # DuckDB's message quotes the page it could not read, which may hold personal data: not passed on
-        raise (FlatReadError if flat else RuntimeError)(
+        # DuckDB's message quotes the page it could not read, which may hold personal data: not passed on. A flat
+        # read refused as input (an item that repeats a field) is retried as JSON; any other error is not
+        refused = flat and isinstance(exc, duckdb.InvalidInputException)
+        raise (FlatReadError if refused else RuntimeError)(
             f"{resource} pages {first}-{batch.last_page}: DuckDB could not read them ({type(exc).__name__}; "
             "the page text is not logged, as it may hold personal data)"
         ) from None
@@ -366,12 +371,13 @@ def land_resource(
     full_refresh: bool = False,
     overlap: dt.timedelta = dt.timedelta(days=1),
 ) -> LandResult:
-    """Pull one resource (changes since the watermark unless full_refresh) and land it, in one transaction."""
+    """Pull one resource (changes since the watermark unless full_refresh) and land it, in one transaction; if
+    DuckDB cannot read a batch of flat pages as structs (FlatReadError), pull it again reading JSON."""
     try:
         return pull(con, client, resource, load_id, pseudonym_key, full_refresh, overlap)
     except FlatReadError as exc:
         log.warning("%s; pulling %s again, reading every page as JSON", exc, resource)
-        return pull(con, client, resource, load_id, pseudonym_key, full_refresh, overlap, flat_reads=False)
+    return pull(con, client, resource, load_id, pseudonym_key, full_refresh, overlap, flat_reads=False)
 
 
 def pull(

@@ -3,6 +3,7 @@ import hashlib
 import hmac
 import json
 import logging
+from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 import orjson
@@ -66,15 +67,16 @@ def test_every_certificate_is_looked_up_once_across_windows(tmp_path, feed, data
     assert lookups.verify_lookups(con, client, "L2").checked == result.checked - result.found  # rechecked
 
 
-class OnePage(FeedClient):
-    """A feed of one page, read by the client's own code."""
+class PagesFeed(FeedClient):
+    """A feed serving these page bodies (the cursor is the page's index), read by the client's own code."""
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, *bodies: bytes) -> None:
         super().__init__("http://feed.invalid")
-        self.body = body
+        self.bodies = bodies
 
     def request_json(self, request, what, session=None, parse=None):
-        return self.body, parse(self.body)
+        body = self.bodies[int(parse_qs(urlsplit(request.url).query).get("cursor", ["0"])[0])]
+        return body, parse(body)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +114,7 @@ def test_personal_data_is_pseudonymised_whatever_the_json_form(tmp_path, form):
 
     con = connect(tmp_path / "w.duckdb")
     body = ('{"items":[' + text + '],"next_cursor":null}').encode()
-    land_resource(con, OnePage(body), "certificates", "L1", b"secret")
+    land_resource(con, PagesFeed(body), "certificates", "L1", b"secret")
     landed = "raw.quarantine" if form == "quarantined" else "raw.certificates"
     stored = con.execute(f"SELECT to_json(t)::VARCHAR FROM {landed} AS t").fetchone()[0]
     row = json.loads(stored)
@@ -409,18 +411,19 @@ def test_a_pull_counts_its_own_repeats_and_quarantine_across_batches(tmp_path, d
 
 
 def test_a_page_is_read_against_the_documented_fields():
-    """A page of objects with documented fields only, each a string, an integer or null, takes the fast reader
-    and is flat; any other page is parsed in full (and landed with `extra` if a field is unknown), and a body that
-    is no JSON object is refused (the client retries it)."""
+    """A page of objects with documented fields only, each a string, an integer, a boolean or null, takes the
+    fast reader and is flat; any other page is parsed in full (and landed with `extra` if a field is unknown),
+    and a body that is no JSON object is refused (the client retries it)."""
     from ingest.feed_client import PageShape, page_reader
 
     read = page_reader(frozenset({"a", "b"}))
-    flat = b'{"items":[{"a":1},{"b":"x","a":null},{}],"next_cursor":"2","other":[1]}'
-    assert read(flat) == PageShape(3, "2", unknown=False, flat=True)
+    flat = b'{"items":[{"a":1},{"b":"x","a":null},{},{"a":true}],"next_cursor":"2","other":[1]}'
+    assert read(flat) == PageShape(4, "2", unknown=False, flat=True)
     for body, unknown in (
         (b'{"items":[{"a":1,"c":2}],"next_cursor":null}', True),
         (b'{"items":[{"a":1},7],"next_cursor":null}', True),
         (b'{"items":[{"a":1.5},{"b":true}],"next_cursor":3}', False),
+        (b'{"items":[{"a":1e2}],"next_cursor":3}', False),
         (b'{"items":[{"a":{"b":1}},{"b":[]}],"next_cursor":null}', False),
     ):
         assert read(body) == PageShape(
@@ -457,23 +460,37 @@ def test_flat_pages_land_as_json_pages_do(tmp_path, caplog):
     body = ('{"items":[' + ",".join(items) + '],"next_cursor":null}').encode()
     assert page_reader_shape(body).flat
 
-    def landed(path, body, **kwargs):
+    def landed(path, bodies, **kwargs):
         con = connect(path)
-        pull(con, OnePage(body), "certificates", "L1", b"k", False, dt.timedelta(days=1), **kwargs)
+        pull(con, PagesFeed(*bodies), "certificates", "L1", b"k", False, dt.timedelta(days=1), **kwargs)
         return (
-            con.execute("SELECT * EXCLUDE (load_id) FROM raw.certificates ORDER BY certificate_no").fetchall()
+            con.execute(
+                "SELECT * EXCLUDE (load_id, page_no) FROM raw.certificates ORDER BY certificate_no"
+            ).fetchall()
             + con.execute("SELECT reason FROM raw.quarantine ORDER BY reason").fetchall()
         )
 
-    as_json = landed(tmp_path / "json.duckdb", body, flat_reads=False)
+    as_json = landed(tmp_path / "json.duckdb", [body], flat_reads=False)
     assert len(as_json) == 3 + 1  # three land; C4, whose level does not cast, is quarantined
-    assert landed(tmp_path / "flat.duckdb", body) == as_json
+    assert landed(tmp_path / "flat.duckdb", [body]) == as_json
+
+    # a batch with a page that is not flat (a new field) is read as JSON whole, keeping the field in `extra`
+    photo = (
+        b'{"items":['
+        + items[0].replace('"C1"', '"C0"').encode()[:-1]
+        + b',"photo_no":"P-77"}],"next_cursor":"1"}'
+    )
+    assert not page_reader_shape(photo).flat
+    both = landed(tmp_path / "both.duckdb", [photo, body])
+    assert both == landed(tmp_path / "both-json.duckdb", [photo, body], flat_reads=False)
+    assert both[0][-1] == '{"photo_no":"P-77"}'
+    assert both[1:] == as_json
 
     repeated = body.replace(b'"plan_no":"P1"', b'"plan_no":"P1","plan_no":"P2"', 1)
     assert page_reader_shape(repeated).flat  # msgspec keeps the last value, DuckDB's struct read refuses it
     con = connect(tmp_path / "repeated.duckdb")
     with caplog.at_level(logging.WARNING, logger="ingest.land"):
-        land_resource(con, OnePage(repeated), "certificates", "L1", b"k")
+        land_resource(con, PagesFeed(repeated), "certificates", "L1", b"k")
     assert "pulling certificates again, reading every page as JSON" in caplog.text
     assert con.execute("SELECT DISTINCT plan_no FROM raw.certificates").fetchall() == [("P1",)]
     assert con.execute("SELECT count(*) FROM raw.certificates").fetchone() == (3,)
@@ -496,7 +513,7 @@ def test_a_page_duckdb_cannot_read_fails_without_quoting_it(tmp_path):
 
     con = connect(tmp_path / "w.duckdb")
     with pytest.raises(RuntimeError, match="certificates pages 0-0: DuckDB could not read them") as failed:
-        land_resource(con, OnePage(body), "certificates", "L1", b"k")
+        land_resource(con, PagesFeed(body), "certificates", "L1", b"k")
     assert id_no not in str(failed.value)
     assert failed.value.__cause__ is None
     assert failed.value.__suppress_context__  # the traceback does not show DuckDB's message either
