@@ -1,6 +1,7 @@
 import datetime as dt
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 from urllib.parse import parse_qs, urlsplit
@@ -219,6 +220,42 @@ def test_bad_centre_rows_are_quarantined(tmp_path, fmt, chinese):
         "FROM raw.centre_renewal_applications ORDER BY 1"
     ).fetchall()
     assert good == [("XQ1", "2026-10-01", True), ("XQ2", "2026-10-02", False)]
+
+
+@pytest.mark.parametrize("flat_reads", [True, False])
+def test_every_combination_of_missing_empty_and_mistyped_fields_gets_its_reasons(tmp_path, flat_reads):
+    """Each item is quarantined with every reason that applies, in the fields' order, and only such items: over
+    all combinations of a field absent, empty, of the wrong type or right, for a required text field, an optional
+    integer and two required typed fields (landing tells the usable items with one test, then spells out why)."""
+    from ingest.land import pull
+
+    values = {
+        "certificate_no": (None, "", "C"),  # None: the field is absent
+        "level": (None, "", "x", 3),
+        "issued_on": (None, "", "soon", "2024-02-17"),
+        "updated_at": (None, "", "later", "2024-02-17T10:00:00+08:00"),
+    }
+    expected_type = {"level": "an integer", "issued_on": "a date", "updated_at": "a timestamp"}
+    items, expected = [], {}
+    for n, combo in enumerate(itertools.product(*values.values())):
+        given = {field: value for field, value in zip(values, combo, strict=True) if value is not None}
+        items.append({"plan_no": f"P{n}", "institution_id": "35000001"} | given)
+        reasons = []
+        for field in values:
+            text = str(given.get(field, ""))
+            if field != "level" and text == "":
+                reasons.append(f"{field}: missing")
+            if field in expected_type and text not in ("", "3") and not text.startswith("2024-02-17"):
+                reasons.append(f"{field}: expected {expected_type[field]}, got {text}")
+        expected[f"P{n}"] = "; ".join(reasons) or None
+    body = orjson.dumps({"items": items, "next_cursor": None})
+    con = connect(tmp_path / "w.duckdb")
+    pull(con, PagesFeed(body), "certificates", "L1", b"k", False, dt.timedelta(days=1), flat_reads)
+    landed = dict.fromkeys(row[0] for row in con.execute("SELECT plan_no FROM raw.certificates").fetchall())
+    quarantined = dict(con.execute("SELECT record->>'plan_no', reason FROM raw.quarantine").fetchall())
+    assert len(expected) == 3 * 4 * 4 * 4
+    assert landed | quarantined == expected
+    assert 0 < len(landed) < len(quarantined)
 
 
 def test_bad_feed_records_are_quarantined_and_the_rest_lands(tmp_path, dataset):
