@@ -193,7 +193,7 @@ def write_batch(lines: list[bytes], items: int, spools: list[IO[bytes]], last_pa
         spool.truncate()
         spool.write(b"\n".join(lines[n * share : (n + 1) * share]))
         spool.flush()
-    return Batch([spool.name for spool in spools], len(lines), items, last_page, flat)
+    return Batch([spool_path(spool) for spool in spools], len(lines), items, last_page, flat)
 
 
 # Pages are parsed in Python (to follow the cursor, reject malformed bodies and check the field names used), in
@@ -289,14 +289,18 @@ def landing_sql(resource: str) -> dict[str, str]:
 
 def landing_spool(table: str) -> IO[bytes]:
     """Where feed pages (and lookup answers, ingest/lookups.py) wait for DuckDB: a file in memory (/dev/shm) when it
-    has room, else in the temporary directory; readable by this user only, deleted on close."""
+    has room, else in the temporary directory. It has no name, so it is gone with its descriptor, also when the
+    process is killed (named ones stayed behind in /dev/shm, holding memory); DuckDB reads it at spool_path."""
     shm = "/dev/shm"
     roomy = (
         os.path.isdir(shm) and (lambda st: st.f_bavail * st.f_frsize)(os.statvfs(shm)) >= SHM_SPOOL_MIN_FREE
     )
-    return tempfile.NamedTemporaryFile(
-        prefix=f"landing-{table}-", suffix=".jsonl", dir=shm if roomy else None
-    )
+    return tempfile.TemporaryFile(prefix=f"landing-{table}-", suffix=".jsonl", dir=shm if roomy else None)
+
+
+def spool_path(spool: IO[bytes]) -> str:
+    """The path at which DuckDB, in this process, reads a spool: its descriptor's (the file has no name)."""
+    return f"/proc/self/fd/{spool.fileno()}"
 
 
 class FlatReadError(RuntimeError):

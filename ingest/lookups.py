@@ -13,7 +13,7 @@ from typing import IO
 import duckdb
 
 from ingest.feed_client import FeedClient
-from ingest.land import landing_spool
+from ingest.land import landing_spool, spool_path
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def record_answers(
                  FROM read_json($spool, format = 'newline_delimited', maximum_object_size = 16777216,
                                 columns = {'checked_at': 'TIMESTAMPTZ',
                                            'response': 'STRUCT(results STRUCT(certificate_no VARCHAR, found BOOLEAN)[])'}))""",
-        {"load_id": load_id, "spool": spool.name},
+        {"load_id": load_id, "spool": spool_path(spool)},
     )
 
 

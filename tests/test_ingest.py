@@ -4,6 +4,7 @@ import hmac
 import itertools
 import json
 import logging
+import os
 from urllib.parse import parse_qs, urlsplit
 
 import duckdb
@@ -445,6 +446,17 @@ def test_a_pull_counts_its_own_repeats_and_quarantine_across_batches(tmp_path, d
         "SELECT max_updated_at, items FROM raw.feed_loads ORDER BY started_at"
     ).fetchall()
     assert watermarks == [(dt.datetime(2030, 1, 1, tzinfo=dt.UTC), 33)] * 2
+
+
+def test_a_spool_has_no_name_so_a_killed_pull_leaves_nothing_behind():
+    """Spools live in /dev/shm (memory): a named one outlived a pull killed mid-way (test_resilience kills one)."""
+    from ingest.land import landing_spool, spool_path
+
+    with landing_spool("certificates") as spool:
+        spool.write(b'{"a":1}\n{"a":2}\n')
+        spool.flush()
+        assert os.fstat(spool.fileno()).st_nlink == 0  # no directory entry
+        assert duckdb.sql(f"SELECT sum(a) FROM read_json('{spool_path(spool)}')").fetchall() == [(3,)]
 
 
 def test_a_page_is_read_against_the_documented_fields():
