@@ -137,12 +137,11 @@ def items_sql(table: str, flat: bool = False) -> str:
         values = "json_extract_string(item, [" + ", ".join(f"'$.{f}'" for f, _, _ in fields) + "])"
         # the fields that are columns (and the names of the pseudonymised ones), for json_merge_patch to leave the
         # others: only on pages where the fetch saw a field outside FEED_FIELDS (`unknown`), as it parses again
-        names = dict.fromkeys([f for f, _, _ in fields] + [c for c, _ in raw_columns(table)])
-        known = "'{" + ", ".join(f'"{name}": null' for name in names) + "}'"
+        column_names = dict.fromkeys([f for f, _, _ in fields] + [c for c, _ in raw_columns(table)])
+        known = "'{" + ", ".join(f'"{name}": null' for name in column_names) + "}'"
         extra = f"CASE WHEN unknown THEN nullif(json_merge_patch(item, {known}), '{{}}') END"
-    names = ", ".join(column for column, _ in raw_columns(table))
     return f"""
-        SELECT page_no, {names}, {extra} AS extra, {reason_sql(table)} AS reason, item
+        SELECT page_no, {", ".join(column for column, _ in raw_columns(table))}, {extra} AS extra, {reason_sql(table)} AS reason, item
         FROM (
           SELECT page_no, unknown, item, v, {columns}
           FROM (
@@ -271,6 +270,7 @@ def landing_sql(resource: str) -> dict[str, str]:
     temporary table in between took a third of the time): "insert", or "insert flat" for a batch of flat pages; a
     batch that has unusable items is read once more, as JSON, to quarantine them."""
     table = FEED_RESOURCES[resource]
+    as_json = items_sql(table)
 
     def insert(items: str) -> str:
         return (
@@ -279,11 +279,11 @@ def landing_sql(resource: str) -> dict[str, str]:
         )
 
     return {
-        "insert": insert(items_sql(table)),
+        "insert": insert(as_json),
         "insert flat": insert(items_sql(table, flat=True)),
         "quarantine": "INSERT INTO raw.quarantine "
         f"SELECT $load_id, 'feed', {sql_literal(resource)}, page_no, split_part(reason, ':', 1), reason, "
-        f"{pseudonymised_record_sql(table)} FROM ({items_sql(table)}) WHERE reason IS NOT NULL",
+        f"{pseudonymised_record_sql(table)} FROM ({as_json}) WHERE reason IS NOT NULL",
     }
 
 
