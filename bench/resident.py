@@ -62,7 +62,7 @@ class ResidentAirflow:
             }
         )
         self.airflow = str(Path(sys.executable).parent / "airflow")
-        self.procs: list[subprocess.Popen] = []
+        self.procs: dict[str, subprocess.Popen] = {}
 
     @staticmethod
     def _create_database(dsn: str, name: str) -> str:
@@ -96,20 +96,22 @@ class ResidentAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
         self._cli("db", "migrate")
         self._cli("pools", "set", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION)
-        for component in (["api-server", "--port", str(self.port)], ["scheduler"], ["dag-processor"]):
-            log = open(self.home / f"{component[0]}.log", "w")
-            self.procs.append(
-                subprocess.Popen(
-                    [self.airflow, *component], env=self.env, stdout=log, stderr=subprocess.STDOUT
-                )
-            )
+        components = {
+            "api-server": [self.airflow, "api-server", "--port", str(self.port)],
+            # as docker-compose.yml starts it: the tasks' libraries imported once (pipeline/scheduler.py)
+            "scheduler": [sys.executable, "-m", "pipeline.scheduler"],
+            "dag-processor": [self.airflow, "dag-processor"],
+        }
+        for name, command in components.items():
+            log = open(self.home / f"{name}.log", "w")
+            self.procs[name] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self._wait(self._ready, 300, "the resident Airflow to parse both DAGs and serve its API")
         return self
 
     def _ready(self) -> bool:
-        for proc in self.procs:
+        for name, proc in self.procs.items():
             if proc.poll() is not None:
-                raise RuntimeError(f"{proc.args[1]} exited; see {self.home}/{proc.args[1]}.log")
+                raise RuntimeError(f"{name} exited; see {self.home}/{name}.log")
         try:
             if not requests.get(f"http://127.0.0.1:{self.port}/api/v2/monitor/health", timeout=2).ok:
                 return False
@@ -193,9 +195,9 @@ class ResidentAirflow:
         return {task: round(duration or 0, 2) for task, duration in rows}
 
     def __exit__(self, *exc) -> None:
-        for proc in reversed(self.procs):
+        for proc in reversed(self.procs.values()):
             proc.terminate()
-        for proc in self.procs:
+        for proc in self.procs.values():
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

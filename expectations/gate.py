@@ -45,7 +45,6 @@ class GateResult:
 def _context(docs_dir: Path | None):
     import great_expectations as gx
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     if docs_dir is not None:
