@@ -87,10 +87,7 @@ class Page:
     page_no: int
     cursor: str | None
     body: bytes  # the page as received (valid JSON)
-    items: int
-    next_cursor: str | None
-    unknown: bool = True  # PageShape's
-    flat: bool = False  # PageShape's
+    shape: PageShape
 
 
 @dataclass
@@ -209,11 +206,10 @@ class FeedClient:
             body, shape = self.request_json(request, what, parse=read)
             if shape is None:
                 raise FeedError(f"{what}: {url} returned an object without items/next_cursor")
-            next_cursor = shape.next_cursor
-            yield Page(page_no, cursor, body, shape.items, next_cursor, shape.unknown, shape.flat)
-            if not next_cursor:
+            yield Page(page_no, cursor, body, shape)
+            if not shape.next_cursor:
                 return
-            cursor = str(next_cursor)
+            cursor = str(shape.next_cursor)
             page_no += 1
 
     def lookup(self, certificate_nos: list[str], session: requests.Session | None = None) -> bytes:

@@ -5,6 +5,7 @@ transaction, so a pull that fails half-way leaves nothing of itself visible."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -228,10 +229,10 @@ def _batches(
             for page in pages:
                 if stop.is_set():  # the landing side gave up: fetch no further
                     return
-                flag = b"true" if page.unknown else b"false"
+                flag = b"true" if page.shape.unknown else b"false"
                 lines.append(b'{"page_no":%d,"unknown":%s,"page":%s}' % (page.page_no, flag, page.body))
-                items += page.items
-                flat = flat and page.flat
+                items += page.shape.items
+                flat = flat and page.shape.flat
                 if len(lines) >= size:
                     # the queue holds one batch, so the set written SPOOL_SETS batches ago has been landed
                     spools = spool_sets[written % len(spool_sets)]
@@ -390,11 +391,12 @@ def land_resource(
 ) -> LandResult:
     """Pull one resource (changes since the watermark unless full_refresh) and land it, in one transaction; if
     DuckDB cannot read a batch of flat pages as structs (FlatReadError), pull it again reading JSON."""
+    attempt = functools.partial(pull, con, client, resource, load_id, pseudonym_key, full_refresh, overlap)
     try:
-        return pull(con, client, resource, load_id, pseudonym_key, full_refresh, overlap)
+        return attempt()
     except FlatReadError as exc:
         log.warning("%s; pulling %s again, reading every page as JSON", exc, resource)
-    return pull(con, client, resource, load_id, pseudonym_key, full_refresh, overlap, flat_reads=False)
+    return attempt(flat_reads=False)
 
 
 def pull(

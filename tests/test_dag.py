@@ -218,6 +218,7 @@ def test_the_dbt_task_reads_the_warehouse_path_and_check_scope_when_it_runs_not_
         "WAREHOUSE_DB": "{{ renewal_warehouse_db() }}",
         "RENEWAL_CHECK_CHANGED_SINCE": "{{ renewal_check_changed_since(logical_date, dag_run.run_after) }}",
         "DBT_LOG_LEVEL_FILE": "none",
+        "DBT_WRITE_JSON": "false",
     }
     monkeypatch.setenv("WAREHOUSE", "/srv/renewal")
     assert DBT_MACROS["renewal_warehouse_db"]() == "/srv/renewal/warehouse.duckdb"
