@@ -22,7 +22,7 @@ import sys
 # The libraries the tasks import, slowest first (import time on the development machine, Airflow loaded)
 PRELOADED = (
     "great_expectations",  # the quality gate: 2.5 s
-    "dbt.cli.main",  # dbt_build runs dbt in its own process (Cosmos, dbtRunner): 1.2 s
+    "dbt.cli.main",  # dbt_build runs dbt inside its task process (Cosmos's dbtRunner mode): 1.2 s
     "dbt.adapters.duckdb",  # dbt's DuckDB adapter: 0.8 s
     "pandas",  # the gate's frames: 0.3 s
     "cosmos.operators.local",  # every task parses the DAG file, which builds the Cosmos operator: 0.2 s
@@ -35,8 +35,8 @@ PRELOADED = (
 
 def preload() -> None:
     """Import PRELOADED into this process."""
-    # as the gate sets them (expectations/gate.py): no usage statistics, and none of the ~200 INFO lines that
-    # Great Expectations logs about its own documentation decorators while it is imported
+    # as the gate has them (expectations/): no usage statistics, and none of the ~200 INFO lines that Great
+    # Expectations logs about its own documentation decorators while it is imported
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     for name in PRELOADED:
