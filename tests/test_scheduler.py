@@ -49,7 +49,7 @@ def test_the_scheduler_imports_the_libraries_and_none_of_the_projects_own_code(p
 
 
 @pytest.mark.slow
-def test_no_library_starts_a_thread_the_forked_tasks_would_not_have(preloaded):
+def test_importing_the_libraries_starts_no_thread_that_a_fork_would_lose(preloaded):
     report, _ = preloaded
     assert report["threads"] == ["MainThread"]
 
