@@ -226,7 +226,6 @@ def run_gate(
     GateFailed if any expectation fails. Results go to `results_dir`, the GX Data Docs site to `docs_dir`. With
     `changed_since`, the row checks on the certificates cover only the rows landed after it (suites.changed);
     without, every row (pipeline/check_scope.py decides which)."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     from expectations.suites import MAX_DROP, SUITES  # imports great_expectations
 
     outcome = GateResult(success=True, evaluated=0)

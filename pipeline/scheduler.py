@@ -7,16 +7,15 @@ the dbt task about 2 s and Great Expectations cost the gate about 2.5 s, every d
 docker-compose.yml and the bench's resident Airflow (bench/resident.py) start the scheduler this way.
 
 Only libraries are loaded here, which change only when the environment is reinstalled (and the scheduler with
-it). The project's own modules (dags/, pipeline/, ingest/, expectations/, publish/) are still imported by each
-task, so an edit to them reaches the next task without a restart of the scheduler. None of the libraries
+it), and the settings under which Great Expectations is imported (`expectations/__init__.py`). The project's
+modules (dags/, pipeline/, ingest/, expectations/'s modules, publish/) are still imported by each task, so an
+edit to them reaches the next task without a restart of the scheduler. None of the libraries
 starts a thread when imported (a fork copies no thread but the one that forks; tests/test_scheduler.py checks).
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
-import os
 import sys
 
 # The libraries the tasks import, slowest first (import time on the development machine, Airflow loaded)
@@ -34,11 +33,8 @@ PRELOADED = (
 
 
 def preload() -> None:
-    """Import PRELOADED into this process."""
-    # as the gate has them (expectations/): no usage statistics, and none of the ~200 INFO lines that Great
-    # Expectations logs about its own documentation decorators while it is imported
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    """Import PRELOADED into this process, Great Expectations as the gate imports it."""
+    importlib.import_module("expectations")  # the package's settings only: none of its modules
     for name in PRELOADED:
         importlib.import_module(name)
 
