@@ -1,24 +1,31 @@
-"""HTTP client for the national network's feed: one Session, timeouts, bearer token, retries with backoff."""
+"""HTTP client for the national network's feed: one keep-alive connection per thread, timeouts, bearer token,
+retries with backoff."""
 
 from __future__ import annotations
 
+import base64
+import http.client
+import http.cookiejar
 import logging
 import random
+import ssl
+import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
+import certifi
 import msgspec
 import orjson
-import requests
-import urllib3
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {500, 502, 503, 504}
+USER_AGENT = "fujian-renewal-pipeline"  # http.client sends none; some gateways refuse a request without one
 
 
 def field_names(items: list) -> frozenset[str] | None:
@@ -91,6 +98,86 @@ class Page:
 
 
 @dataclass
+class Response:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection to the feed, through the proxy the environment names for it (resolved
+    once), with the cookies the feed sets (a load balancer's, say) sent back. Built on http.client, not requests:
+    a page's request and response took a third of requests' CPU time (bench/README.md, session 12). Any failure
+    closes it, and the next request opens a new one."""
+
+    def __init__(self, base_url: str, timeout: float, headers: dict[str, str]) -> None:
+        url = urlsplit(base_url)
+        self.https = url.scheme == "https"
+        self.origin = f"{url.scheme}://{url.netloc}"
+        self.path = url.path.rstrip("/")
+        self.address = (url.hostname or "", url.port or (443 if self.https else 80))
+        self.timeout = timeout
+        self.headers = {"Accept": "application/json", "User-Agent": USER_AGENT} | headers
+        self.proxy = None
+        proxy = urllib.request.getproxies().get(url.scheme)
+        if proxy and not urllib.request.proxy_bypass(url.hostname or ""):
+            self.proxy = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            if self.proxy.username is not None:
+                credentials = f"{unquote(self.proxy.username)}:{unquote(self.proxy.password or '')}"
+                basic = "Basic " + base64.b64encode(credentials.encode()).decode()
+                self.proxy_headers = {"Proxy-Authorization": basic}
+            else:
+                self.proxy_headers = {}
+        self.cookies = http.cookiejar.CookieJar()
+        self.http: http.client.HTTPConnection | None = None
+
+    def open(self) -> http.client.HTTPConnection:
+        context = ssl.create_default_context(cafile=certifi.where()) if self.https else None
+        if self.proxy is None:
+            if self.https:
+                return http.client.HTTPSConnection(*self.address, timeout=self.timeout, context=context)
+            return http.client.HTTPConnection(*self.address, timeout=self.timeout)
+        proxy = (self.proxy.hostname or "", self.proxy.port or 80)
+        if not self.https:  # the proxy is asked for the whole URL
+            return http.client.HTTPConnection(*proxy, timeout=self.timeout)
+        tunnel = http.client.HTTPSConnection(*proxy, timeout=self.timeout, context=context)
+        tunnel.set_tunnel(*self.address, headers=self.proxy_headers)
+        return tunnel
+
+    def send(self, method: str, target: str, body: bytes | None = None) -> Response:
+        """Send `method` to the feed's `target` (its path under the base URL, and query) and read the whole
+        response; OSError (a timeout, a refused or dropped connection) or http.client.HTTPException if it fails."""
+        url = self.path + target
+        headers = self.headers | ({"Content-Type": "application/json"} if body is not None else {})
+        if self.proxy is not None and not self.https:
+            url = self.origin + url
+            headers |= self.proxy_headers
+        if len(self.cookies):
+            asked = urllib.request.Request(self.origin + self.path + target)
+            self.cookies.add_cookie_header(asked)
+            headers |= dict(asked.header_items())
+        if self.http is None:
+            self.http = self.open()
+        try:
+            self.http.request(method, url, body=body, headers=headers)
+            response = self.http.getresponse()
+            data = response.read()  # the whole body, Content-Length bytes, in one read
+        except BaseException:
+            self.close()
+            raise
+        if "Set-Cookie" in response.headers:
+            self.cookies.extract_cookies(response, urllib.request.Request(self.origin + self.path + target))
+        if response.will_close:
+            self.close()
+        return Response(response.status, response.headers, data)
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.http.close()
+            self.http = None
+
+
+@dataclass
 class FeedClient:
     base_url: str
     token: str | None = None
@@ -101,20 +188,14 @@ class FeedClient:
     retries: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        self.session = self.new_session()
+        self.local = threading.local()  # each thread's Connection (the lookups ask from several threads)
 
-    def new_session(self) -> requests.Session:
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        if self.token:
-            session.headers["Authorization"] = f"Bearer {self.token}"
-        # Proxy settings from the environment, resolved once: per request, requests would re-read the
-        # environment and ~/.netrc, about a millisecond a page.
-        session.proxies = requests.utils.get_environ_proxies(self.base_url)
-        session.trust_env = False
-        return session
+    def connection(self) -> Connection:
+        """This thread's connection to the feed."""
+        if not hasattr(self.local, "connection"):
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            self.local.connection = Connection(self.base_url, self.timeout, headers)
+        return self.local.connection
 
     def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
         if retry_after:
@@ -128,54 +209,50 @@ class FeedClient:
 
     def request_json(
         self,
-        request: requests.PreparedRequest,
+        method: str,
+        target: str,
         what: str,
-        session: requests.Session | None = None,
+        body: bytes | None = None,
         parse: Callable[[bytes], Any] = json_object,
     ) -> tuple[bytes, Any]:
-        """Send a request (prepared by `session`, the client's own by default) and return (body, parse(body));
-        retry transient failures and malformed bodies (parse raises ValueError)."""
-        session = session or self.session
-        url = request.url
+        """Send a request to the feed's `target` (path under the base URL, and query) on this thread's connection
+        and return (body, parse(body)); retry transient failures and malformed bodies (parse raises ValueError)."""
+        url = self.base_url + target
         last = "no attempt made"
         for attempt in range(self.max_attempts):
-            # the session's cookies as they are now, as session.request would send (a load balancer's, say)
-            request.headers.pop("Cookie", None)
-            request.prepare_cookies(session.cookies)
             try:
-                response = session.send(request, timeout=self.timeout, stream=True)
-                # the whole body in one read (iterating .content reads it in 10 kB pieces)
-                body = response.raw.read(decode_content=True)
-            except (requests.Timeout, requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
-                timed_out = isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError))
+                response = self.connection().send(method, target, body)
+            except (OSError, http.client.HTTPException) as exc:
+                timed_out = isinstance(exc, TimeoutError)
                 cause, last = "timeout" if timed_out else "connection", repr(exc)
                 self.retries[cause] += 1
                 self._sleep(attempt)
                 continue
-            if response.status_code == 429:
+            status = response.status
+            if status == 429:
                 self.retries["rate_limited"] += 1
                 last = "HTTP 429"
                 self._sleep(attempt, response.headers.get("Retry-After"))
                 continue
-            if response.status_code in RETRY_STATUS:
+            if status in RETRY_STATUS:
                 self.retries["server_error"] += 1
-                last = f"HTTP {response.status_code}"
+                last = f"HTTP {status}"
                 self._sleep(attempt)
                 continue
-            if response.status_code in (401, 403):
-                raise FeedError(f"{what}: {url} answered {response.status_code}; check FEED_TOKEN")
-            if response.status_code >= 400:
+            if status in (401, 403):
+                raise FeedError(f"{what}: {url} answered {status}; check FEED_TOKEN")
+            if status >= 400:
                 raise FeedError(
-                    f"{what}: {url} answered {response.status_code}: {body[:200].decode(errors='replace')}"
+                    f"{what}: {url} answered {status}: {response.body[:200].decode(errors='replace')}"
                 )
             try:
-                parsed = parse(body)
+                parsed = parse(response.body)
             except ValueError as exc:
                 self.retries["malformed"] += 1
                 last = f"malformed JSON ({exc})"
                 self._sleep(attempt)
                 continue
-            return body, parsed
+            return response.body, parsed
         raise FeedError(f"{what}: {url} failed {self.max_attempts} times; last error: {last}")
 
     def fetch_pages(
@@ -188,10 +265,7 @@ class FeedClient:
         """Every page of a resource, in order, following next_cursor until it is null, with its shape read against
         `known` (the resource's documented fields: PageShape)."""
         read = page_reader(known)
-        url = f"{self.base_url}/api/v1/{resource}"
-        # each page's request is a copy of one prepared request with its own query: preparing each page's
-        # request anew (session.get) took a third of requests' CPU time, about 1 s at province size
-        template = self.session.prepare_request(requests.Request("GET", url))
+        path = f"/api/v1/{resource}"
         cursor: str | None = None
         page_no = 0
         while True:
@@ -201,30 +275,25 @@ class FeedClient:
             if cursor:
                 params["cursor"] = cursor
             what = f"{resource} page {page_no} (cursor {cursor or 'start'})"
-            request = template.copy()
-            request.url = f"{template.url}?{urlencode(params)}"
-            body, shape = self.request_json(request, what, parse=read)
+            body, shape = self.request_json("GET", f"{path}?{urlencode(params)}", what, parse=read)
             if shape is None:
-                raise FeedError(f"{what}: {url} returned an object without items/next_cursor")
+                raise FeedError(f"{what}: {self.base_url}{path} returned an object without items/next_cursor")
             yield Page(page_no, cursor, body, shape)
             if not shape.next_cursor:
                 return
             cursor = str(shape.next_cursor)
             page_no += 1
 
-    def lookup(self, certificate_nos: list[str], session: requests.Session | None = None) -> bytes:
+    def lookup(self, certificate_nos: list[str]) -> bytes:
         """Batch lookup; returns the response body ({"results": [...]}) with one result per number."""
-        url = f"{self.base_url}/api/v1/certificates/lookup"
+        target = "/api/v1/certificates/lookup"
         what = f"lookup of {len(certificate_nos)} certificates from {certificate_nos[0]}"
-        session = session or self.session
-        request = session.prepare_request(
-            requests.Request("POST", url, json={"certificate_nos": certificate_nos})
-        )
+        body = orjson.dumps({"certificate_nos": certificate_nos})
         for attempt in range(self.max_attempts):
-            body, parsed = self.request_json(request, what, session=session)
+            answer, parsed = self.request_json("POST", target, what, body)
             results = parsed.get("results")
             if isinstance(results, list) and len(results) == len(certificate_nos):
-                return body
+                return answer
             self.retries["malformed"] += 1
             self._sleep(attempt)
-        raise FeedError(f"{what}: {url} kept answering without one result per certificate")
+        raise FeedError(f"{what}: {self.base_url}{target} kept answering without one result per certificate")

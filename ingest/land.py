@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from queue import Full, Queue
+from queue import Empty, Queue
 from typing import IO
 
 import duckdb
@@ -34,10 +34,13 @@ from ingest.warehouse import (
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 1000  # items a page asks the feed for (its maximum)
-# A batch is one spool file per DuckDB thread, each of at most one row group of items (DuckDB's 122,880 rows). A file
-# of a row group and a bit left a small row group behind it, which DuckDB's checkpoint merged when the connection
-# closed (3-4 s at province size; now ~0). Large batches keep the threads busy (bench/README.md, session 9).
+# A batch is FILES_PER_BATCH spool files, which DuckDB reads in parallel, in one statement: each statement has a
+# fixed cost (~0.1 s of DuckDB's time at province size, measured in session 12: 20 statements of 2 files took
+# 9.6 s, 5 of 8 files 7.8 s). Each file holds at most one row group of items (DuckDB's 122,880 rows): a file of a
+# row group and a bit left a small row group behind it, which DuckDB's checkpoint merged when the connection
+# closed (3-4 s at province size; now ~0; bench/README.md, session 9).
 PAGES_PER_FILE = 122_880 // PAGE_LIMIT
+FILES_PER_BATCH = 8  # or DuckDB's threads, if more: 976 pages, ~260 MB of spool per set at most
 SHM_SPOOL_MIN_FREE = 1 << 30  # spool in /dev/shm only with this much free (a container's default is 64 MB)
 
 
@@ -174,26 +177,44 @@ class LandResult:
 
 @dataclass
 class Batch:
-    """Pages as newline-delimited JSON in spool files, one file per DuckDB thread, for DuckDB to read in parallel."""
+    """Pages as newline-delimited JSON in spool files, one file per DuckDB thread (the pages dealt in turn), for
+    DuckDB to read in parallel. Each page goes to its file as it comes, its body as received: joining a batch's
+    lines first copied every page twice more (~1 core-s at province size)."""
 
-    files: list[str]
-    pages: int
-    items: int
-    last_page: int  # the feed's page number of its last page (pages come in order)
-    flat: bool  # every page is flat (PageShape): DuckDB may read the items as a struct of text fields
+    spools: list[IO[bytes]]
+    pages: int = 0
+    items: int = 0
+    last_page: int = -1  # the feed's page number of its last page (pages come in order)
+    flat: bool = True  # every page is flat (PageShape): DuckDB may read the items as a struct of text fields
+
+    def __post_init__(self) -> None:
+        for spool in self.spools:
+            spool.seek(0)
+            spool.truncate()
+
+    def add(self, page: Page) -> None:
+        spool = self.spools[self.pages % len(self.spools)]
+        flag = b"true" if page.shape.unknown else b"false"
+        spool.write(b'{"page_no":%d,"unknown":%s,"page":' % (page.page_no, flag))
+        spool.write(page.body)
+        spool.write(b"}\n")
+        self.pages += 1
+        self.items += page.shape.items
+        self.last_page = page.page_no
+        self.flat = self.flat and page.shape.flat
+
+    def close(self) -> Batch:
+        for spool in self.spools:
+            spool.flush()
+        return self
+
+    @property
+    def files(self) -> list[str]:
+        """The spool files that hold pages of this batch."""
+        return [spool_path(spool) for spool in self.spools[: self.pages]]
 
 
-SPOOL_SETS = 3  # spool files in turn: one batch being landed, one waiting in the queue, one being written
-
-
-def write_batch(lines: list[bytes], items: int, spools: list[IO[bytes]], last_page: int, flat: bool) -> Batch:
-    share = -(-len(lines) // len(spools))
-    for n, spool in enumerate(spools):
-        spool.seek(0)
-        spool.truncate()
-        spool.write(b"\n".join(lines[n * share : (n + 1) * share]))
-        spool.flush()
-    return Batch([spool_path(spool) for spool in spools], len(lines), items, last_page, flat)
+SPOOL_SETS = 2  # sets of spool files: one batch being landed while the next is written
 
 
 # Pages are parsed in Python (to follow the cursor, reject malformed bodies and check the field names used), in
@@ -206,51 +227,51 @@ def _batches(
     spool_sets: list[list[IO[bytes]]],
     size: int,
 ) -> Iterator[Batch]:
-    """The pages in batches, fetched and spooled one batch ahead in a thread; each page's line says whether it is
-    `unknown` (a field outside FEED_FIELDS, or an item that is no object: landing then keeps `extra`), and a batch
-    whether all its pages are flat."""
+    """The pages in batches of `size`, fetched and spooled in a thread, into a free set of spool files, while DuckDB
+    lands the batch before; a set is free again once its batch has been landed. Each page's line says whether it
+    is `unknown` (a field outside FEED_FIELDS, or an item that is no object: landing then keeps `extra`), and a
+    batch whether all its pages are flat."""
     done, stop = object(), threading.Event()
-    queue: Queue = Queue(maxsize=1)
+    ready: Queue = Queue()  # at most one batch per spool set
+    free: Queue = Queue()
+    for spools in spool_sets:
+        free.put(spools)
 
-    def put(value) -> bool:
+    def free_set() -> list[IO[bytes]] | None:
         while not stop.is_set():
             try:
-                queue.put(value, timeout=0.5)
-                return True
-            except Full:
+                return free.get(timeout=0.5)
+            except Empty:
                 continue
-        return False  # the landing side gave up
+        return None  # the landing side gave up
 
     def fetch() -> None:
-        lines: list[bytes] = []
-        items = written = 0
-        flat = True
+        batch = None
         try:
             for page in pages:
                 if stop.is_set():  # the landing side gave up: fetch no further
                     return
-                flag = b"true" if page.shape.unknown else b"false"
-                lines.append(b'{"page_no":%d,"unknown":%s,"page":%s}' % (page.page_no, flag, page.body))
-                items += page.shape.items
-                flat = flat and page.shape.flat
-                if len(lines) >= size:
-                    # the queue holds one batch, so the set written SPOOL_SETS batches ago has been landed
-                    spools = spool_sets[written % len(spool_sets)]
-                    if not put(write_batch(lines, items, spools, page.page_no, flat)):
+                if batch is None:
+                    if (spools := free_set()) is None:
                         return
-                    lines, items, written, flat = [], 0, written + 1, True
-            if lines:
-                put(write_batch(lines, items, spool_sets[written % len(spool_sets)], page.page_no, flat))
-            put(done)
+                    batch = Batch(spools)
+                batch.add(page)
+                if batch.pages >= size:
+                    ready.put(batch.close())
+                    batch = None
+            if batch is not None:
+                ready.put(batch.close())
+            ready.put(done)
         except BaseException as exc:
-            put(exc)
+            ready.put(exc)
 
     threading.Thread(target=fetch, name="feed-prefetch", daemon=True).start()
     try:
-        while (batch := queue.get()) is not done:
+        while (batch := ready.get()) is not done:
             if isinstance(batch, BaseException):
                 raise batch
             yield batch
+            free.put(batch.spools)  # landed: its files may be written again
     finally:
         stop.set()
 
@@ -416,9 +437,10 @@ def pull(
     sql = landing_sql(resource)
     ipad, opad = hmac_pads(pseudonym_key)
     params = {"load_id": load_id} | ({"ipad": ipad, "opad": opad} if "$ipad" in sql["insert"] else {})
-    # a batch's pages in one file per DuckDB thread, which DuckDB reads in parallel
-    threads = max(1, con.execute("SELECT current_setting('threads')").fetchone()[0])
-    spool_sets = [[landing_spool(table) for _ in range(threads)] for _ in range(SPOOL_SETS)]
+    # a batch in FILES_PER_BATCH files (or one per DuckDB thread, if more), which DuckDB reads in parallel
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    files = max(FILES_PER_BATCH, threads)
+    spool_sets = [[landing_spool(table) for _ in range(files)] for _ in range(SPOOL_SETS)]
     timing = Counter()
     con.begin()
     try:
@@ -429,7 +451,7 @@ def pull(
         for batch in _batches(
             client.fetch_pages(resource, result.updated_since, PAGE_LIMIT, known),
             spool_sets,
-            threads * PAGES_PER_FILE,
+            files * PAGES_PER_FILE,
         ):
             timing["waiting for the feed"] += time.perf_counter() - waited
             result.pages += batch.pages

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -70,13 +69,10 @@ def due_window(con: duckdb.DuckDBPyConnection, start: int, size: int) -> list[li
 
 
 def answer_fetcher(client: FeedClient) -> Callable[[list[str]], bytes]:
-    """A function that asks the feed about one batch (one HTTP session per thread) and stamps the answer."""
-    local = threading.local()
+    """A function that asks the feed about one batch (on its thread's connection) and stamps the answer."""
 
     def fetch(batch: list[str]) -> bytes:
-        if not hasattr(local, "session"):
-            local.session = client.new_session()
-        body = client.lookup(batch, session=local.session)
+        body = client.lookup(batch)
         checked_at = dt.datetime.now(dt.UTC).isoformat().encode()
         return b'{"checked_at":"%s","response":%s}' % (checked_at, body)
 

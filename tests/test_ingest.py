@@ -76,8 +76,8 @@ class PagesFeed(FeedClient):
         super().__init__("http://feed.invalid")
         self.bodies = bodies
 
-    def request_json(self, request, what, session=None, parse=None):
-        body = self.bodies[int(parse_qs(urlsplit(request.url).query).get("cursor", ["0"])[0])]
+    def request_json(self, method, target, what, body=None, parse=None):
+        body = self.bodies[int(parse_qs(urlsplit(target).query).get("cursor", ["0"])[0])]
         return body, parse(body)
 
 
