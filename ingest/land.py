@@ -227,8 +227,8 @@ def _batches(
     spool_sets: list[list[IO[bytes]]],
     size: int,
 ) -> Iterator[Batch]:
-    """The pages in batches of `size`, fetched and spooled in a thread, into a free set of spool files, while DuckDB
-    lands the batch before; a set is free again once its batch has been landed. Each page's line says whether it
+    """The pages in batches of up to `size`, fetched and spooled in a thread, into a free set of spool files, while
+    DuckDB lands the batch before; a set is free again once its batch has been landed. Each page's line says whether it
     is `unknown` (a field outside FEED_FIELDS, or an item that is no object: landing then keeps `extra`), and a
     batch whether all its pages are flat."""
     done, stop = object(), threading.Event()
@@ -246,7 +246,7 @@ def _batches(
         return None  # the landing side gave up
 
     def fetch() -> None:
-        batch = None
+        batch, limit = None, PAGES_PER_FILE // 2
         try:
             for page in pages:
                 if stop.is_set():  # the landing side gave up: fetch no further
@@ -254,9 +254,11 @@ def _batches(
                 if batch is None:
                     if (spools := free_set()) is None:
                         return
-                    batch = Batch(spools)
+                    # DuckDB waits for the first batch: the batches grow from half a file to `size`, each
+                    # fetched (about twice as fast as landed) while the one before is landed
+                    batch, limit = Batch(spools), min(2 * limit, size)
                 batch.add(page)
-                if batch.pages >= size:
+                if batch.pages >= limit:
                     ready.put(batch.close())
                     batch = None
             if batch is not None:
