@@ -460,8 +460,12 @@ def pull(
             result.items += batch.items
             result.quarantined += land_batch(con, sql, params, batch, resource, timing, flat_reads)
             waited = time.perf_counter()
+        waited = time.perf_counter()
         record_load(con, result, table, first_rowid, load_id, full_refresh, started)
+        timing["counting repeated keys"] += time.perf_counter() - waited
+        waited = time.perf_counter()
         con.commit()
+        timing["committing"] += time.perf_counter() - waited
     except BaseException:
         con.rollback()
         raise
