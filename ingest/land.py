@@ -177,7 +177,7 @@ class LandResult:
 
 @dataclass
 class Batch:
-    """Pages as newline-delimited JSON in spool files, one file per DuckDB thread (the pages dealt in turn), for
+    """Pages as newline-delimited JSON in spool files, FILES_PER_BATCH files (the pages dealt in turn), for
     DuckDB to read in parallel. Each page goes to its file as it comes, its body as received: joining a batch's
     lines first copied every page twice more (~1 core-s at province size)."""
 
