@@ -31,10 +31,12 @@ def empty_warehouse(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def unit_tests_run(empty_warehouse):
-    """Every dbt unit test, after int_working_days is rebuilt from its current SQL (its spine is not a ref, so
-    `--empty` leaves it whole: every year estimated, as no official calendar is loaded)."""
-    calendar = run_dbt(empty_warehouse, "run", "--empty", "--select", "int_working_days")
-    assert calendar.returncode == 0, calendar.stdout[-3000:]
+    """Every dbt unit test; on `make mutants`' prebuilt warehouse, after int_working_days is rebuilt from its
+    current SQL (its spine is not a ref, so `--empty` leaves it whole: every year estimated, as no official
+    calendar is loaded). A warehouse built here has it from the current SQL already (a dbt run less, ~5 s)."""
+    if os.environ.get("RULES_EMPTY_WAREHOUSE"):
+        calendar = run_dbt(empty_warehouse, "run", "--empty", "--select", "int_working_days")
+        assert calendar.returncode == 0, calendar.stdout[-3000:]
     return run_dbt(empty_warehouse, "test", "--select", "test_type:unit")
 
 
