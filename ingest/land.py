@@ -246,7 +246,7 @@ def _batches(
         return None  # the landing side gave up
 
     def fetch() -> None:
-        batch, limit = None, PAGES_PER_FILE // 2
+        batch, limit = None, PAGES_PER_FILE // 2  # doubled before the first batch: it is 122 pages
         try:
             for page in pages:
                 if stop.is_set():  # the landing side gave up: fetch no further
@@ -254,7 +254,7 @@ def _batches(
                 if batch is None:
                     if (spools := free_set()) is None:
                         return
-                    # DuckDB waits for the first batch: the batches grow from half a file to `size`, each
+                    # DuckDB waits for the first batch: the batches grow from one file's worth to `size`, each
                     # fetched (about twice as fast as landed) while the one before is landed
                     batch, limit = Batch(spools), min(2 * limit, size)
                 batch.add(page)
