@@ -41,7 +41,9 @@ DBT_MACROS = {
     "renewal_warehouse_db": warehouse_db_macro,
     "renewal_check_changed_since": check_changed_since_macro,
 }
-AS_OF_TEMPLATE = "{{ renewal_as_of(logical_date, dag_run.run_after) }}"
+# dag_run.logical_date, not logical_date: a run without one (the UI's Trigger button) has no `logical_date` in
+# its template context at all, and rendering `logical_date` there fails with UndefinedError
+AS_OF_TEMPLATE = "{{ renewal_as_of(dag_run.logical_date, dag_run.run_after) }}"
 
 OPERATOR_ARGS = {
     "project_dir": DBT_PROJECT_DIR,
@@ -52,7 +54,7 @@ OPERATOR_ARGS = {
     "env": {
         "RENEWAL_AS_OF": AS_OF_TEMPLATE,
         "WAREHOUSE_DB": "{{ renewal_warehouse_db() }}",
-        CHANGED_SINCE_ENV: "{{ renewal_check_changed_since(logical_date, dag_run.run_after) }}",
+        CHANGED_SINCE_ENV: "{{ renewal_check_changed_since(dag_run.logical_date, dag_run.run_after) }}",
         # dbt's own log file would go to the temporary project copy, deleted with it; its lines are in the task
         # log. Writing it took ~0.7 s of a province day's build.
         "DBT_LOG_LEVEL_FILE": "none",

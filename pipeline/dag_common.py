@@ -58,7 +58,7 @@ def run_as_of(context) -> dt.date:
 
 
 def as_of_macro(logical_date, run_after) -> str:
-    """The same D for templates (the dbt var `as_of`): `{{ renewal_as_of(logical_date, dag_run.run_after) }}`."""
+    """The same D for templates (the dbt var `as_of`): `{{ renewal_as_of(dag_run.logical_date, dag_run.run_after) }}`."""
     return as_of_date(logical_date or run_after).isoformat()
 
 
@@ -70,16 +70,21 @@ def is_backfill(context) -> bool:
 
 
 def alert_recipients() -> list[str]:
-    """The data team's addresses: ALERT_RECIPIENTS, else the Airflow Variable `alert_recipients` (comma-separated)."""
-    raw = os.environ.get("ALERT_RECIPIENTS")
-    if not raw:
-        try:
-            from airflow.sdk import Variable
+    """The data team's addresses: ALERT_RECIPIENTS, else the Airflow Variable `alert_recipients` (comma-separated).
+    A Variable that cannot be read raises (AirflowRuntimeError), never reads as "no recipients"."""
+    from publish.email import env_or_variable  # not at parse time: it imports DuckDB
 
-            raw = Variable.get("alert_recipients", default=None)
-        except Exception:
-            raw = None
+    raw = env_or_variable("ALERT_RECIPIENTS", "alert_recipients")
     return [a.strip() for a in (raw or "").replace(";", ",").split(",") if a.strip()]
+
+
+def _key_lines(context) -> str:
+    """The failed task's error, at most 40 lines of it."""
+    error = str(context.get("exception") or "no exception recorded; see the task log")
+    lines = error.strip().splitlines()
+    return "\n".join(
+        lines[:40] + ([f"… ({len(lines) - 40} more lines in the log)"] if len(lines) > 40 else [])
+    )
 
 
 def failure_mail(context) -> tuple[str, str]:
@@ -87,11 +92,7 @@ def failure_mail(context) -> tuple[str, str]:
     each failed expectation with its count and example keys)."""
     ti = context["ti"]
     as_of = run_as_of(context).isoformat()
-    error = str(context.get("exception") or "no exception recorded; see the task log")
-    lines = error.strip().splitlines()
-    key_lines = "\n".join(
-        lines[:40] + ([f"… ({len(lines) - 40} more lines in the log)"] if len(lines) > 40 else [])
-    )
+    key_lines = _key_lines(context)
     subject = f"[renewal pipeline] FAILED {ti.dag_id}.{ti.task_id} for {as_of}"
     log_url = getattr(ti, "log_url", None)
     body = (
@@ -106,19 +107,34 @@ def failure_mail(context) -> tuple[str, str]:
 
 
 def on_task_failure(context) -> None:
-    """on_failure_callback of every task: e-mail the data team through `smtp_default` (Airflow's SmtpNotifier)."""
-    to = alert_recipients()
+    """on_failure_callback of every task: the alert goes to the task log (which the Airflow UI shows) always,
+    and is e-mailed to the data team through `smtp_default` (Airflow's SmtpNotifier) when recipients are set.
+    If the recipients cannot be read, that is logged as an error and the task log is where the alert stays."""
+    from airflow.sdk.exceptions import AirflowRuntimeError
+
     ti = context["ti"]
+    subject, body = failure_mail(context)
+    log.error("%s\n%s", subject, _key_lines(context))
+    try:
+        to = alert_recipients()
+    except AirflowRuntimeError as exc:
+        log.error(
+            "ALERT NOT E-MAILED for %s.%s: the Variable alert_recipients could not be read (%s); "
+            "the alert is the error above, in this task's log",
+            ti.dag_id,
+            ti.task_id,
+            exc,
+        )
+        return
     if not to:
         log.warning(
-            "task %s.%s failed; no alert sent: set ALERT_RECIPIENTS or the Variable alert_recipients",
+            "task %s.%s failed; no alert e-mailed: set ALERT_RECIPIENTS or the Variable alert_recipients",
             ti.dag_id,
             ti.task_id,
         )
         return
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-    subject, body = failure_mail(context)
     SmtpNotifier(
         to=to,
         from_email=os.environ.get("ALERT_FROM", "renewal-pipeline@localhost"),

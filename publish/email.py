@@ -13,6 +13,7 @@ import html
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 from ingest.warehouse import open_duckdb
@@ -36,20 +37,37 @@ def _centre_and_stem(manifest: dict, code: str, as_of: dt.date) -> tuple[str, st
     raise FileNotFoundError(f"the export of {as_of} lists no workbook for centre {code} (manifest.json)")
 
 
-def recipients() -> dict[str, list[str]]:
-    raw = os.environ.get("REMINDER_RECIPIENTS")
-    if not raw:
-        try:
-            from airflow.sdk import Variable
+def env_or_variable(env: str, variable: str) -> str | None:
+    """A setting from the environment, else from the Airflow Variable of that name (None when neither is set).
+    A Variable that cannot be read raises: a broken lookup must never pass for "nobody to tell"."""
+    value = os.environ.get(env)
+    # outside an Airflow task, importing Airflow would only configure it as a side effect
+    if value or "airflow.sdk" not in sys.modules:
+        return value or None
+    from airflow.sdk import Variable
 
-            raw = Variable.get("reminder_recipients", default=None)
-        except Exception:
-            raw = None
+    return Variable.get(variable, default=None) or None
+
+
+def recipients() -> dict[str, list[str]]:
+    """Each centre's addresses: REMINDER_RECIPIENTS, else the Variable `reminder_recipients` (JSON object)."""
+    raw = env_or_variable("REMINDER_RECIPIENTS", "reminder_recipients")
     if not raw:
         return {}
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"REMINDER_RECIPIENTS (or the Variable reminder_recipients) is not JSON: {exc}; "
+            'expected e.g. {"350100": "a@example.gov.cn, b@example.gov.cn"}'
+        ) from exc
+    if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+        raise ValueError(
+            "REMINDER_RECIPIENTS (or the Variable reminder_recipients) must map centre codes to "
+            'comma-separated addresses, e.g. {"350100": "a@example.gov.cn"}'
+        )
     return {
-        code: [a.strip() for a in addresses.split(",") if a.strip()]
-        for code, addresses in json.loads(raw).items()
+        code: [a.strip() for a in addresses.split(",") if a.strip()] for code, addresses in parsed.items()
     }
 
 

@@ -214,9 +214,9 @@ def test_the_dbt_task_reads_the_warehouse_path_and_check_scope_when_it_runs_not_
     from pipeline.cosmos_config import DBT_MACROS
 
     assert dagbag.dags["renewal_daily"].get_task("dbt_build").env == {
-        "RENEWAL_AS_OF": "{{ renewal_as_of(logical_date, dag_run.run_after) }}",
+        "RENEWAL_AS_OF": "{{ renewal_as_of(dag_run.logical_date, dag_run.run_after) }}",
         "WAREHOUSE_DB": "{{ renewal_warehouse_db() }}",
-        "RENEWAL_CHECK_CHANGED_SINCE": "{{ renewal_check_changed_since(logical_date, dag_run.run_after) }}",
+        "RENEWAL_CHECK_CHANGED_SINCE": "{{ renewal_check_changed_since(dag_run.logical_date, dag_run.run_after) }}",
         "DBT_LOG_LEVEL_FILE": "none",
         "DBT_WRITE_JSON": "false",
     }
@@ -224,3 +224,82 @@ def test_the_dbt_task_reads_the_warehouse_path_and_check_scope_when_it_runs_not_
     assert DBT_MACROS["renewal_warehouse_db"]() == "/srv/renewal/warehouse.duckdb"
     # no warehouse there yet: the first run checks every row
     assert DBT_MACROS["renewal_check_changed_since"](None, dt.datetime(2026, 11, 25, tzinfo=dt.UTC)) == ""
+
+
+@pytest.mark.parametrize("logical", [None, "2026-11-24T22:00:00+00:00"])
+def test_the_dbt_task_renders_for_a_run_with_or_without_a_logical_date(
+    dagbag, monkeypatch, tmp_path, logical
+):
+    """The UI's Trigger button makes a run with no logical date: its template context has no `logical_date`
+    at all, and the dbt task's env must still render, with D taken from run_after in Shanghai."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("WAREHOUSE", str(tmp_path))
+    dag = dagbag.dags["renewal_daily"]
+    task = dag.get_task("dbt_build")
+    logical_date = dt.datetime.fromisoformat(logical) if logical else None
+    run = SimpleNamespace(logical_date=logical_date, run_after=dt.datetime(2026, 11, 24, 23, tzinfo=dt.UTC))
+    context = {"dag_run": run, "dag": dag, "task": task}
+    if logical_date:
+        context["logical_date"] = logical_date
+    env = task.render_template(task.env, context, jinja_env=dag.get_template_env())
+    assert env["RENEWAL_AS_OF"] == "2026-11-25"
+    assert env["WAREHOUSE_DB"] == str(tmp_path / "warehouse.duckdb")
+    assert env["RENEWAL_CHECK_CHANGED_SINCE"] == ""  # no warehouse yet: every row is checked
+
+
+def _failed_context():
+    import datetime as dt
+
+    return {
+        "ti": _TI(),
+        "dag_run": _Run(dt.datetime(2026, 11, 24, 22, tzinfo=dt.UTC)),
+        "logical_date": None,
+        "exception": RuntimeError("data-quality gate failed for 2026-11-25: 1 of 37 expectations failed"),
+    }
+
+
+def _broken_variable(monkeypatch):
+    """The Variable store answers with an error (the API server unreachable, a permission denied …)."""
+    from airflow.sdk import Variable
+    from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
+    from airflow.sdk.execution_time.comms import ErrorResponse
+
+    def broken(*_args, **_kwargs):
+        raise AirflowRuntimeError(ErrorResponse(error=ErrorType.API_SERVER_ERROR, detail={"status": 503}))
+
+    monkeypatch.delenv("ALERT_RECIPIENTS", raising=False)
+    monkeypatch.delenv("REMINDER_RECIPIENTS", raising=False)
+    monkeypatch.setattr(Variable, "get", broken)
+
+
+def test_an_alert_whose_recipients_cannot_be_read_is_logged_as_an_error_with_the_alert(monkeypatch, caplog):
+    import logging
+
+    from pipeline.dag_common import alert_recipients, on_task_failure
+
+    _broken_variable(monkeypatch)
+    with pytest.raises(Exception, match="API_SERVER_ERROR"):
+        alert_recipients()  # never "nobody to tell"
+    with caplog.at_level(logging.INFO, logger="pipeline.dag_common"):
+        on_task_failure(_failed_context())
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("FAILED renewal_daily.quality_gate for 2026-11-25" in m and "1 of 37" in m for m in errors)
+    assert any("ALERT NOT E-MAILED" in m and "alert_recipients could not be read" in m for m in errors)
+
+
+def test_reminder_recipients_that_cannot_be_read_fail_the_task(monkeypatch):
+    from publish.email import recipients
+
+    _broken_variable(monkeypatch)
+    with pytest.raises(Exception, match="API_SERVER_ERROR"):
+        recipients()
+    monkeypatch.setenv("REMINDER_RECIPIENTS", '{"350100": "fz@example.org"')  # a bracket short
+    with pytest.raises(ValueError, match=r"REMINDER_RECIPIENTS .* is not JSON"):
+        recipients()
+    monkeypatch.setenv("REMINDER_RECIPIENTS", '["fz@example.org"]')
+    with pytest.raises(ValueError, match="must map centre codes"):
+        recipients()
+    monkeypatch.setenv("REMINDER_RECIPIENTS", '{"350100": "a@x.cn, b@x.cn"}')
+    assert recipients() == {"350100": ["a@x.cn", "b@x.cn"]}
