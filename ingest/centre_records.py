@@ -18,10 +18,13 @@ from pathlib import Path
 
 import duckdb
 
+from ingest.warehouse import INSTITUTION_ID_PATTERN
+
 log = logging.getLogger(__name__)
 
 EXCEL_EPOCH = dt.date(1899, 12, 30)
 OCCUPATION_CODE = re.compile(r"^\d-\d{2}-\d{2}-\d{2}$")
+INSTITUTION_ID = re.compile(INSTITUTION_ID_PATTERN)  # fullmatch: `$` would let a trailing newline through
 TRUE_WORDS = {"true", "是", "1", "yes", "y", "t", "√", "✓", "✔", "有", "已提供", "提供"}
 FALSE_WORDS = {"false", "否", "0", "no", "n", "f", "", "×", "✗", "✘", "x", "无", "未提供", "没有"}
 # what offices write in an optional cell that has no value
@@ -306,6 +309,13 @@ def _codes_text(f: Field, text: str, _institutions: set[str]) -> str | None:
 
 
 def _institution_text(f: Field, text: str, institutions: set[str]) -> str:
+    if not INSTITUTION_ID.fullmatch(text):  # as at the feed's landing (warehouse.INSTITUTION_ID_PATTERN)
+        raise RowError(
+            f.name,
+            f"institution_id: does not match ^{INSTITUTION_ID_PATTERN}$, got '{text[:40]}'",
+            f"{f.zh}格式不正确：{text}（机构编号只由字母、数字、“-”和“_”组成，以字母或数字开头，不超过64位）",
+            _expected(f),
+        )
     if text not in institutions:
         raise RowError(
             f.name,

@@ -81,6 +81,15 @@ FEED_FIELDS: dict[str, list[tuple[str, str, bool]]] = {
     ],
 }
 
+# An institution_id, from any feed resource or centre spreadsheet, is this whole pattern (documented as
+# ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$): every id the feed uses does (35 and a six-digit serial, 35000001), and tests'
+# ids (A, REV-OVERDUE) too. The id ends up in file and folder names and in cells of the exports, so a record whose id
+# is anything else (../../x, =cmd|…, a control character) is quarantined with its reason, like a missing field; as
+# the plans, certificates and occupations of such an institution carry the same id, they are quarantined with it.
+INSTITUTION_ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+# fields checked against a pattern at landing, wherever they occur (the whole text must match)
+FEED_PATTERNS = {"institution_id": INSTITUTION_ID_PATTERN}
+
 # Personal data never lands as it came (ingest/land.py, PSEUDONYMISE): each personal field and the column it lands
 # in. The resident ID number is replaced by its HMAC, under another name; the holder's name is masked to the surname.
 PERSONAL_FIELDS = {"holder_id_no": "holder_id_hash", "holder_name": "holder_name"}

@@ -31,13 +31,15 @@ import duckdb
 from ingest.warehouse import open_duckdb
 from publish.form_cache import FormCache
 from publish.forms import Institution, build_forms
+from publish.names import export_path, inside
 from publish.returns import return_lists
 from publish.workbook import PROVINCE, centre_workbook
 
 log = logging.getLogger(__name__)
 
 # The CSV: the reminders sent today, each once (CONTRACT); ISO dates, phone numbers quoted so that a leading 0
-# survives. (column in marts.reminders, Chinese header)
+# survives, text from outside that a spreadsheet would run neutralised (csv_text). (column in marts.reminders,
+# Chinese header)
 CSV_COLUMNS = [
     ("institution_id", "机构编号"),
     ("institution_name", "机构名称"),
@@ -65,6 +67,9 @@ CSV_COLUMNS = [
     ("email", "电子邮箱"),
 ]
 PHONE_COLUMNS = {"contact_phone", "responsible_phone"}
+# A spreadsheet program opening the CSV takes a field that starts with one of these for a formula (=HYPERLINK(…),
+# +cmd|' /C calc'!A0, @SUM(…), -2+3; tab and CR are skipped before the test): OWASP's CSV-injection guidance
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 LEDGER_DDL = """CREATE TABLE IF NOT EXISTS reminder_ledger (
     institution_id VARCHAR NOT NULL, period_expires_on DATE NOT NULL, reminder_type VARCHAR NOT NULL,
@@ -133,11 +138,16 @@ def record_sent(ledger_db: Path, rows: list[dict], as_of: dt.date) -> int:
         con.close()
 
 
-def _csv_value(column: str, value: object) -> object:
+def csv_text(value: object) -> object:
+    """A CSV field as written: text that starts with a FORMULA_TRIGGERS character gets a leading `'`, which a
+    spreadsheet shows as text and does not run (OWASP). Every text may come from the feed or a centre's file, a
+    phone number +86… included; numbers (days_left may be negative) and dates are ours and stay as they are."""
     if value is None:
         return ""
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
     return value
 
 
@@ -170,7 +180,7 @@ def _csv_bytes(rows: list[dict]) -> bytes:
     writer.writerow([h for _, h in CSV_COLUMNS], set())
     quoted = {i for i, (c, _) in enumerate(CSV_COLUMNS) if c in PHONE_COLUMNS}
     for row in rows:
-        writer.writerow([_csv_value(c, row.get(c)) for c, _ in CSV_COLUMNS], quoted)
+        writer.writerow([csv_text(row.get(c)) for c, _ in CSV_COLUMNS], quoted)
     return b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
 
 
@@ -210,7 +220,9 @@ def _work_lists(published_db: Path) -> tuple[list[dict], list[dict], list[dict]]
     return work, warnings, summary
 
 
-def _safe(text: str) -> str:
+def _name_label(text: str) -> str:
+    """An institution's name as part of its folder's name: short (the whole path stays readable, and within
+    Windows' 260 characters), without spaces; publish.names.safe_name makes the whole name safe."""
     return re.sub(r'[\\/:*?"<>|\s]+', "_", text).strip("_")[:60]
 
 
@@ -306,13 +318,15 @@ def export_reminders(
         for code, centre_rows in by_centre.items():
             name = centres.get(code, code)
             stem = f"{code}_{name}_续期提醒_{as_of.isoformat()}"
+            # every name below is built from values of the feed or the seeds: each part goes through
+            # safe_name (export_path), and each path is checked to stay inside the export folder when written
             province = code == PROVINCE
             centre_work = [r for r in work if r["list_centre"] == code]
             centre_warnings = (
                 warnings if province else [r for r in warnings if r["supervising_centre"] == code]
             )
-            files[f"{stem}.csv"] = _csv_bytes(centre_rows)
-            files[f"{stem}.xlsx"] = centre_workbook(
+            files[export_path(f"{stem}.csv")] = _csv_bytes(centre_rows)
+            files[export_path(f"{stem}.xlsx")] = centre_workbook(
                 code,
                 as_of,
                 centre_work,
@@ -325,14 +339,14 @@ def export_reminders(
             )
             for iid in sorted({r["institution_id"] for r in centre_rows}):
                 inst = institutions[iid]
-                folder = f"{code}_{name}_申请材料/{iid}_{_safe(inst.name)}"
+                folder = (f"{code}_{name}_申请材料", f"{iid}_{_name_label(inst.name)}")
                 made = forms[iid]
                 if len(made) == 2:
-                    files[f"{folder}/附件1_备案续期申请表_{iid}.xlsx"] = made[0]
-                    files[f"{folder}/附件2_认定工作总结_{iid}.docx"] = made[1]
+                    files[export_path(*folder, f"附件1_备案续期申请表_{iid}.xlsx")] = made[0]
+                    files[export_path(*folder, f"附件2_认定工作总结_{iid}.docx")] = made[1]
                     packs += 1
                 else:
-                    files[f"{folder}/告知_暂不能申请续期_{iid}.docx"] = made[0]
+                    files[export_path(*folder, f"告知_暂不能申请续期_{iid}.docx")] = made[0]
                     notices += 1
         files |= return_lists(
             published_db, as_of, centres
@@ -356,8 +370,9 @@ def export_reminders(
         }
         files["manifest.json"] = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
         for path, data in files.items():
-            (staging / path).parent.mkdir(parents=True, exist_ok=True)
-            (staging / path).write_bytes(data)
+            destination = inside(staging, path)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(data)
         if target.exists():
             old = exports_dir / f".{as_of.isoformat()}.{uuid.uuid4().hex}.old"
             target.rename(old)

@@ -29,7 +29,15 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 
-from publish.xlsx import DATE_FORMAT, date_zh, fixed_zip, print_like_an_office_document
+from publish.xlsx import (
+    DATE_FORMAT,
+    append_row,
+    date_zh,
+    fixed_zip,
+    print_like_an_office_document,
+    workbook_bytes,
+    xml_text,
+)
 
 PLANS_ON_FORM = 6
 FORMS_PER_WORKER = 100  # a pair of forms takes about 0.1 s of CPU, a worker about 0.5 s to start
@@ -114,7 +122,7 @@ def _annex1_basic_information(ws, inst: Institution) -> None:
     ]
     wrap = Alignment(wrap_text=True, vertical="center")
     for label, value, label2, value2 in basic:
-        ws.append([label, value, None, None, None, label2, value2])
+        append_row(ws, [label, value, None, None, None, label2, value2])
         r = ws.max_row
         ws.merge_cells(start_row=r, start_column=2, end_row=r, end_column=5)
         ws.merge_cells(start_row=r, start_column=7, end_row=r, end_column=9)
@@ -136,7 +144,8 @@ def _annex1_plans(ws, inst: Institution) -> None:
     chosen = plans_for_form(inst.plans)
     for n in range(PLANS_ON_FORM):
         p = chosen[n] if n < len(chosen) else None
-        ws.append(
+        append_row(
+            ws,
             [n + 1]
             + (
                 [
@@ -151,7 +160,7 @@ def _annex1_plans(ws, inst: Institution) -> None:
                 ]
                 if p
                 else [None] * 8
-            )
+            ),
         )
     for r in range(header_row, header_row + PLANS_ON_FORM + 1):
         for c in range(1, 10):
@@ -193,9 +202,7 @@ def annex1_xlsx(inst: Institution, as_of: dt.date) -> bytes:
         ws.column_dimensions[get_column_letter(i)].width = width
     print_like_an_office_document(ws, "", title_rows=None, one_page=True)
     ws.oddHeader.center.text = ws.oddFooter.center.text = None  # a form carries no print title
-    raw = io.BytesIO()
-    wb.save(raw)
-    return fixed_zip(raw.getvalue(), stamp)
+    return workbook_bytes(wb, stamp)
 
 
 def _rate(passed: int | None, candidates: int | None) -> str:
@@ -239,7 +246,9 @@ class _OfficialDocument:
     ):
         from docx.shared import RGBColor
 
-        run = paragraph.add_run(text)
+        # plain text only: a value from the feed that looks like a field code or a link stays text (no w:fldSimple,
+        # w:instrText or w:hyperlink is made here), and characters XML cannot hold become U+FFFD
+        run = paragraph.add_run(xml_text(text))
         run.font.color.rgb = RGBColor(0, 0, 0)
         run.bold = bold
         if size:

@@ -9,7 +9,6 @@ A centre with no rejected rows gets no file. The bytes are a function of the pub
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import logging
 from collections.abc import Mapping
@@ -20,7 +19,8 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from ingest.warehouse import open_duckdb
-from publish.xlsx import fixed_zip
+from publish.names import safe_name
+from publish.xlsx import append_row, workbook_bytes
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ COLUMNS = [
 def return_list_name(code: str, centre: str, as_of: dt.date) -> str:
     """Beside the centre's other files of D (`<code>_<name>_…`), so that whoever sends a centre its files
     sends this one too."""
-    return f"{code}_{centre}_退回清单_{as_of.isoformat()}.xlsx"
+    return safe_name(f"{code}_{centre}_退回清单_{as_of.isoformat()}.xlsx")
 
 
 def select_returns(published_db: Path, as_of: dt.date) -> list[dict]:
@@ -80,11 +80,11 @@ def _xlsx_bytes(rows: list[dict], centre: str, as_of: dt.date) -> bytes:
         f"{centre} 台账退回清单（{as_of.isoformat()}）：以下 {len(rows)} 行未能载入，请按“填写要求”"
         "更正原文件后重新报送；其余行已正常载入。"
     )
-    sheet.append([title])
+    append_row(sheet, [title])
     sheet.append([h for _, h, _ in COLUMNS])
     for row in rows:
         values = dict(row, row_as_written=_row_as_written(row["cells"]))
-        sheet.append([values.get(c) for c, _, _ in COLUMNS])
+        append_row(sheet, [values.get(c) for c, _, _ in COLUMNS])
     bold, fill, wrap = (
         Font(bold=True),
         PatternFill("solid", fgColor="FCE4D6"),
@@ -103,9 +103,7 @@ def _xlsx_bytes(rows: list[dict], centre: str, as_of: dt.date) -> bytes:
     sheet.page_setup.orientation = "landscape"
     sheet.page_setup.fitToWidth = 1
     sheet.print_title_rows = "2:2"
-    raw = io.BytesIO()
-    wb.save(raw)
-    return fixed_zip(raw.getvalue(), stamp)
+    return workbook_bytes(wb, stamp)
 
 
 def return_lists(published_db: Path, as_of: dt.date, centres: Mapping[str, str]) -> dict[str, bytes]:

@@ -13,7 +13,6 @@ rows, labels and texts come from the marts; this module only lays them out.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections.abc import Callable, Mapping
 from copy import copy
 from dataclasses import dataclass
@@ -23,7 +22,13 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 
-from publish.xlsx import DATE_FORMAT, date_zh, fixed_zip, print_like_an_office_document
+from publish.xlsx import (
+    DATE_FORMAT,
+    append_row,
+    date_zh,
+    print_like_an_office_document,
+    workbook_bytes,
+)
 
 PROVINCE = "350000"
 # row fill by urgency: today's deadlines, overdue reviews, and any other deadline within a week
@@ -175,7 +180,7 @@ def _table(
     styles: dict[tuple[bool, PatternFill | None], StyleArray] = {}
     for n, row in enumerate(rows, start=2):
         values = [c.value(row) for c in columns]
-        ws.append(values)
+        append_row(ws, values)
         ws.row_dimensions[n].height = _row_height(values, columns)
         row_fill = fill(row) if fill else None
         for i, column in enumerate(columns, start=1):
@@ -273,14 +278,12 @@ def centre_workbook(
         _table(ws, reminder_columns(as_of, rows[0]["deadline_label_zh"] or "截止日期"), rows)
         print_like_an_office_document(ws, header(f"今日发出的提醒：{rows[0]['reminder_type_zh']}"))
 
-    raw = io.BytesIO()
-    wb.save(raw)
-    return fixed_zip(raw.getvalue(), stamp)
+    return workbook_bytes(wb, stamp)
 
 
 def _summary_sheet(wb, name, as_of, work, warnings, sent, by_type, types, header) -> None:
     ws = wb.create_sheet("汇总")
-    ws.append(["鉴定中心", name])
+    append_row(ws, ["鉴定中心", name])
     ws.append(["统计日期", as_of])
     ws["B2"].number_format = DATE_FORMAT
     ws["B2"].alignment = Alignment(horizontal="left")
@@ -293,13 +296,14 @@ def _summary_sheet(wb, name, as_of, work, warnings, sent, by_type, types, header
     head = ws.max_row
     for reminder_type in types:
         first = by_type[reminder_type][0]
-        ws.append(
+        append_row(
+            ws,
             [
                 first["reminder_type_zh"],
                 len(by_type[reminder_type]),
                 first["audience_zh"],
                 first["next_step_zh"],
-            ]
+            ],
         )
     for row in ws.iter_rows(min_row=1, max_row=ws.max_row):
         for cell in row:

@@ -1,5 +1,7 @@
-"""Byte-stable Office files: openpyxl and python-docx stamp the save time into the zip entries and
-docProps/core.xml; rewriting both with a fixed time makes identical content give identical bytes."""
+"""Office files made from data: byte-stable (openpyxl and python-docx stamp the save time into the zip entries and
+docProps/core.xml; rewriting both with a fixed time makes identical content give identical bytes), and unable
+to run anything a value from the feed or a centre's spreadsheet carries: every workbook is saved through
+workbook_bytes, which stores every text as text, never as a formula."""
 
 from __future__ import annotations
 
@@ -7,8 +9,12 @@ import datetime as dt
 import io
 import re
 import zipfile
+from collections.abc import Iterable
 
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# XML 1.0 cannot hold these (openpyxl and lxml refuse them): one stray control character in an institution's name
+# would stop the export of every centre, so it is shown as U+FFFD instead (tab, LF and CR are kept)
+XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def fixed_zip(data: bytes, stamp: dt.datetime) -> bytes:
@@ -29,6 +35,32 @@ def fixed_zip(data: bytes, stamp: dt.datetime) -> bytes:
                     )
             dst.writestr(fixed, content)
     return out.getvalue()
+
+
+def xml_text(text: str) -> str:
+    """`text` with every character that XML 1.0 cannot hold replaced by U+FFFD (the one change, and only where
+    there is such a character)."""
+    return XML_ILLEGAL.sub("\ufffd", text) if XML_ILLEGAL.search(text) else text
+
+
+def append_row(ws, values: Iterable[object]) -> None:
+    """ws.append for a row that holds data: texts go in as xml_text (workbook_bytes stores them as text)."""
+    ws.append([xml_text(v) if isinstance(v, str) else v for v in values])
+
+
+def workbook_bytes(wb, stamp: dt.datetime) -> bytes:
+    """The workbook saved, byte-stable (fixed_zip). openpyxl takes any text that starts with `=` for a formula
+    (and #N/A, #REF! … for an error value): whatever it took so is stored as a text cell (inlineStr) instead.
+    Nothing this project writes is a formula, so every cell of every sheet is text, a number or a date, and an
+    institution named =HYPERLINK(…) is shown as that name, never run."""
+    for ws in wb.worksheets:
+        # the cells that exist (ws._cells): iter_rows would create the empty ones and change the file
+        for cell in ws._cells.values():
+            if cell.data_type in ("f", "e") and isinstance(cell._value, str):
+                cell.data_type = "s"
+    raw = io.BytesIO()
+    wb.save(raw)
+    return fixed_zip(raw.getvalue(), stamp)
 
 
 # Dates display as 2026年11月25日 but stay real date cells, so that sorting and filtering still work.
