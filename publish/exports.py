@@ -157,7 +157,6 @@ class _PhoneQuotingWriter:
 
     def __init__(self, buf: io.StringIO) -> None:
         self.buf = buf
-        self.minimal = csv.writer(buf, lineterminator="\r\n")
 
     def writerow(self, values: list, quoted: set[int]) -> None:
         cells = []
@@ -168,9 +167,11 @@ class _PhoneQuotingWriter:
             elif not text:
                 cells.append("")  # (a csv.writer given one empty field alone writes "")
             else:
+                # the file's own line terminator: csv.writer quotes a field holding one of its characters, so a
+                # CR or LF inside a name stays in its field (with "" it was written bare, starting a new row)
                 one = io.StringIO()
-                csv.writer(one, lineterminator="").writerow([value])
-                cells.append(one.getvalue())
+                csv.writer(one, lineterminator="\r\n").writerow([value])
+                cells.append(one.getvalue().removesuffix("\r\n"))
         self.buf.write(",".join(cells) + "\r\n")
 
 

@@ -197,6 +197,16 @@ def test_csv_fields_a_spreadsheet_would_run_get_a_leading_quote():
     assert '"\'+86 591 8888 0000"' in data.decode("utf-8-sig")
 
 
+def test_a_line_break_inside_a_csv_field_cannot_start_a_row_of_its_own():
+    forged = "福州培训中心\r\n=1+1"  # (no comma, which would have the field quoted anyway)
+    row = hostile_reminder(forged) | {"contact_phone": "1380000\n0000", "email": "a@b.cn\r"}
+    fields = csv_fields(_csv_bytes([row]))
+    assert len(fields) == 2
+    assert len(fields[1]) == len(fields[0])
+    assert dict(zip(fields[0], fields[1], strict=True))["机构名称"] == forged
+    assert dict(zip(fields[0], fields[1], strict=True))["联系人手机号码"] == "1380000\n0000"
+
+
 def sheet_xml(data: bytes) -> dict[str, str]:
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         return {n: z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/sheet")}
