@@ -20,7 +20,7 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/seeds dbt_project/mac
 FROM ?=
 TO ?=
 
-.PHONY: install run backfill test test-fast mutants lint clean bench system-packages bi dashboards docs
+.PHONY: install run backfill test test-fast mutants lint clean bench system-packages bi dashboards docs deploy-test
 
 install: .venv/.installed $(MANIFEST)
 
@@ -70,6 +70,13 @@ lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	cd dbt_project && ../.venv/bin/sqlfluff lint models tests macros
+
+# docker-compose.yml brought up for real (demo profile, fresh secrets), driven end to end, checked and taken
+# down (deploy/deploy_test.py): Docker if it answers, else rootful podman from Debian; stand-in base images from
+# Debian packages where no registry answers. Writes $(OUT)/deploy-report.json.
+OUT ?= deploy-test
+deploy-test: install
+	$(PY) deploy/deploy_test.py --out "$(OUT)"
 
 clean:
 	rm -rf .airflow warehouse exports data dbt_project/target dbt_project/logs

@@ -5,7 +5,7 @@ FROM python:3.11.11-slim-bookworm
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN pip install --no-cache-dir uv==0.13.9 \
  && useradd --no-log-init --uid 50000 --gid 0 --home-dir /opt/renewal --no-create-home renewal \
- && mkdir -p /opt/renewal /data /warehouse /exports /opt/airflow/logs \
+ && mkdir -p /opt/renewal /data /warehouse /exports /opt/airflow/logs /opt/airflow/mail \
  && chown -R 50000:0 /opt/renewal /data /warehouse /exports /opt/airflow
 USER 50000
 WORKDIR /opt/renewal

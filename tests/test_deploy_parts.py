@@ -200,3 +200,60 @@ def test_the_smtp_example_sends_on_587_with_starttls(tmp_path, monkeypatch):
         controller.stop()
     assert [(tls_used, authed) for tls_used, authed, _ in received] == [(True, True)]
     assert received[0][2].rcpt_tos == ["fz@example.gov.cn"]
+
+
+@pytest.mark.slow
+def test_the_demo_mail_catcher_keeps_and_logs_what_airflow_sends(tmp_path, monkeypatch):
+    """The demo profile's SMTP sink, fed by Airflow's own SMTP hook as the DAGs use it."""
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    port = _free_port()
+    out = tmp_path / "mail"
+    catcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mock_feed.mail_catcher",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            import time
+
+            time.sleep(0.1)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_DEFAULT", f"smtp://127.0.0.1:{port}?disable_ssl=true&disable_tls=true"
+        )
+        attachment = tmp_path / "350100_福州市_续期提醒.csv"
+        attachment.write_text("机构,提醒\n..leading dots,ok\n", encoding="utf-8")
+        with SmtpHook(smtp_conn_id="smtp_default") as hook:
+            hook.send_email_smtp(
+                to=["fz@example.gov.cn", "xm@example.gov.cn"],
+                subject="【备案续期提醒】福州市 2026-11-25（3条）",
+                html_content="<p>.</p>\n<p>..</p>",
+                from_email="renewal@example.gov.cn",
+                files=[str(attachment)],
+            )
+    finally:
+        catcher.terminate()
+        log = catcher.communicate(timeout=10)[0]
+    (kept,) = sorted(out.glob("*.eml"))
+    import email
+    import email.policy
+
+    message = email.message_from_bytes(kept.read_bytes(), policy=email.policy.default)
+    assert message["Subject"] == "【备案续期提醒】福州市 2026-11-25（3条）"
+    (part,) = list(message.iter_attachments())
+    assert part.get_content().decode() == "机构,提醒\n..leading dots,ok\n"  # dot-stuffing undone, bytes intact
+    assert "to fz@example.gov.cn, xm@example.gov.cn: 【备案续期提醒】福州市 2026-11-25（3条）" in log
