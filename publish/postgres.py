@@ -4,6 +4,13 @@ Source is the gated `published.duckdb`, so every target shows the same snapshot.
 `ops`) is loaded in bulk with COPY into a fresh schema `<schema>__incoming`, then swapped in within one
 transaction: a BI query running meanwhile sees the old tables or the new ones, never a mix or an error.
 Column comments carry the Chinese/English descriptions; the role `bi_reader` may only read.
+
+Each city centre reads only its own rows: every published table has row-level security, re-created with the
+tables on each swap. `bi_reader` (the province, and the BI tools' login `bi_metabase`) has a policy that shows
+every row; each supervising centre of `marts.centres` but the province gets a role `bi_centre_<code>` (no
+login: give a person's login that role) whose policy shows the rows with its `supervising_centre`, or, in a
+table without that column but with `institution_id`, the rows of its centre's institutions. A table with
+neither (`ops.run_metrics`: the pipeline's runs) is the province's alone: no centre role may read it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,14 @@ from publish.marts import PUBLISHED
 log = logging.getLogger(__name__)
 
 READER_ROLE = "bi_reader"
+CENTRE_ROLE_PREFIX = "bi_centre_"
+CENTRE_COLUMN = "supervising_centre"
+PROVINCE = "350000"
+
+
+def centre_role(code: str) -> str:
+    """The PostgreSQL role whose members read one supervising centre's rows (bi_centre_350100)."""
+    return f"{CENTRE_ROLE_PREFIX}{code.lower()}"
 
 
 def pg_type(duckdb_type: str) -> str:
@@ -116,6 +131,51 @@ def _swap_in(pg, schemas: list[str]) -> None:
             cur.execute(f"DROP SCHEMA IF EXISTS {old} CASCADE")
             cur.execute(f"GRANT USAGE ON SCHEMA {sql_identifier(schema)} TO {READER_ROLE}")
             cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {sql_identifier(schema)} TO {READER_ROLE}")
+        _restrict_to_centres(cur, schemas)
+
+
+def _restrict_to_centres(cur, schemas: list[str]) -> None:
+    """Row-level security on every table of the schemas just swapped in, in the swap's transaction: the new
+    tables are never readable without it. The policies are permissive, so a login in bi_reader sees every
+    row, and a login in two centres' roles sees both centres."""
+    cur.execute(
+        f"SELECT {CENTRE_COLUMN} FROM marts.centres WHERE {CENTRE_COLUMN} <> %s ORDER BY 1", [PROVINCE]
+    )
+    codes = [code for (code,) in cur.fetchall()]
+    for code in codes:
+        if not code.isalnum():  # it goes into role names and policy SQL
+            raise ValueError(f"marts.centres: supervising_centre {code!r} is not letters and digits")
+        role = centre_role(code)
+        cur.execute(f"""DO $$ BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {sql_literal(role)}) THEN
+                CREATE ROLE {role} NOLOGIN;
+            END IF; END $$""")
+    cur.execute(
+        """SELECT table_schema, table_name, array_agg(column_name::text) FROM information_schema.columns
+           WHERE table_schema = ANY(%s) GROUP BY 1, 2 ORDER BY 1, 2""",
+        [schemas],
+    )
+    tables = cur.fetchall()
+    for schema in schemas:
+        for code in codes:
+            cur.execute(f"GRANT USAGE ON SCHEMA {sql_identifier(schema)} TO {centre_role(code)}")
+    for schema, table, columns in tables:
+        target = f"{sql_identifier(schema)}.{sql_identifier(table)}"
+        cur.execute(f"ALTER TABLE {target} ENABLE ROW LEVEL SECURITY")
+        cur.execute(f"CREATE POLICY province ON {target} FOR SELECT TO {READER_ROLE} USING (true)")
+        for code in codes:
+            if CENTRE_COLUMN in columns:
+                rows = f"{CENTRE_COLUMN} = {sql_literal(code)}"
+            elif "institution_id" in columns:
+                rows = (
+                    "institution_id IN (SELECT institution_id FROM marts.renewal_eligibility "
+                    f"WHERE {CENTRE_COLUMN} = {sql_literal(code)})"
+                )
+            else:
+                continue
+            role = centre_role(code)
+            cur.execute(f"CREATE POLICY {role} ON {target} FOR SELECT TO {role} USING ({rows})")
+            cur.execute(f"GRANT SELECT ON {target} TO {role}")
 
 
 def publish_postgres(published_db: Path, dsn: str, tmp_dir: Path) -> dict[str, int]:
