@@ -91,13 +91,16 @@ bi/.venv/.installed: bi/pyproject.toml bi/uv.lock
 	cd bi && $(UV) sync --frozen --python 3.11 --compile-bytecode
 	@touch $@
 
-# Superset on http://localhost:$(BI_PORT) over $(WAREHOUSE)/published.duckdb (read-only); admin password printed once.
+# Superset on http://localhost:$(BI_PORT) over $(WAREHOUSE)/published.duckdb (read-only); admin password printed once,
+# a demo login per supervising centre (centre_350100 …) with its password in .superset/.
 bi: bi/.venv/.installed
 	$(BI_PY) bi/serve.py --warehouse "$(WAREHOUSE)" --port $(BI_PORT)
 
-# Every dashboard opened in headless Chromium, checked chart by chart; one PNG per dashboard into $(SHOTS).
+# Every dashboard opened in headless Chromium as a centre's demo login (CENTRE=350100; default the province's),
+# checked chart by chart against that centre's rows, and what else that login can reach; one PNG per dashboard
+# and report.json into $(SHOTS).
 dashboards: bi/.venv/.installed
-	$(BI_PY) bi/render_dashboards.py --warehouse "$(WAREHOUSE)" --shots "$(SHOTS)"
+	$(BI_PY) bi/render_dashboards.py --warehouse "$(WAREHOUSE)" --shots "$(SHOTS)" $(if $(CENTRE),--centre "$(CENTRE)")
 
 # The dbt docs site (lineage down to the dashboards and reminder exports) in dbt_project/target/index.html;
 # column types come from $(WAREHOUSE)/warehouse.duckdb when a run has built it (else an empty catalog).

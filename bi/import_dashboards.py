@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import access  # bi/ is on the path: scripts run from it
 import yaml
 
 BUNDLE_DIR = Path(__file__).resolve().parent / "dashboards"
@@ -31,14 +32,25 @@ def read_bundle(bundle_dir: Path = BUNDLE_DIR) -> dict[str, dict[str, Any]]:
     }
 
 
+# What Superset writes in place of a password in a URI it shows or exports (superset.constants.PASSWORD_MASK).
+PASSWORD_MASK = "X" * 10
+
+
 def point_at(bundle: dict[str, dict[str, Any]], database_uri: str, password: str | None = None) -> None:
-    """Sets the bundle's database URI (and password, which an exported bundle never carries)."""
+    """Sets the bundle's database URI (and password, which an exported bundle never carries). The password
+    goes beside a masked URI, as in an export: Superset's import keeps the given password only when the URI
+    shows the mask, and stores no password at all for a URI without one."""
     databases = [path for path in bundle if path.startswith("databases/")]
     if len(databases) != 1:
         raise SystemExit(f"the bundle must hold exactly one database, found {databases or 'none'}")
-    bundle[databases[0]]["sqlalchemy_uri"] = database_uri
     if password:
+        from sqlalchemy.engine.url import make_url
+
+        database_uri = (
+            make_url(database_uri).set(password=PASSWORD_MASK).render_as_string(hide_password=False)
+        )
         bundle[databases[0]]["password"] = password
+    bundle[databases[0]]["sqlalchemy_uri"] = database_uri
 
 
 def without_missing_marts(
@@ -105,9 +117,16 @@ def database_tables(database_uri: str) -> set[tuple[str, str]]:
         engine.dispose()
 
 
-def import_bundle(bundle: dict[str, dict[str, Any]], username: str = "admin") -> None:
+def import_bundle(
+    bundle: dict[str, dict[str, Any]],
+    username: str = "admin",
+    centres: list[access.Centre] | None = None,
+    demo_logins: Path | None = None,
+) -> None:
     """Imports databases, datasets, charts and dashboards in that order, each overwriting its earlier import
-    (the dashboard importer alone would keep stale charts and datasets). Needs Superset's app context."""
+    (the dashboard importer alone would keep stale charts and datasets), then gives each centre's role its
+    datasets and row filter, and (demo_logins: a folder for their passwords) a login per centre. Needs
+    Superset's app context."""
     from flask import g
     from superset import security_manager
     from superset.commands.chart.importers.v1 import ImportChartsCommand
@@ -136,6 +155,12 @@ def import_bundle(bundle: dict[str, dict[str, Any]], username: str = "admin") ->
     ):
         command(contents, overwrite=True, passwords=passwords).run()
     scope_native_filters(bundle)
+    if centres:
+        access.grant_centres(bundle, centres)
+        if demo_logins is not None:
+            made = access.demo_logins(centres, demo_logins)
+            if made:
+                log.info("demo logins %s, passwords in %s/<login>_password", "、".join(made), demo_logins)
 
 
 def scope_native_filters(bundle: dict[str, dict[str, Any]]) -> None:
@@ -172,12 +197,30 @@ def main(argv: list[str] | None = None) -> int:
         help="import every dashboard, also those whose marts are not published yet (a new "
         "deployment before the pipeline's first run: they fill in after it)",
     )
+    parser.add_argument(
+        "--centres",
+        type=Path,
+        default=access.SEED,
+        help="the dbt seed supervising_centres: a role per centre is made from it (default %(default)s)",
+    )
+    parser.add_argument(
+        "--demo-logins",
+        type=Path,
+        metavar="DIR",
+        help="also make a login per centre role (centre_350100 …), its password kept in DIR/<login>_password",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from superset.app import create_app
 
     bundle = read_bundle()
+    if without := access.datasets_without_centre(bundle):
+        raise SystemExit(
+            f"datasets without a {access.CENTRE_COLUMN} column: {', '.join(without)}; every dataset needs "
+            "it, or the centres' row filter cannot keep each centre to its own rows"
+        )
+    centres = access.read_centres(args.centres)
     password = os.environ.get(args.password_env) if args.password_env else None
     point_at(bundle, args.database_uri, password)
     uri_with_password = args.database_uri
@@ -189,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         bundle = without_missing_marts(bundle, database_tables(uri_with_password))
     app = create_app()
     with app.app_context():
-        import_bundle(bundle, args.username)
+        import_bundle(bundle, args.username, centres, args.demo_logins)
     titles = [config["dashboard_title"] for path, config in bundle.items() if path.startswith("dashboards/")]
     log.info("imported %d dashboards: %s", len(titles), "、".join(titles))
     return 0

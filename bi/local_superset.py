@@ -25,8 +25,18 @@ log = logging.getLogger("local_superset")
 
 def duckdb_uri(published_db: Path) -> str:
     """The marts file, opened read-only by every query: a publication renames a new file over it, and the
-    next query's connection (Superset opens one per query) reads the new snapshot."""
-    return f"duckdb:///{published_db.resolve()}?access_mode=read_only"
+    next query's connection (Superset opens one per query) reads the new snapshot.
+
+    Whoever may write SQL in Superset (SQL Lab, a virtual dataset) writes it in this connection, so it can
+    reach nothing but the marts: external access off (no other file read or written, no ATTACH, no extension
+    installed or loaded, no URL) and the configuration locked, so no SET turns it back on. The marts file
+    itself is opened when the connection is made, before the setting holds. Options in the URI, not in the
+    database's `extra`: duckdb_engine hands the URI's query to duckdb.connect as its config, and an admin
+    editing the connection sees them."""
+    return (
+        f"duckdb:///{published_db.resolve()}"
+        "?access_mode=read_only&enable_external_access=false&lock_configuration=true"
+    )
 
 
 def superset_env(state_dir: Path) -> dict[str, str]:
@@ -63,8 +73,10 @@ def set_up(
     database_password: str | None = None,
 ) -> str | None:
     """Creates or upgrades Superset's state in state_dir, its admin login and the dashboards on the marts:
-    published_db read-only, or another database (database_uri, e.g. the PostgreSQL marts). Returns the admin
-    password when this call created the login (it is kept in state_dir/admin_password), else None."""
+    published_db read-only, or another database (database_uri, e.g. the PostgreSQL marts), with a role per
+    supervising centre and a demo login for each (bi/access.py; passwords in state_dir/centre_*_password).
+    Returns the admin password when this call created the login (it is kept in state_dir/admin_password),
+    else None."""
     if database_uri is None:
         if published_db is None or not published_db.exists():
             raise SystemExit(f"{published_db} does not exist: publish the marts first (make run)")
@@ -110,6 +122,8 @@ def set_up(
             database_uri,
             "--password-env",
             "MARTS_DATABASE_PASSWORD",
+            "--demo-logins",
+            str(state_dir),
         ],
         env=env,
         capture_output=True,
@@ -127,6 +141,14 @@ def set_up(
 
 def admin_password(state_dir: Path) -> str:
     return (state_dir / "admin_password").read_text().strip()
+
+
+def login_password(state_dir: Path, login: str) -> str:
+    """The password of a login set_up made: the admin's or a centre's demo login."""
+    path = state_dir / f"{login}_password"
+    if not path.exists():
+        raise SystemExit(f"{path} does not exist: no login {login!r} was set up in {state_dir}")
+    return path.read_text().strip()
 
 
 def free_port() -> int:

@@ -1,5 +1,7 @@
 """`make bi`: Superset on http://localhost:8088 over warehouse/published.duckdb (read-only), with the
-dashboards imported and an admin login whose password is printed the first time (kept in .superset/)."""
+dashboards imported, an admin login whose password is printed the first time (kept in .superset/), and a
+demo login per supervising centre (centre_350100 …: that centre's rows only; centre_350000: the province,
+every row), each with its password in .superset/<login>_password."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import access
 from local_superset import ADMIN, PROJECT_ROOT, server_command, set_up, superset_env
 
 
@@ -30,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(shown this once; it is kept in {args.state_dir / 'admin_password'})")
     else:
         print(f"login: {ADMIN}  (password in {args.state_dir / 'admin_password'})")
+    centres = access.read_centres()
+    print(
+        f"as a centre: {centres[0].login} (the province, every row) … {centres[-1].login}, one per centre "
+        f"of the seed, password in {args.state_dir}/<login>_password"
+    )
     print("Ctrl-C stops it.\n", flush=True)
     env = superset_env(args.state_dir.resolve())
     try:
