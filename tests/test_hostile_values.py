@@ -466,6 +466,12 @@ def test_a_centre_row_naming_a_malformed_institution_id_is_quarantined_with_its_
     assert "不在技能人才评价工作网的机构名单中" in reasons[5]  # well-formed, but not in the feed
 
 
+def test_the_documented_pattern_is_the_one_checked():
+    root = Path(__file__).resolve().parent.parent
+    for doc in ("README.md", "docs/trust_boundaries.md", "docs/centre_records.md"):
+        assert f"^{INSTITUTION_ID_PATTERN}$" in (root / doc).read_text(encoding="utf-8"), doc
+
+
 def test_every_institution_id_the_generator_makes_matches_the_pattern(dataset):
     pattern = re.compile(INSTITUTION_ID_PATTERN)
     for name in ("institutions", "registered_occupations", "plans"):
