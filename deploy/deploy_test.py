@@ -344,27 +344,77 @@ class Superset:
         self.http.headers.update({"X-CSRFToken": csrf.json()["result"], "Referer": SUPERSET})
 
     def chart_rows(self) -> list[dict]:
+        """Each chart's data through the chart data API: its row count and the supervising centres its rows name."""
         charts = self.http.get(f"{SUPERSET}/api/v1/chart/?q=(page_size:100)", timeout=60).json()["result"]
         out = []
         for chart in charts:
             response = self.http.get(f"{SUPERSET}/api/v1/chart/{chart['id']}/data/", timeout=120)
-            rows = (
-                sum(r.get("rowcount", 0) for r in response.json().get("result", [])) if response.ok else None
+            results = response.json().get("result", []) if response.ok else []
+            centres = {
+                str(row[key])
+                for result in results
+                for row in result.get("data") or []
+                for key in row
+                if key == "supervising_centre"
+            }
+            out.append(
+                {
+                    "chart": chart["slice_name"],
+                    "status": response.status_code,
+                    "rows": sum(r.get("rowcount", 0) for r in results) if response.ok else None,
+                    "centres": sorted(centres),
+                }
             )
-            out.append({"chart": chart["slice_name"], "status": response.status_code, "rows": rows})
         return out
 
-    def sql_lab(self, sql: str) -> dict:
-        databases = self.http.get(f"{SUPERSET}/api/v1/database/", timeout=30).json()["result"]
+    def database_id(self) -> int:
+        return self.http.get(f"{SUPERSET}/api/v1/database/", timeout=30).json()["result"][0]["id"]
+
+    def sql_lab(self, sql: str, database_id: int) -> dict:
         response = self.http.post(
             f"{SUPERSET}/api/v1/sqllab/execute/",
-            json={"database_id": databases[0]["id"], "sql": sql, "runAsync": False, "schema": "marts"},
+            json={"database_id": database_id, "sql": sql, "runAsync": False, "schema": "marts"},
             timeout=120,
         )
         body = (
             response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         )
-        return {"status": response.status_code, "rows": len(body.get("data", [])), "data": body.get("data")}
+        return {"status": response.status_code, "rows": len(body.get("data") or [])}
+
+
+def city_user_view(stack: Stack, centre: str, database_id: int) -> dict:
+    """A user in the centre's role (bi/access.py makes the roles on every start) sees only its rows and no
+    SQL Lab."""
+    login, password = f"deploytest_{centre}", secrets.token_hex(16)
+    stack.compose(
+        "exec",
+        "-T",
+        "superset",
+        "superset",
+        "fab",
+        "create-user",
+        "--role",
+        f"centre_{centre}",
+        "--username",
+        login,
+        "--firstname",
+        "deploy",
+        "--lastname",
+        "test",
+        "--email",
+        f"{login}@localhost",
+        "--password",
+        password,
+    )
+    user = Superset(login, password)
+    sql = f"SELECT count(*) FROM marts.renewal_eligibility WHERE supervising_centre = '{centre}'"
+    out = stack.compose("exec", "-T", "marts-db", "psql", "-U", "renewal", "-d", "marts", "-Atc", sql).stdout
+    return {
+        "centre": centre,
+        "charts": user.chart_rows(),
+        "sql_lab_status": user.sql_lab("SELECT 1", database_id)["status"],
+        "institutions_in_postgresql": int(out.strip()),
+    }
 
 
 def mart_counts(stack: Stack) -> dict[str, int]:
@@ -444,14 +494,12 @@ def drive(stack: Stack, values: dict[str, str], report: dict) -> None:
         say(f"marts in PostgreSQL: {report['mart_rows_postgresql']}")
 
         superset = Superset("admin", values["SUPERSET_ADMIN_PASSWORD"])
+        database_id = superset.database_id()
         report["superset"] = {
             "charts": superset.chart_rows(),
-            "sql_lab": {
-                k: v
-                for k, v in superset.sql_lab("SELECT count(*) AS n FROM marts.renewal_eligibility").items()
-                if k != "data"
-            },
+            "sql_lab": superset.sql_lab("SELECT count(*) AS n FROM marts.renewal_eligibility", database_id),
         }
+        report["superset_city"] = city_user_view(stack, "350100", database_id)
         report["mails_after_first_run"] = caught_mail(stack)
 
         before = marts_fingerprint(stack)
@@ -487,6 +535,16 @@ def check(report: dict) -> list[str]:
         problems.append("no Superset chart returned rows")
     if not superset.get("sql_lab", {}).get("rows"):
         problems.append("SQL Lab returned no rows")
+    city = report.get("superset_city", {})
+    city_charts = city.get("charts", [])
+    if not any(c["rows"] for c in city_charts):
+        problems.append("the city user's charts returned no rows")
+    if not any(c["centres"] for c in city_charts) or any(
+        set(c["centres"]) - {city.get("centre")} for c in city_charts
+    ):
+        problems.append("a city user's chart showed another centre's rows (or none named a centre)")
+    if city.get("sql_lab_status") not in (401, 403):
+        problems.append(f"a city user reached SQL Lab (HTTP {city.get('sql_lab_status')})")
     if not any("备案续期提醒" in m for m in report.get("mails", [])):
         problems.append("no reminder e-mail was caught")
     bad = report.get("bad_plan", {})
@@ -505,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the stack running (no compose down -v)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    # a stopped deploy test still takes its stack down and stops the engine it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     started = time.monotonic()
     report: dict = {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     work = Path(tempfile.mkdtemp(prefix="renewal-deploy-"))

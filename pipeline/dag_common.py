@@ -135,9 +135,11 @@ def on_task_failure(context) -> None:
         return
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
+    from publish.email import mail_sender
+
     SmtpNotifier(
         to=to,
-        from_email=os.environ.get("ALERT_FROM", "renewal-pipeline@localhost"),
+        from_email=mail_sender(),
         subject=subject,
         html_content=body,
         smtp_conn_id=ALERT_SMTP_CONN_ID,

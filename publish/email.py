@@ -37,6 +37,12 @@ def _centre_and_stem(manifest: dict, code: str, as_of: dt.date) -> tuple[str, st
     raise FileNotFoundError(f"the export of {as_of} lists no workbook for centre {code} (manifest.json)")
 
 
+def mail_sender() -> str:
+    """The From address of every mail the pipeline sends (reminders and alerts): ALERT_FROM. The SMTP
+    connection needs none of its own, and an office's SMTP URL seldom carries one."""
+    return os.environ.get("ALERT_FROM") or "renewal-pipeline@localhost"
+
+
 def env_or_variable(env: str, variable: str) -> str | None:
     """A setting from the environment, else from the Airflow Variable of that name (None when neither is set).
     A Variable that cannot be read raises: a broken lookup must never pass for "nobody to tell"."""
@@ -115,6 +121,7 @@ def send_reminder_emails(
                 )
                 hook.send_email_smtp(
                     to=addresses,
+                    from_email=mail_sender(),
                     subject=f"【备案续期提醒】{name} {as_of.isoformat()}（{count}条）",
                     html_content=body,
                     files=[str(folder / f"{stem}.xlsx"), str(folder / f"{stem}.csv")],

@@ -199,11 +199,11 @@ def test_email_to_each_centre_once_through_a_real_smtp_server(exported, monkeypa
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
+        # as docker-compose's SMTP_URL gives it: no sender in the connection, the pipeline names its own
         monkeypatch.setenv(
-            "AIRFLOW_CONN_SMTP_DEFAULT",
-            f'{{"conn_type": "smtp", "host": "127.0.0.1", "port": {port}, '
-            '"extra": {"disable_tls": true, "disable_ssl": true, "from_email": "renewal@example.org"}}',
+            "AIRFLOW_CONN_SMTP_DEFAULT", f"smtp://127.0.0.1:{port}?disable_ssl=true&disable_tls=true"
         )
+        monkeypatch.setenv("ALERT_FROM", "renewal@example.org")
         centres = [c for c, n in manifest["by_centre"].items() if n][:2]
         monkeypatch.setenv(
             "REMINDER_RECIPIENTS", "{" + ", ".join(f'"{c}": "c{c}@example.org"' for c in centres) + "}"
@@ -215,6 +215,7 @@ def test_email_to_each_centre_once_through_a_real_smtp_server(exported, monkeypa
     assert set(result["sent"]) == set(centres)
     assert again["sent"] == {}
     assert sorted(e.rcpt_tos[0] for e in received) == sorted(f"c{c}@example.org" for c in centres)
+    assert {e.mail_from for e in received} == {"renewal@example.org"}
     body = received[0].content.decode()
     assert "续期提醒" in body or "=?utf-8?" in body
     assert body.count("filename") >= 2  # the workbook and the CSV are attached

@@ -28,7 +28,9 @@ mmdebstrap --quiet --variant=minbase --include=ca-certificates,python3,python3-v
 
 cp "$here"/*.Dockerfile "$here"/postgres-entrypoint.sh "$work/"
 # Superset with exactly the versions `make bi` runs (bi/uv.lock)
-(cd "$root/bi" && uv export --frozen --no-hashes --no-emit-project --no-dev) > "$work/superset-requirements.txt"
+# (less Playwright, which only the browser checks of `make dashboards` use)
+(cd "$root/bi" && uv export --frozen --no-hashes --no-emit-project --no-dev) | grep -v '^playwright==' \
+  > "$work/superset-requirements.txt"
 
 # podman writes OCI images unless told otherwise, and OCI has no SHELL or HEALTHCHECK
 format=(); [ "$engine" = podman ] && format=(--format docker)
