@@ -344,25 +344,36 @@ class Superset:
         self.http.headers.update({"X-CSRFToken": csrf.json()["result"], "Referer": SUPERSET})
 
     def chart_rows(self) -> list[dict]:
-        """Each chart's data through the chart data API: its row count and the supervising centres its rows name."""
-        charts = self.http.get(f"{SUPERSET}/api/v1/chart/?q=(page_size:100)", timeout=60).json()["result"]
+        """Every dataset of the dashboards through the chart data API (what each chart asks), counted per
+        supervising centre: its rows and the centres they name. The bundle's charts carry no saved query
+        context, so the question is put to the API directly."""
+        datasets = self.http.get(f"{SUPERSET}/api/v1/dataset/?q=(page_size:100)", timeout=60).json()["result"]
         out = []
-        for chart in charts:
-            response = self.http.get(f"{SUPERSET}/api/v1/chart/{chart['id']}/data/", timeout=120)
-            results = response.json().get("result", []) if response.ok else []
-            centres = {
-                str(row[key])
-                for result in results
-                for row in result.get("data") or []
-                for key in row
-                if key == "supervising_centre"
+        for dataset in datasets:
+            body = {
+                "datasource": {"id": dataset["id"], "type": "table"},
+                "queries": [
+                    {
+                        "columns": ["supervising_centre"],
+                        "metrics": [{"expressionType": "SQL", "sqlExpression": "COUNT(*)", "label": "n"}],
+                        "row_limit": 1000,
+                    }
+                ],
+                "result_format": "json",
+                "result_type": "full",
             }
+            response = self.http.post(f"{SUPERSET}/api/v1/chart/data", json=body, timeout=120)
+            data = (
+                [row for r in response.json().get("result", []) for row in r.get("data") or []]
+                if response.ok
+                else []
+            )
             out.append(
                 {
-                    "chart": chart["slice_name"],
+                    "dataset": dataset["table_name"],
                     "status": response.status_code,
-                    "rows": sum(r.get("rowcount", 0) for r in results) if response.ok else None,
-                    "centres": sorted(centres),
+                    "rows": sum(int(row["n"]) for row in data) if response.ok else None,
+                    "centres": sorted({str(row["supervising_centre"]) for row in data}),
                 }
             )
         return out
@@ -532,17 +543,22 @@ def check(report: dict) -> list[str]:
         problems.append("no marts in PostgreSQL")
     superset = report.get("superset", {})
     if not any(c["rows"] for c in superset.get("charts", [])):
-        problems.append("no Superset chart returned rows")
+        problems.append("no Superset chart data returned rows")
     if not superset.get("sql_lab", {}).get("rows"):
         problems.append("SQL Lab returned no rows")
     city = report.get("superset_city", {})
     city_charts = city.get("charts", [])
     if not any(c["rows"] for c in city_charts):
-        problems.append("the city user's charts returned no rows")
+        problems.append("the city user's chart data returned no rows")
     if not any(c["centres"] for c in city_charts) or any(
         set(c["centres"]) - {city.get("centre")} for c in city_charts
     ):
-        problems.append("a city user's chart showed another centre's rows (or none named a centre)")
+        problems.append("a city user's chart data held another centre's rows (or named no centre)")
+    eligibility = [c["rows"] for c in city_charts if c["dataset"] == "renewal_eligibility"]
+    if eligibility != [city.get("institutions_in_postgresql")]:
+        problems.append(
+            f"the city user saw {eligibility} institutions, PostgreSQL holds {city.get('institutions_in_postgresql')}"
+        )
     if city.get("sql_lab_status") not in (401, 403):
         problems.append(f"a city user reached SQL Lab (HTTP {city.get('sql_lab_status')})")
     if not any("备案续期提醒" in m for m in report.get("mails", [])):
