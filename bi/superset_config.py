@@ -19,8 +19,11 @@ D3_FORMAT = {"decimal": ".", "thousands": ",", "grouping": [3], "currency": ["¥
 # by rename) the next refresh reads the new snapshot, never a cached answer from the old one.
 DATA_CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
 CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
-FILTER_STATE_CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 86400}
-EXPLORE_FORM_DATA_CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 86400}
+# Dashboard filter and explore state live in Superset's own metadata database (its metastore cache), so every
+# gunicorn worker sees the same state: a per-process SimpleCache lost a filter whenever the next request
+# reached the other worker.
+FILTER_STATE_CACHE_CONFIG = {"CACHE_TYPE": "SupersetMetastoreCache", "CACHE_DEFAULT_TIMEOUT": 86400}
+EXPLORE_FORM_DATA_CACHE_CONFIG = {"CACHE_TYPE": "SupersetMetastoreCache", "CACHE_DEFAULT_TIMEOUT": 86400}
 
 # A local, single-user-at-a-time deployment: no Redis, no Celery, no outside calls.
 # DASHBOARD_VIRTUALIZATION off: every chart loads at once, also below the fold (a printout, a screenshot)

@@ -175,6 +175,18 @@ def test_superset_keeps_its_state_in_postgresql_with_security_headers(compose):
     assert any("metadata-db-init.sh" in v for v in compose["services"]["airflow-db"]["volumes"])
 
 
+def test_superset_state_is_shared_by_its_workers(monkeypatch):
+    """gunicorn runs several workers: filter and explore state must not live in one worker's memory."""
+    import runpy
+
+    monkeypatch.setenv("SUPERSET_SECRET_KEY", "test")
+    config = runpy.run_path(str(PROJECT_ROOT / "bi" / "superset_config.py"))
+    for name in ("FILTER_STATE_CACHE_CONFIG", "EXPLORE_FORM_DATA_CACHE_CONFIG"):
+        assert config[name]["CACHE_TYPE"] == "SupersetMetastoreCache", name
+    monkeypatch.setenv("SUPERSET_TALISMAN", "true")
+    assert runpy.run_path(str(PROJECT_ROOT / "bi" / "superset_config.py"))["TALISMAN_ENABLED"] is True
+
+
 def test_the_demo_profile_brings_its_own_data(compose):
     """Without it mock-feed looped on "/data is not a dataset directory" on a fresh checkout."""
     services = compose["services"]
