@@ -4,7 +4,9 @@ SQLite metadata database, show each task as it runs, judge the run by its record
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import secrets
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import time
 import zoneinfo
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -22,6 +25,41 @@ import requests
 from pipeline.settings import FEED_CONN_ID, PROJECT_ROOT, TIMEZONE
 
 AIRFLOW_HOME = PROJECT_ROOT / ".airflow"
+
+
+class RunLocked(RuntimeError):
+    """Another run holds the checkout's Airflow metadata or the warehouse."""
+
+
+@contextlib.contextmanager
+def exclusive_run(*lock_files: Path) -> Iterator[None]:
+    """Holds each lock file (flock) for the whole run, or refuses at once naming the run that holds one. The
+    kernel drops a flock when its process dies, even by SIGKILL, so a killed run never leaves a stale lock."""
+    held = []
+    try:
+        for path in lock_files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("a+", encoding="utf-8")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another run"
+                handle.close()
+                raise RunLocked(
+                    f"another run is in progress ({holder}; lock {path}): this one did nothing. "
+                    "Wait for it to finish, or stop it, then run again."
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+            handle.write(f"pid {os.getpid()}, `{shlex.join(sys.argv)}`, started {started}\n")
+            handle.flush()
+            held.append(handle)
+        yield
+    finally:
+        for handle in held:
+            handle.close()
 
 
 def free_port() -> int:
@@ -356,6 +394,17 @@ def print_summary(dates: list[dt.date], backfill: bool, warehouse: Path, exports
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # One run at a time per checkout (its Airflow metadata in .airflow/) and per warehouse: a second run
+    # started beside the first replaced the first's DAG run in the metadata database and broke it.
+    try:
+        with exclusive_run(AIRFLOW_HOME / "run.lock", resolve(args.warehouse) / ".run.lock"):
+            return _main(args)
+    except RunLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         dates, backfill = as_of_dates(args)
         data = dataset_dir(args, dates[-1])
@@ -363,7 +412,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     warehouse, exports = resolve(args.warehouse), resolve(args.exports)
-    AIRFLOW_HOME.mkdir(exist_ok=True)
     feed, url, token = feed_for_run(args, data)
     env = airflow_env(
         {
