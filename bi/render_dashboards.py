@@ -74,6 +74,11 @@ CHART_STATE_JS = """(ids) => ids.map((id) => {
   return {id, found: true, painted: drawn && loading === 0 && r.width > 0 && r.height > 0,
           box: [r.left + window.scrollX, r.top + window.scrollY, r.width, r.height]};
 })"""
+# Where the dashboard's charts end on the page (the page itself is at least as tall as the window).
+GRID_BOTTOM_JS = """() => {
+  const grid = document.querySelector('[data-test="grid-container"]') || document.body;
+  return Math.ceil(grid.getBoundingClientRect().bottom + window.scrollY);
+}"""
 
 
 @dataclass
@@ -317,9 +322,9 @@ def take_picture(page, ids: list[int], png: Path, dashboard: DashboardCheck) -> 
     from PIL import Image
 
     for attempt in (1, 2):
-        for _ in range(3):  # a taller window can make the page taller (rows sized to the window)
-            height = page.evaluate("() => document.documentElement.scrollHeight")
-            if height <= page.viewport_size["height"]:
+        for _ in range(3):  # the grid may reflow in the taller window
+            height = max(VIEWPORT["height"], page.evaluate(GRID_BOTTOM_JS) + 24)
+            if height == page.viewport_size["height"]:
                 break
             page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
             page.wait_for_timeout(300)
