@@ -255,5 +255,7 @@ def test_the_demo_mail_catcher_keeps_and_logs_what_airflow_sends(tmp_path, monke
     message = email.message_from_bytes(kept.read_bytes(), policy=email.policy.default)
     assert message["Subject"] == "【备案续期提醒】福州市 2026-11-25（3条）"
     (part,) = list(message.iter_attachments())
-    assert part.get_content().decode() == "机构,提醒\n..leading dots,ok\n"  # dot-stuffing undone, bytes intact
+    assert (
+        part.get_content().decode() == "机构,提醒\n..leading dots,ok\n"
+    )  # dot-stuffing undone, bytes intact
     assert "to fz@example.gov.cn, xm@example.gov.cn: 【备案续期提醒】福州市 2026-11-25（3条）" in log
