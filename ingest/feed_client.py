@@ -107,7 +107,7 @@ class Response:
 class Connection:
     """One keep-alive HTTP/1.1 connection to the feed, through the proxy the environment names for it (resolved
     once), with the cookies the feed sets (a load balancer's, say) sent back. Built on http.client, not requests:
-    the 4,886 pages of the province took 3.4 core-s with it, 5.1 with requests (bench/README.md, session 12). Any
+    the 4,886 pages of the province took 3.4 core-s with it, 5.1 with requests (bench/README.md). Any
     failure closes it, and the next request opens a new one."""
 
     def __init__(self, base_url: str, timeout: float, headers: dict[str, str]) -> None:

@@ -36,10 +36,10 @@ log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 1000  # items a page asks the feed for (its maximum)
 # A batch is FILES_PER_BATCH spool files, which DuckDB reads in parallel, in one statement: each statement has a
-# fixed cost (~0.1 s of DuckDB's time at province size, measured in session 12: 20 statements of 2 files took
+# fixed cost (~0.1 s of DuckDB's time at province size, measured: 20 statements of 2 files took
 # 9.6 s, 5 of 8 files 7.8 s). Each file holds at most one row group of items (DuckDB's 122,880 rows): a file of a
 # row group and a bit left a small row group behind it, which DuckDB's checkpoint merged when the connection
-# closed (3-4 s at province size; now ~0; bench/README.md, session 9).
+# closed (3-4 s at province size; now ~0; bench/README.md).
 PAGES_PER_FILE = 122_880 // PAGE_LIMIT
 FILES_PER_BATCH = 8  # or DuckDB's threads, if more: 976 pages, ~260 MB of spool per set at most
 SHM_SPOOL_MIN_FREE = 1 << 30  # spool in /dev/shm only with this much free (a container's default is 64 MB)

@@ -3,7 +3,7 @@ tasks use imported first, once.
 
 Under the LocalExecutor the scheduler forks its workers when it starts, and a worker forks one process for each
 task: whatever the scheduler imported, every task process has without importing it. Imported per task, dbt cost
-the dbt task about 2 s and Great Expectations cost the gate about 2.5 s, every day (bench/README.md, session 11).
+the dbt task about 2 s and Great Expectations cost the gate about 2.5 s, every day (bench/README.md).
 docker-compose.yml and the bench's resident Airflow (bench/resident.py) start the scheduler this way.
 
 Only libraries are loaded here, which change only when the environment is reinstalled (and the scheduler with

@@ -351,7 +351,7 @@ def export_reminders(
                     notices += 1
         files |= return_lists(
             published_db, as_of, centres
-        )  # each centre's 退回清单 (issue 17), in the manifest too
+        )  # each centre's 退回清单, in the manifest too
         manifest = {
             "as_of": as_of.isoformat(),
             "reminders": len(rows),

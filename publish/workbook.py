@@ -1,4 +1,4 @@
-"""A centre's reminder workbook, built around the officer's day (issue 14).
+"""A centre's reminder workbook, built around the officer's day.
 
 Sheets, in order: `今日须办` (the centre's work list, mart work_items, most urgent first), for the province
 `各中心汇总` (every centre's stages, overdue reviews, at-risk institutions, work rows and reminders sent

@@ -1,4 +1,4 @@
-"""The centre's spreadsheets as Chinese offices save them (issue 17) load the same rows and marts as the clean
+"""The centre's spreadsheets as Chinese offices save them load the same rows and marts as the clean
 files; bad rows reach the quarantine and the centre's 退回清单, and nothing thrown at the reader crashes it."""
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ def test_exports_open_and_match_the_reminders_mart(two_runs):
         assert len(rows) - 1 == expected.get(centre, 0), path.name
         total += len(rows) - 1
         book = load_workbook(path.with_suffix(".xlsx"))
-        assert book.sheetnames[0] == "今日须办"  # the work list first (issue 14), then the reminders by type
+        assert book.sheetnames[0] == "今日须办"  # the work list first, then the reminders by type
         per_type = book.worksheets[book.sheetnames.index("汇总") + 1 :]
         for sheet in per_type:  # one sheet per reminder type
             assert sheet.freeze_panes == "A2"

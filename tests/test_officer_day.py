@@ -1,4 +1,4 @@
-"""Issue 14, "the officer's morning": a hand-made dataset, one institution per case, run through the real
+"""The officer's morning: a hand-made dataset, one institution per case, run through the real
 pipeline steps (mock feed over HTTP, ingest, dbt, gate, publish, export) for D − 1 and then D = 2026-11-25.
 
 Every institution but one is under 福州 (350100), as in the issue; one is registered directly with the province.

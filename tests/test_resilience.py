@@ -1,5 +1,5 @@
 """Ingest against a real, misbehaving mock feed: every fault alone, a run killed between two pages, all faults
-together, and the second day's incremental run (issue 4), each compared with a fault-free run."""
+together, and the second day's incremental run, each compared with a fault-free run."""
 
 # Each single fault is judged on the staged feed (every key once, each in the same version as without faults) and
 # the lookup answers: the marts are a function of those and of inputs no fault touches, so only the all-faults run

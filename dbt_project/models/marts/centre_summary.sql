@@ -1,4 +1,4 @@
--- The province's roll-up (issue 14): one row per supervising centre and lifecycle stage (every stage, zero
+-- The province's roll-up: one row per supervising centre and lifecycle stage (every stage, zero
 -- included) with the number of institutions in it, and per centre the overdue reviews (R-SLA, no result yet),
 -- the institutions at risk (R-WARN) and the rows of its own work list (R-WORK). Reminders sent today are the
 -- export's to count (they depend on the send ledger, not on D alone).

@@ -153,7 +153,7 @@ select
     eligibility.reasons,
     eligibility.reasons_zh,
     types.next_step_zh,
-    -- issue 14: how the conditions stood, never 符合续期条件 for a closed stage; the next step follows from the
+    -- how the conditions stood, never 符合续期条件 for a closed stage; the next step follows from the
     -- verdict and the flags (addressed to the centre) and a message the centre can forward to the institution
     eligibility.conditions_zh,
     eligibility.can_apply_now,

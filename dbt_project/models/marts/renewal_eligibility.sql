@@ -51,7 +51,7 @@ verdicts as (
 ),
 
 next_step_codes as (
-    -- What the centre does next, derived from the stage, the verdict and the reasons (issue 14): a closed or
+    -- What the centre does next, derived from the stage, the verdict and the reasons: a closed or
     -- pending stage speaks for itself; otherwise each ground of the verdict in order of weight, then the
     -- stage's ordinary step unless the application would not be accepted.
     select
@@ -158,7 +158,7 @@ select
     array_to_string(verdicts.reason_codes, ';') as reasons,
     reason_labels.reasons_zh,
     conditions.application_missing_occupation_codes,
-    -- shown to people (issue 14): a closed stage is never shown as if the institution could still apply
+    -- shown to people: a closed stage is never shown as if the institution could still apply
     coalesce(stage_conditions.label_zh, verdict_labels.label_zh) as conditions_zh,
     conditions.lifecycle_stage not in ('abandoned', 'terminated', 'renewed', 'rejected')
     and verdicts.renewal_verdict <> 'not_accepted' as can_apply_now,
