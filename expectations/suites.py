@@ -13,8 +13,8 @@ import great_expectations as gx
 
 E = gx.expectations
 
-# CONTRACT §3: Y employer or S other, 4 digits, province 35, 6-digit institution serial, 2-digit year,
-# level 1–5, 6-digit serial.
+# docs/contract.md §3 (certificates.jsonl): Y employer or S other, 4 digits, province 35, 6-digit institution
+# serial, 2-digit year, level 1–5, 6-digit serial.
 CERTIFICATE_NO = r"^[YS][0-9]{4}35[0-9]{6}[0-9]{2}[1-5][0-9]{6}$"
 
 

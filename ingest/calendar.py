@@ -14,8 +14,8 @@ from chinese_calendar import constants
 log = logging.getLogger(__name__)
 
 
-# Only the years chinesecalendar ships are loaded; dbt estimates other years (RULES.md R-SLA) and the centre can
-# add a year's official schedule in the `calendar_additions` seed.
+# Only the years chinesecalendar ships are loaded; dbt estimates other years (docs/rules.md R-SLA) and the
+# centre can add a year's official schedule in the `calendar_additions` seed.
 def covered_years() -> range:
     years = {d.year for d in constants.holidays} | {d.year for d in constants.workdays}
     return range(min(years), max(years) + 1)

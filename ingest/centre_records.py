@@ -1,5 +1,6 @@
-"""Read the provincial centre's own spreadsheets (CONTRACT §3 `centre_records/`, in every form docs/centre_records.md
-lists): bad rows go to `raw.quarantine`; a file that cannot be read raises CentreFileError before any table changes."""
+"""Read the provincial centre's own spreadsheets (docs/contract.md §3 `centre_records/`, in every form
+docs/centre_records.md lists): bad rows go to `raw.quarantine`; a file that cannot be read raises
+CentreFileError before any table changes."""
 
 from __future__ import annotations
 

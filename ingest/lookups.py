@@ -16,7 +16,7 @@ from ingest.land import landing_spool, spool_path
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 500  # the feed's maximum per lookup request (CONTRACT §2)
+BATCH_SIZE = 500  # the feed's maximum per lookup request (docs/contract.md §2)
 REQUESTS_PER_WINDOW = 200  # 100,000 certificate numbers in Python at a time, and one INSERT of their answers
 
 # Which certificates are (re)checked: ones never looked up, ones not found last time, and found ones whose last

@@ -23,9 +23,10 @@ FEED_KEYS = {
     "certificates": ("certificate_no",),
 }
 
-# Each resource's documented fields (CONTRACT.md §3), landed as typed columns: (field, DuckDB type, required). A
-# record missing a required field, or carrying a value that does not cast to its type, is quarantined with the
-# reason (ingest/land.py). Fields not listed here (an upstream addition) are kept as they came, in `extra` (JSON).
+# Each resource's documented fields (docs/contract.md §3), landed as typed columns: (field, DuckDB type,
+# required). A record missing a required field, or carrying a value that does not cast to its type, is
+# quarantined with the reason (ingest/land.py). Fields not listed here (an upstream addition) are kept as they
+# came, in `extra` (JSON).
 FEED_FIELDS: dict[str, list[tuple[str, str, bool]]] = {
     "institutions": [
         ("institution_id", "VARCHAR", True),

@@ -1,4 +1,4 @@
-"""Command line: `python -m mock_feed generate …` and `python -m mock_feed serve …` (CONTRACT §2)."""
+"""Command line: `python -m mock_feed generate …` and `python -m mock_feed serve …` (docs/contract.md §2)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Generate a realistic, deterministic dataset directory (CONTRACT §3) for a given as-of date.
+"""Generate a realistic, deterministic dataset directory (docs/contract.md §3) for a given as-of date.
 
-Registration periods are placed relative to the as-of date so that every lifecycle stage of RULES.md
+Registration periods are placed relative to the as-of date so that every lifecycle stage of docs/rules.md
 occurs: institutions not yet due, in the renewal window, overdue (cohort override), in grace, abandoned,
 terminated, under review, renewed and rejected.
 """

@@ -1,4 +1,4 @@
-"""HTTP stand-in for 技能人才评价工作网 (CONTRACT §2): paged resources, certificate lookup, fault injection.
+"""HTTP stand-in for 技能人才评价工作网 (docs/contract.md §2): paged resources, certificate lookup, fault injection.
 
 At start-up DuckDB orders each resource's lines by (updated_at, key) and writes them, minus `_` fields, to a
 flat file in a temporary directory; the server keeps only each item's byte offset and update time (8 bytes

@@ -151,7 +151,7 @@ def load_settings() -> Settings:
 
 
 def as_of_date(logical_date) -> datetime.date:  # noqa: F821 - pendulum/datetime, imported lazily
-    """The as-of date D of a run: its logical date as a calendar day in Asia/Shanghai (RULES.md Terms)."""
+    """The as-of date D of a run: its logical date as a calendar day in Asia/Shanghai (docs/rules.md)."""
     import zoneinfo
 
     return logical_date.astimezone(zoneinfo.ZoneInfo(TIMEZONE)).date()

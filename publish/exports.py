@@ -37,9 +37,9 @@ from publish.workbook import PROVINCE, centre_workbook
 
 log = logging.getLogger(__name__)
 
-# The CSV: the reminders sent today, each once (CONTRACT); ISO dates, phone numbers quoted so that a leading 0
-# survives, text from outside that a spreadsheet would run neutralised (csv_text). (column in marts.reminders,
-# Chinese header)
+# The CSV: the reminders sent today, each once (docs/rules.md R-REMIND); ISO dates, phone numbers quoted so
+# that a leading 0 survives, text from outside that a spreadsheet would run neutralised (csv_text). (column in
+# marts.reminders, Chinese header)
 CSV_COLUMNS = [
     ("institution_id", "机构编号"),
     ("institution_name", "机构名称"),
@@ -349,9 +349,7 @@ def export_reminders(
                 else:
                     files[export_path(*folder, f"告知_暂不能申请续期_{iid}.docx")] = made[0]
                     notices += 1
-        files |= return_lists(
-            published_db, as_of, centres
-        )  # each centre's 退回清单, in the manifest too
+        files |= return_lists(published_db, as_of, centres)  # each centre's 退回清单, in the manifest too
         manifest = {
             "as_of": as_of.isoformat(),
             "reminders": len(rows),

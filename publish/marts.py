@@ -1,4 +1,4 @@
-"""Publish the gated candidate marts as `published.duckdb`, replaced atomically (CONTRACT §4).
+"""Publish the gated candidate marts as `published.duckdb`, replaced atomically (docs/contract.md §4).
 
 The new file is written beside the old one and renamed over it: a reader that has the old file open keeps
 reading the old snapshot (POSIX keeps the unlinked inode alive), a new reader gets the new one, and a

@@ -159,13 +159,12 @@ def local_smtp() -> Iterator[LocalSmtp]:
         controller.stop()
 
 
-def rule_ids() -> set[str]:
-    """The rule ids of ../shared/RULES.md when it is beside the repository, else those docs/rules.md maps."""
+def rule_ids(text: str | None = None) -> set[str]:
+    """The rule ids that docs/rules.md, the project's statement of the rules, names (or that `text` names)."""
     import re
 
-    root = Path(__file__).resolve().parent.parent
-    rules = root.parent / "shared" / "RULES.md"
-    text = rules.read_text() if rules.exists() else (root / "docs" / "rules.md").read_text()
+    if text is None:
+        text = (Path(__file__).resolve().parent.parent / "docs" / "rules.md").read_text(encoding="utf-8")
     ids = set(re.findall(r"R-[A-Z]+(?:-\d)?", text))
     return {i for i in ids if not any(j.startswith(f"{i}-") for j in ids)}  # R-REJECT is R-REJECT-1..3
 

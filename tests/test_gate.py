@@ -153,7 +153,7 @@ PLANTED_FOR_DBT = {
         "reminders",
         "unique_combination_reminders_institution_id__reminder_type",
     ),
-    "code outside RULES.md": (
+    "stage outside its code set": (
         f"UPDATE marts.renewal_eligibility SET lifecycle_stage = 'expired' WHERE institution_id = {ONE_ELIGIBILITY_ROW}",
         "renewal_eligibility",
         "in_code_set_renewal_eligibility_lifecycle_stage__lifecycle_stage",

@@ -1,4 +1,4 @@
-"""The rules of ../shared/RULES.md in the fast tier: every dbt unit test (boundary days, one case per branch) on an
+"""The rules of docs/rules.md in the fast tier: every dbt unit test (boundary days, one case per branch) on an
 empty warehouse, and every policy number read from its seed, so that a change of policy is a deliberate edit
 here. `make mutants` runs this file first against each mutation of the rule SQL and seeds."""
 
@@ -71,7 +71,7 @@ def seed(name: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-# RULES.md, "Policy parameters (defaults)", and the reminder lead times of R-REMIND: the notice's numbers.
+# docs/rules.md, "Policy parameters", and the reminder lead times of R-REMIND: the notice's numbers.
 POLICY = {
     "window_days": ("90", "R-DATES"),
     "grace_days": ("60", "R-DATES"),
@@ -81,7 +81,7 @@ POLICY = {
     "expiring_days": ("30", "R-REMIND"),
     "grace_ending_days": ("15", "R-REMIND"),
     "abandoned_notice_days": ("30", "R-REMIND"),
-    # not in the notice: RULES.md R-WARN and R-WORK (the province's tasks: "within the last 30 days")
+    # not in the notice: docs/rules.md R-WARN and R-WORK (the province's tasks: "within the last 30 days")
     "warning_lead_days": ("180", "R-WARN"),
     "review_due_soon_working_days": ("10", "R-WORK"),
     "new_letter_task_days": ("30", "R-WORK"),

@@ -1,4 +1,4 @@
-{# The as-of date D (RULES.md Terms) as a SQL date literal: `--vars as_of` when given (unit tests, by hand),
+{# The as-of date D (docs/rules.md) as a SQL date literal: `--vars as_of` when given (unit tests, by hand),
    else the environment variable RENEWAL_AS_OF (the DAG's dbt task). Both are read only when dbt executes, never
    while it parses: a new D every day then leaves dbt's partial parse valid (a change of --vars makes dbt parse
    the whole project again, 3-4 s). Fails the run when neither is set; while dbt only parses (execute is false) a

@@ -58,7 +58,7 @@ config.setdefault("vars", {})["dbt_project_evaluator"] = {
         ["renewal.test_unique_combination"],
     ],
 }
-# the marts' names are the published contract (CONTRACT.md), so the fct_/dim_ naming rule does not apply
+# the marts' names are the published contract (docs/contract.md), so the fct_/dim_ naming rule does not apply
 config.setdefault("models", {})["dbt_project_evaluator"] = {
     "marts": {"structure": {"fct_model_naming_conventions": {"+enabled": False}}}
 }

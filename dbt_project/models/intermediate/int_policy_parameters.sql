@@ -1,4 +1,4 @@
--- One row with every policy parameter of RULES.md as a typed column (seed renewal_policy).
+-- One row with every policy parameter of docs/rules.md as a typed column (seed renewal_policy).
 with policy as (
     select
         parameter,

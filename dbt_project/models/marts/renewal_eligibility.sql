@@ -1,5 +1,5 @@
 -- One row per institution in the feed: key dates, lifecycle stage, batches, certificates and the renewal
--- verdict with every reason that applies on D (RULES.md R-DATES … R-VERDICT).
+-- verdict with every reason that applies on D (docs/rules.md R-DATES … R-VERDICT).
 with institutions as (
     select * from {{ ref('int_institutions_dated') }}
 ),

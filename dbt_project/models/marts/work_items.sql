@@ -1,9 +1,9 @@
 -- R-WORK: what each supervising centre must act on, on D (the 今日须办 list).
 -- Grain: one row per list (list_centre: the centre whose list it is) and institution, with the item codes of
--- R-WORK sorted and ';'-joined and the earliest deadline among them (RULES.md R-WORK). The issue asked for a
--- row per item; RULES.md, the contract, asks for a row per institution, which is what an officer works through
--- (one call per institution), so the items are columns of the row: item_codes, item_codes_zh and actions_zh.
--- The provincial centre's list (350000, CONTRACT §3) holds every centre's rows plus its own tasks.
+-- R-WORK sorted and ';'-joined and the earliest deadline among them (docs/rules.md R-WORK). Not a row per item:
+-- the rule asks for a row per institution, which is what an officer works through (one call per institution),
+-- so the items are columns of the row: item_codes, item_codes_zh and actions_zh.
+-- The provincial centre's list (350000, docs/contract.md §3) holds every centre's rows plus its own tasks.
 with eligibility as (
     select * from {{ ref('renewal_eligibility') }}
 ),
