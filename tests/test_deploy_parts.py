@@ -33,9 +33,10 @@ def _free_port() -> int:
 def test_the_production_dependency_set_has_airflows_postgresql_async_driver():
     """Airflow builds an async engine (asyncpg) from a postgresql:// metadata URL; the image installs the
     locked set without the dev group, so the driver must be a dependency of the project itself."""
-    uv = shutil.which("uv") or "uv"
+    # as the Makefile finds it: on PATH, else the module that `make` pip-installs into python3.11
+    uv = [shutil.which("uv")] if shutil.which("uv") else ["python3.11", "-m", "uv"]
     exported = subprocess.run(
-        [uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes"],
+        [*uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

@@ -29,7 +29,8 @@ mmdebstrap --quiet --variant=minbase --include=ca-certificates,python3,python3-v
 cp "$here"/*.Dockerfile "$here"/postgres-entrypoint.sh "$work/"
 # Superset with exactly the versions `make bi` runs (bi/uv.lock)
 # (less Playwright, which only the browser checks of `make dashboards` use)
-(cd "$root/bi" && uv export --frozen --no-hashes --no-emit-project --no-dev) | grep -v '^playwright==' \
+uv=(uv); command -v uv >/dev/null || uv=(python3.11 -m uv)  # as the Makefile finds it
+(cd "$root/bi" && "${uv[@]}" export --frozen --no-hashes --no-emit-project --no-dev) | grep -v '^playwright==' \
   > "$work/superset-requirements.txt"
 
 # podman writes OCI images unless told otherwise, and OCI has no SHELL or HEALTHCHECK
