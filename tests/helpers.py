@@ -221,3 +221,39 @@ def run_dbt(warehouse, *args: str, as_of: dt.date = AS_OF) -> subprocess.Complet
         text=True,
         check=False,
     )
+
+
+def reminder_row(**overrides) -> dict:
+    """One row of marts.reminders with the columns the CSV and the workbook use (a window_open reminder of
+    福州), with `overrides` applied."""
+    row = {
+        "institution_id": "35000001",
+        "institution_name": "福州闽江电气有限公司",
+        "institution_type": "employer",
+        "registration_no": "闽技鉴备〔2023〕0001号",
+        "reminder_type": "window_open",
+        "reminder_type_zh": "续期申请期已开启",
+        "audience": "institution",
+        "audience_zh": "评价机构",
+        "reminder_type_sort_order": 2,
+        "first_due_on": dt.date(2026, 11, 1),
+        "deadline": dt.date(2026, 12, 31),
+        "deadline_label_zh": "续期申请截止日期",
+        "days_left": 36,
+        "expires_on": dt.date(2026, 12, 31),
+        "contact_person": "张三",
+        "contact_phone": "13800000000",
+        "responsible_person": "李四",
+        "responsible_phone": "13900000000",
+        "email": "a@b.cn",
+        "lifecycle_stage_zh": "续期申请期",
+        "conditions_zh": "符合续期条件",
+        "batch_count": 6,
+        "queryable_certificates": 12,
+        "expected_certificates": 12,
+        "reasons_zh": "",
+        "next_step_zh": "请提交",
+        "next_step_centre_zh": "通知该机构提交",
+        "message_institution_zh": "请提交。",
+    }
+    return row | overrides

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from pipeline import steps
 from publish.exports import NotPublishedForDate
 from publish.workbook import centre_workbook
-from tests.helpers import AS_OF, DBT_SKIP_TESTS, dbt_build, file_digests, private_copy
+from tests.helpers import AS_OF, DBT_SKIP_TESTS, dbt_build, file_digests, private_copy, reminder_row
 
 NEXT_DAY = AS_OF + dt.timedelta(days=1)
 
@@ -222,36 +222,7 @@ def test_email_to_each_centre_once_through_a_real_smtp_server(exported, monkeypa
 
 
 def test_workbook_bytes_do_not_depend_on_the_clock():
-    row = {
-        "institution_id": "35000001",
-        "institution_name": "福州闽江电气有限公司",
-        "institution_type": "employer",
-        "registration_no": "闽技鉴备〔2023〕0001号",
-        "reminder_type": "window_open",
-        "reminder_type_zh": "续期申请期已开启",
-        "audience": "institution",
-        "audience_zh": "评价机构",
-        "reminder_type_sort_order": 2,
-        "first_due_on": dt.date(2026, 11, 1),
-        "deadline": dt.date(2026, 12, 31),
-        "deadline_label_zh": "续期申请截止日期",
-        "days_left": 36,
-        "expires_on": dt.date(2026, 12, 31),
-        "contact_person": "张三",
-        "contact_phone": "13800000000",
-        "responsible_person": "李四",
-        "responsible_phone": "13900000000",
-        "email": "a@b.cn",
-        "lifecycle_stage_zh": "续期申请期",
-        "conditions_zh": "符合续期条件",
-        "batch_count": 6,
-        "queryable_certificates": 12,
-        "expected_certificates": 12,
-        "reasons_zh": "",
-        "next_step_zh": "请提交",
-        "next_step_centre_zh": "通知该机构提交",
-        "message_institution_zh": "请提交。",
-    }
+    row = reminder_row()
     centres = {"350100": "福州市职业技能鉴定指导中心"}
     first = centre_workbook("350100", dt.date(2026, 11, 25), [], [], [row], centres=centres)
     time.sleep(1.1)

@@ -30,7 +30,7 @@ from publish.forms import Institution, annex1_xlsx, annex2_docx, cannot_apply_no
 from publish.names import MAX_NAME_BYTES, UnsafeExportPath, export_path, inside, safe_name
 from publish.returns import _xlsx_bytes
 from publish.workbook import centre_workbook
-from tests.helpers import AS_OF, RunningFeed, make_settings, run_pipeline_steps
+from tests.helpers import AS_OF, RunningFeed, make_settings, reminder_row, run_pipeline_steps
 
 BAD_ID = "../../x"
 REASON = f"institution_id: does not match ^{INSTITUTION_ID_PATTERN}$, got '{BAD_ID}'"
@@ -130,37 +130,18 @@ def test_export_paths_stay_inside_the_export_folder(tmp_path):
 
 def hostile_reminder(name: str, n: int = 1) -> dict:
     """A reminder row (marts.reminders' columns the CSV and the workbook use) carrying hostile text."""
-    return {
-        "institution_id": f"3500000{n}",
-        "institution_name": name,
-        "institution_type": "employer",
-        "institution_type_zh": "用人单位",
-        "registration_no": "=1+2",
-        "reminder_type": "window_open",
-        "reminder_type_zh": "续期申请期已开启",
-        "audience": "institution",
-        "audience_zh": "评价机构",
-        "reminder_type_sort_order": 2,
-        "first_due_on": dt.date(2026, 11, 1),
-        "deadline": dt.date(2026, 12, 31),
-        "deadline_label_zh": "续期申请截止日期",
-        "days_left": -3,
-        "expires_on": dt.date(2026, 12, 31),
-        "contact_person": "-2+3",
-        "contact_phone": "+86 591 8888 0000",
-        "responsible_person": "@admin",
-        "responsible_phone": "\r=cmd",
-        "email": HYPERLINK,
-        "lifecycle_stage_zh": "续期申请期",
-        "conditions_zh": "符合续期条件",
-        "batch_count": 6,
-        "queryable_certificates": 12,
-        "expected_certificates": 12,
-        "reasons_zh": "",
-        "next_step_zh": "请提交",
-        "next_step_centre_zh": "通知该机构提交",
-        "message_institution_zh": "请提交。",
-    }
+    return reminder_row(
+        institution_id=f"3500000{n}",
+        institution_name=name,
+        institution_type_zh="用人单位",
+        registration_no="=1+2",
+        days_left=-3,
+        contact_person="-2+3",
+        contact_phone="+86 591 8888 0000",
+        responsible_person="@admin",
+        responsible_phone="\r=cmd",
+        email=HYPERLINK,
+    )
 
 
 def csv_fields(data: bytes) -> list[list[str]]:
