@@ -46,8 +46,11 @@ backfill: install
 	FROM="$(FROM)" TO="$(TO)" DATA="$(DATA)" WAREHOUSE="$(WAREHOUSE)" EXPORTS="$(EXPORTS)" FEED_OPTS="$(FEED_OPTS)" \
 		$(PY) -m pipeline.local_run
 
+# Test files run in parallel, one pytest worker per core (pytest-xdist), each file whole in one worker so that its
+# module fixtures (a published warehouse, a running Superset, a week of Airflow runs) are made once.
+TEST_WORKERS ?= auto
 test: install bi/.venv/.installed system-packages
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Debian packages the tests use (PostgreSQL, LibreOffice, poppler, CJK fonts, Chromium), installed when missing.
 system-packages:
@@ -55,7 +58,7 @@ system-packages:
 
 # The quick loop: everything that starts no Airflow, dbt or server (tests marked slow are left out).
 test-fast: install
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile
 
 # Mutation testing of the rules: each mutation of tests/mutation/mutants.tsv alone against the fast tier.
 mutants: install

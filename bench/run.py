@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the PostgreSQL server the tests start
 from pgserver import postgres_bin, running_postgres  # noqa: E402
 
 from ingest.warehouse import open_duckdb, sql_literal  # noqa: E402
+from pipeline.local_run import airflow_home  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 25)
 BENCH = ROOT / "bench"
@@ -249,10 +250,10 @@ def local_run(data: Path, work: Path, env: dict, feed: Feed) -> tuple[float, Pea
     return time.perf_counter() - started, rss
 
 
-def stage_times() -> dict[str, float]:
+def stage_times(warehouse: Path) -> dict[str, float]:
     """Durations of the latest renewal_daily run's tasks, from Airflow's own metadata; and each DAG's span,
     first task start to last task end (the rest of a run's wall time is Airflow's and Python's start-up)."""
-    con = sqlite3.connect(ROOT / ".airflow" / "airflow.db")
+    con = sqlite3.connect(airflow_home(warehouse) / "airflow.db")
     try:
         spans, tasks = {}, []
         for dag_id in ("renewal_daily", "renewal_reminders"):
@@ -274,11 +275,11 @@ def stage_times() -> dict[str, float]:
     return stage_sums(tasks) | spans
 
 
-def task_at(when: dt.datetime | None) -> str | None:
+def task_at(warehouse: Path, when: dt.datetime | None) -> str | None:
     """The task of the latest `dags test` runs that was running at `when` (where the peak RSS was)."""
     if when is None:
         return None
-    con = sqlite3.connect(ROOT / ".airflow" / "airflow.db")
+    con = sqlite3.connect(airflow_home(warehouse) / "airflow.db")
     try:
         rows = con.execute("SELECT dag_id, task_id, start_date, end_date FROM task_instance").fetchall()
     finally:
@@ -497,9 +498,9 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
         full_s, full_rss = local_run(data, work, env, feed)
     finally:
         feed_rss = feed.stop()
-    stages = stage_times()
+    stages = stage_times(work / "warehouse")
     counts = run_metrics(work)
-    peak_task = task_at(full_rss.peak_at)
+    peak_task = task_at(work / "warehouse", full_rss.peak_at)
     full_warehouse = work / "warehouse-after-full"
     shutil.copytree(work / "warehouse", full_warehouse, symlinks=True)
     changed = changed_copy(data, work / "data-changed")
@@ -508,9 +509,9 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
         incremental_s, incremental_rss = local_run(work / "data-changed", work, env, changed_feed)
     finally:
         feed_rss = max(feed_rss, changed_feed.stop())
-    incremental_stages = stage_times()
+    incremental_stages = stage_times(work / "warehouse")
     if incremental_rss.peak_mb > full_rss.peak_mb:
-        peak_task = task_at(incremental_rss.peak_at)
+        peak_task = task_at(work / "warehouse", incremental_rss.peak_at)
     incremental_counts = run_metrics(work)
     resident = (
         resident_runs(work / "data-changed", full_warehouse, work, env["MARTS_POSTGRES_DSN"])

@@ -164,6 +164,34 @@ def password_file(state_dir: Path, login: str) -> Path:
     return state_dir / f"{login}_password"
 
 
+def local_admin(state_dir: Path, username: str, first_name: str, last_name: str) -> str | None:
+    """The admin login of a local Superset (`make bi`, `make dashboards`): made once with a generated
+    password kept in state_dir/<login>_password. Returns the password when this call made the login."""
+    from superset import db, security_manager
+
+    path = password_file(state_dir, username)
+    if security_manager.find_user(username=username) is not None and path.exists():
+        return None
+    password = secrets.token_urlsafe(12)
+    user = security_manager.find_user(username=username)
+    if user is None:
+        security_manager.add_user(
+            username,
+            first_name,
+            last_name,
+            f"{username}@localhost",
+            security_manager.find_role(security_manager.auth_role_admin),
+            password=password,
+        )
+    else:
+        security_manager.reset_password(user.id, password)
+    db.session.commit()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password)
+    return password
+
+
 def demo_logins(centres: list[Centre], state_dir: Path) -> list[str]:
     """A login per centre role, named like the role, for trying the dashboards as that centre (`make bi`,
     `make dashboards CENTRE=…`). Each password is generated once and kept in state_dir/<login>_password; a

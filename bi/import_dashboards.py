@@ -204,6 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the dbt seed supervising_centres: a role per centre is made from it (default %(default)s)",
     )
     parser.add_argument(
+        "--local-admin",
+        type=Path,
+        metavar="DIR",
+        help="make the --username login an admin if it does not exist, its password kept in DIR/<login>_password "
+        "(a local Superset; docker-compose's init makes its admin itself)",
+    )
+    parser.add_argument(
         "--demo-logins",
         type=Path,
         metavar="DIR",
@@ -232,6 +239,15 @@ def main(argv: list[str] | None = None) -> int:
         bundle = without_missing_marts(bundle, database_tables(uri_with_password))
     app = create_app()
     with app.app_context():
+        if args.local_admin is not None and access.local_admin(
+            args.local_admin, args.username, "备案续期", "管理员"
+        ):
+            log.info(
+                "made the admin login %s, password in %s/%s_password",
+                args.username,
+                args.local_admin,
+                args.username,
+            )
         import_bundle(bundle, args.username, centres, args.demo_logins)
     titles = [config["dashboard_title"] for path, config in bundle.items() if path.startswith("dashboards/")]
     log.info("imported %d dashboards: %s", len(titles), "、".join(titles))

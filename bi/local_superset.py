@@ -5,9 +5,11 @@ key, admin login), import the dashboards, and run the web server. Used by `make 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +22,8 @@ BI_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BI_DIR.parent
 SUPERSET = str(Path(sys.executable).parent / "superset")
 ADMIN = "admin"
+# New metadata databases, one per Superset version and settings (see _metadata_db), beside the venv they belong to.
+TEMPLATES = BI_DIR / ".venv" / "superset-metadata"
 log = logging.getLogger("local_superset")
 
 
@@ -66,6 +70,43 @@ def _superset(state_dir: Path, *args: str, quiet: bool = True) -> None:
         )
 
 
+def _metadata_key() -> str:
+    """What a new metadata database depends on: Superset's version and this project's settings. `superset db
+    upgrade` and `superset init` give the same database for the same key, so it is made once per key."""
+    from importlib.metadata import version
+
+    config = (BI_DIR / "superset_config.py").read_bytes()
+    return hashlib.sha256(version("apache-superset").encode() + b"\0" + config).hexdigest()[:16]
+
+
+def _metadata_db(state_dir: Path) -> None:
+    """Superset's metadata database in state_dir, migrated and with its roles: a copy of the one made for this
+    key (about 25 s of `db upgrade` and `init` saved per new state), else made and kept as that copy. A state
+    already made with this key is left as it is; with another key (a new Superset, changed settings) it is
+    upgraded."""
+    key = _metadata_key()
+    stamp, database = state_dir / "metadata-key", state_dir / "superset.db"
+    if os.environ.get("SUPERSET_METADATA_URI"):  # a server database: migrated by its own deployment
+        _superset(state_dir, "db", "upgrade")
+        _superset(state_dir, "init")
+        return
+    if database.exists() and stamp.exists() and stamp.read_text() == key:
+        return
+    template = TEMPLATES / f"superset-{key}.db"
+    if not database.exists() and template.exists():
+        shutil.copyfile(template, database)
+    else:
+        log.info("Superset state in %s: upgrading the metadata database …", state_dir)
+        _superset(state_dir, "db", "upgrade")
+        _superset(state_dir, "init")
+        if not template.exists():
+            TEMPLATES.mkdir(parents=True, exist_ok=True)
+            partial = template.with_name(f"{template.name}.{os.getpid()}")
+            shutil.copyfile(database, partial)
+            partial.replace(template)  # whole or not at all, also with two set-ups at once
+    stamp.write_text(key)
+
+
 def set_up(
     state_dir: Path,
     published_db: Path | None = None,
@@ -87,31 +128,9 @@ def set_up(
     if not key.exists():
         key.write_text(secrets.token_urlsafe(42))
         key.chmod(0o600)
-    log.info("Superset state in %s: upgrading the metadata database …", state_dir)
-    _superset(state_dir, "db", "upgrade")
-    _superset(state_dir, "init")
-    password_file = state_dir / "admin_password"
-    created = None
-    if not password_file.exists():
-        created = secrets.token_urlsafe(12)
-        _superset(
-            state_dir,
-            "fab",
-            "create-admin",
-            "--username",
-            ADMIN,
-            "--firstname",
-            "备案续期",
-            "--lastname",
-            "管理员",
-            "--email",
-            "admin@localhost",
-            "--password",
-            created,
-        )
-        _superset(state_dir, "fab", "reset-password", "--username", ADMIN, "--password", created)
-        password_file.write_text(created)
-        password_file.chmod(0o600)
+    _metadata_db(state_dir)
+    password_file = state_dir / f"{ADMIN}_password"
+    had_admin = password_file.exists()
     log.info("importing the dashboards over %s …", database_uri)
     env = dict(superset_env(state_dir), MARTS_DATABASE_PASSWORD=database_password or "")
     result = subprocess.run(
@@ -122,6 +141,10 @@ def set_up(
             database_uri,
             "--password-env",
             "MARTS_DATABASE_PASSWORD",
+            "--username",
+            ADMIN,
+            "--local-admin",
+            str(state_dir),
             "--demo-logins",
             str(state_dir),
         ],
@@ -136,7 +159,7 @@ def set_up(
             f"importing the dashboards failed:\n{result.stdout[-3000:]}{result.stderr[-5000:]}"
         )
     log.info(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "dashboards imported")
-    return created
+    return None if had_admin else admin_password(state_dir)
 
 
 def admin_password(state_dir: Path) -> str:

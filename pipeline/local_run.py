@@ -24,7 +24,15 @@ import requests
 
 from pipeline.settings import FEED_CONN_ID, PROJECT_ROOT, TIMEZONE
 
-AIRFLOW_HOME = PROJECT_ROOT / ".airflow"
+# The pseudonym key of local runs, one per checkout so that every warehouse made from it pseudonymises alike.
+PSEUDONYM_KEY_FILE = PROJECT_ROOT / ".airflow" / "pseudonym_key"
+
+
+def airflow_home(warehouse: Path) -> Path:
+    """Airflow's home for runs on this warehouse: its SQLite metadata, logs and `dags test` logs. One per
+    warehouse, so runs on different warehouses run side by side (`dags test` of one DAG and date replaces
+    the earlier run in the metadata, so two runs sharing it broke each other)."""
+    return warehouse / ".airflow"
 
 
 class RunLocked(RuntimeError):
@@ -68,17 +76,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def airflow_env(extra: dict[str, str]) -> dict[str, str]:
+def airflow_env(home: Path, extra: dict[str, str]) -> dict[str, str]:
     # the local feed, not whatever feed the caller's shell points at
     env = {k: v for k, v in os.environ.items() if k not in ("FEED_URL", "FEED_TOKEN")}
     env.update(
         {
-            "AIRFLOW_HOME": str(AIRFLOW_HOME),
+            "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DEFAULT_TIMEZONE": TIMEZONE,
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(AIRFLOW_HOME / "logs"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "GX_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1",
@@ -126,9 +134,11 @@ def migrate_metadata_db(airflow: str, env: dict[str, str]) -> None:
 
     from pipeline.dag_common import WRITER_POOL, WRITER_POOL_DESCRIPTION
 
-    stamp = AIRFLOW_HOME / "migrated-by"
+    home = Path(env["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    stamp = home / "migrated-by"
     current = f"apache-airflow {version('apache-airflow')}; pool {WRITER_POOL}"
-    if (AIRFLOW_HOME / "airflow.db").exists() and stamp.exists() and stamp.read_text() == current:
+    if (home / "airflow.db").exists() and stamp.exists() and stamp.read_text() == current:
         return
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     subprocess.run(
@@ -145,10 +155,15 @@ def local_pseudonym_key() -> str:
     `make run` give identical pseudonyms, and no built-in key exists that anyone could know)."""
     if os.environ.get("PSEUDONYM_KEY"):
         return os.environ["PSEUDONYM_KEY"]
-    path = AIRFLOW_HOME / "pseudonym_key"
+    path = PSEUDONYM_KEY_FILE
     if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}")
+        partial.write_text(secrets.token_hex(32))
+        partial.chmod(0o600)
+        with contextlib.suppress(FileExistsError):  # a run beside this one made it first: use that one
+            os.link(partial, path)
+        partial.unlink()
     return path.read_text().strip()
 
 
@@ -156,8 +171,8 @@ class RunFailed(RuntimeError):
     """A DAG run that did not succeed, or in which no task ran."""
 
 
-def _metadata(query: str, params: tuple) -> list[tuple]:
-    con = sqlite3.connect(f"file:{AIRFLOW_HOME / 'airflow.db'}?mode=ro", uri=True, timeout=5)
+def _metadata(home: Path, query: str, params: tuple) -> list[tuple]:
+    con = sqlite3.connect(f"file:{home / 'airflow.db'}?mode=ro", uri=True, timeout=5)
     try:
         return con.execute(query, params).fetchall()
     except sqlite3.OperationalError:  # locked for a moment by the run itself: try at the next poll
@@ -176,17 +191,19 @@ def logical_key(as_of: dt.date) -> str:
     return logical_date(as_of).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _run_ids(dag_id: str, as_of: dt.date) -> set[str]:
+def _run_ids(home: Path, dag_id: str, as_of: dt.date) -> set[str]:
     return {
         r[0]
         for r in _metadata(
-            "SELECT run_id FROM dag_run WHERE dag_id = ? AND logical_date = ?", (dag_id, logical_key(as_of))
+            home,
+            "SELECT run_id FROM dag_run WHERE dag_id = ? AND logical_date = ?",
+            (dag_id, logical_key(as_of)),
         )
     }
 
 
 def watch_dag_run(
-    proc: subprocess.Popen, dag_id: str, as_of: dt.date, earlier: set[str]
+    home: Path, proc: subprocess.Popen, dag_id: str, as_of: dt.date, earlier: set[str]
 ) -> tuple[str | None, list[tuple]]:
     """Print each task of the run as it starts and ends (task, state, seconds) while `airflow dags test` runs;
     return the run's final state and its task instances, read from the metadata database."""
@@ -199,6 +216,7 @@ def watch_dag_run(
         found = [
             r
             for r in _metadata(
+                home,
                 "SELECT run_id, state FROM dag_run WHERE dag_id = ? AND logical_date = ?",
                 (dag_id, logical_key(as_of)),
             )
@@ -207,6 +225,7 @@ def watch_dag_run(
         run = found[0] if found else run
         tis = (
             _metadata(
+                home,
                 """SELECT task_id, state, duration, try_number FROM task_instance
                            WHERE dag_id = ? AND run_id = ? ORDER BY start_date""",
                 (dag_id, run[0]),
@@ -248,14 +267,15 @@ def run_dag(airflow: str, env: dict[str, str], dag_id: str, as_of: dt.date, conf
     cmd = [airflow, "dags", "test", dag_id, logical_date(as_of).isoformat()] + (
         ["--conf", json.dumps(conf)] if conf else []
     )
-    log_path = AIRFLOW_HOME / f"dags-test-{dag_id}-{as_of.isoformat()}.log"
+    home = Path(env["AIRFLOW_HOME"])
+    log_path = home / f"dags-test-{dag_id}-{as_of.isoformat()}.log"
     print(f"{dag_id} for {as_of}:", flush=True)
     started = time.monotonic()
-    earlier = _run_ids(dag_id, as_of)
+    earlier = _run_ids(home, dag_id, as_of)
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            state, tis = watch_dag_run(proc, dag_id, as_of, earlier)
+            state, tis = watch_dag_run(home, proc, dag_id, as_of, earlier)
         finally:
             proc.wait()
     try:
@@ -389,15 +409,16 @@ def print_summary(dates: list[dt.date], backfill: bool, warehouse: Path, exports
             "no reminders exported, marked or e-mailed."
         )
     print(summary_text(warehouse / "published.duckdb", exports))
-    print(f"Airflow logs: {AIRFLOW_HOME}/dags-test-*-{dates[-1].isoformat()}.log")
+    print(f"Airflow logs: {airflow_home(warehouse)}/dags-test-*-{dates[-1].isoformat()}.log")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # One run at a time per checkout (its Airflow metadata in .airflow/) and per warehouse: a second run
-    # started beside the first replaced the first's DAG run in the metadata database and broke it.
+    # One run at a time per warehouse (which holds its Airflow metadata) and per exports folder: a second run
+    # started beside the first replaced the first's DAG run in the metadata database and broke it. Runs on
+    # different warehouses and exports folders run side by side.
     try:
-        with exclusive_run(AIRFLOW_HOME / "run.lock", resolve(args.warehouse) / ".run.lock"):
+        with exclusive_run(resolve(args.warehouse) / ".run.lock", resolve(args.exports) / ".run.lock"):
             return _main(args)
     except RunLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -414,6 +435,7 @@ def _main(args: argparse.Namespace) -> int:
     warehouse, exports = resolve(args.warehouse), resolve(args.exports)
     feed, url, token = feed_for_run(args, data)
     env = airflow_env(
+        airflow_home(warehouse),
         {
             # the feed's address and token reach the tasks as an Airflow connection, as in production
             f"AIRFLOW_CONN_{FEED_CONN_ID.upper()}": json.dumps(
@@ -423,7 +445,7 @@ def _main(args: argparse.Namespace) -> int:
             "WAREHOUSE": str(warehouse),
             "EXPORTS": str(exports),
             "PSEUDONYM_KEY": local_pseudonym_key(),
-        }
+        },
     )
     try:
         run_days(str(Path(sys.executable).parent / "airflow"), env, dates, backfill, args.full_refresh)

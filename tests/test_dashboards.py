@@ -179,21 +179,24 @@ def test_make_dashboards_as_a_city_centre_shows_only_its_rows(published, tmp_pat
     assert checks["SQL Lab query refused"]["seen"] == 403
 
 
-@pytest.fixture
-def own_published(built, tmp_path):
-    """A published warehouse of this test's own, which it publishes again (the module's one stays as is)."""
+@pytest.fixture(scope="module")
+def own_published(built, tmp_path_factory):
+    """A published warehouse of the running Superset's own, which the last test on it publishes again (the
+    module's one stays as is)."""
     require_system_tool("chromium")
-    settings = private_copy(built, tmp_path / "own")
+    settings = private_copy(built, tmp_path_factory.mktemp("own"))
     steps.publish(AS_OF, settings=settings)
     return settings
 
 
-@pytest.fixture
-def running_superset(own_published, tmp_path):
-    """`bi/serve.py` (what `make bi` runs) over a published warehouse, on a free port."""
+@pytest.fixture(scope="module")
+def running_superset(own_published, tmp_path_factory):
+    """`bi/serve.py` (what `make bi` runs) over a published warehouse, on a free port; one server for the
+    tests below, the one that changes its publication last."""
     import socket
 
     published = own_published
+    tmp_path = tmp_path_factory.mktemp("serve")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -237,6 +240,44 @@ def running_superset(own_published, tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+@pytest.mark.slow
+def test_sql_lab_reaches_nothing_but_the_marts(running_superset, tmp_path):
+    """Whoever writes SQL in Superset writes it in the marts' DuckDB connection: it reads the marts and
+    nothing else on the machine, writes nothing, attaches and installs nothing, and cannot turn that off;
+    through the engine Superset builds from the database's URI and extra, and through SQL Lab's API."""
+    url, state, _ = running_superset
+    csv_file, db_file = tmp_path / "x.csv", tmp_path / "y.duckdb"
+    outside = [
+        "SELECT * FROM read_text('/etc/passwd')",
+        f"COPY (SELECT 1) TO '{csv_file}'",
+        f"ATTACH '{db_file}' (READ_WRITE)",
+        "INSTALL httpfs",
+    ]
+    marts = "SELECT count(*) AS n FROM marts.renewal_eligibility"
+    locked = ["SET enable_external_access = true", "SET lock_configuration = false"]
+
+    stored, *engine = probe("engine", str(state), marts, *outside, *locked)
+    assert "enable_external_access=false" in stored["uri"]
+    assert "lock_configuration=true" in stored["uri"]
+    assert engine[0]["ok"], engine[0]
+    assert int(engine[0]["rows"][0][0]) > 0
+    for answer in engine[1:5]:
+        assert not answer["ok"], answer
+        assert "disabled by configuration" in answer["error"], answer
+    for answer in engine[5:]:
+        assert not answer["ok"], answer
+        assert "configuration has been locked" in answer["error"], answer
+
+    lab = probe("sqllab", url, str(state), marts, *outside)
+    assert lab[0]["ok"], lab[0]
+    assert lab[0]["rows"][0]["n"] > 0
+    for answer in lab[1:]:
+        assert not answer["ok"], answer
+        assert "disabled by configuration" in answer["error"], answer
+    assert not csv_file.exists()
+    assert not db_file.exists()
 
 
 @pytest.mark.slow
@@ -300,44 +341,6 @@ def test_running_superset_shows_the_next_publication_and_a_broken_one_fails(
     assert failed
     assert all("error" in " ".join(c["problems"]) for c in failed)
     assert "FAIL 续期评估时限" in broken.stdout
-
-
-@pytest.mark.slow
-def test_sql_lab_reaches_nothing_but_the_marts(running_superset, tmp_path):
-    """Whoever writes SQL in Superset writes it in the marts' DuckDB connection: it reads the marts and
-    nothing else on the machine, writes nothing, attaches and installs nothing, and cannot turn that off;
-    through the engine Superset builds from the database's URI and extra, and through SQL Lab's API."""
-    url, state, _ = running_superset
-    csv_file, db_file = tmp_path / "x.csv", tmp_path / "y.duckdb"
-    outside = [
-        "SELECT * FROM read_text('/etc/passwd')",
-        f"COPY (SELECT 1) TO '{csv_file}'",
-        f"ATTACH '{db_file}' (READ_WRITE)",
-        "INSTALL httpfs",
-    ]
-    marts = "SELECT count(*) AS n FROM marts.renewal_eligibility"
-    locked = ["SET enable_external_access = true", "SET lock_configuration = false"]
-
-    stored, *engine = probe("engine", str(state), marts, *outside, *locked)
-    assert "enable_external_access=false" in stored["uri"]
-    assert "lock_configuration=true" in stored["uri"]
-    assert engine[0]["ok"], engine[0]
-    assert int(engine[0]["rows"][0][0]) > 0
-    for answer in engine[1:5]:
-        assert not answer["ok"], answer
-        assert "disabled by configuration" in answer["error"], answer
-    for answer in engine[5:]:
-        assert not answer["ok"], answer
-        assert "configuration has been locked" in answer["error"], answer
-
-    lab = probe("sqllab", url, str(state), marts, *outside)
-    assert lab[0]["ok"], lab[0]
-    assert lab[0]["rows"][0]["n"] > 0
-    for answer in lab[1:]:
-        assert not answer["ok"], answer
-        assert "disabled by configuration" in answer["error"], answer
-    assert not csv_file.exists()
-    assert not db_file.exists()
 
 
 @contextlib.contextmanager
