@@ -56,7 +56,8 @@ test: install bi/.venv/.installed system-packages
 system-packages:
 	@bash tests/install-system-packages.sh
 
-# The quick loop: everything that starts no Airflow, dbt or server (tests marked slow are left out).
+# The quick loop: the tests not marked slow (no Airflow, Superset, browser or database server, no warehouse build;
+# the rules' dbt unit tests on an empty warehouse, marked dbt, are in).
 test-fast: install
 	$(PY) -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile
 

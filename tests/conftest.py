@@ -4,6 +4,7 @@ real pipeline steps (ingest → dbt) without Airflow. Helpers that tests import 
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -52,14 +53,53 @@ def postgres():
         yield dsn
 
 
-# Tests that start Airflow, dbt or a pipeline build are `slow`: `make test-fast` (pytest -m "not slow") leaves
-# them out. A module may also mark itself with `pytestmark = pytest.mark.slow`.
+# Test tiers are markers (pyproject.toml). `slow`: the test starts Airflow, Superset, a browser or a database
+# server, or builds a warehouse with dbt; `make test-fast` (pytest -m "not slow") leaves it out. These fixtures do
+# one of those: a test that uses one without the marker stops the collection, so that it cannot land in the
+# fast tier unnoticed.
 SLOW_FIXTURES = {"built", "exported", "published", "snapshots", "postgres", "reference", "two_runs"}
-SLOW_MODULES = {"test_cohort", "test_end_to_end", "test_resilience"}
+# What a fast test may not start (a program run by subprocess): the collection cannot see a test body.
+SLOW_PROGRAMS = {
+    "airflow",
+    "superset",
+    "chromium",
+    "initdb",
+    "pg_ctl",
+    "postgres",
+    "docker",
+    "podman",
+    "make",
+}
 
 
 def pytest_collection_modifyitems(items):
-    for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        if SLOW_FIXTURES & set(item.fixturenames) or module in SLOW_MODULES:
-            item.add_marker(pytest.mark.slow)
+    unmarked = sorted(
+        f"{item.nodeid} (uses {', '.join(sorted(SLOW_FIXTURES & set(item.fixturenames)))})"
+        for item in items
+        if SLOW_FIXTURES & set(item.fixturenames) and item.get_closest_marker("slow") is None
+    )
+    if unmarked:
+        raise pytest.UsageError(
+            "tests that start a slow fixture without @pytest.mark.slow:\n  " + "\n  ".join(unmarked)
+        )
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_start_nothing_slow(request, monkeypatch):
+    """A test without the slow marker that starts Airflow, Superset, a browser, a database server or make
+    fails, naming the program; dbt only under the `dbt` marker (the rules' unit tests on an empty warehouse)."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    refused = SLOW_PROGRAMS if request.node.get_closest_marker("dbt") else SLOW_PROGRAMS | {"dbt"}
+    original = subprocess.Popen.__init__
+
+    def guarded(self, args, *rest, **kwargs):
+        program = Path(str(args[0] if isinstance(args, list | tuple) else str(args).split()[0])).name
+        if program in refused:
+            raise pytest.fail.Exception(
+                f"{request.node.nodeid} starts {program}: mark it slow"
+                + (" (or dbt, when it runs dbt on an empty warehouse)" if program == "dbt" else "")
+            )
+        original(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)

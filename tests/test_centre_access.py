@@ -89,6 +89,7 @@ def rules(published) -> dict[tuple[str, str], tuple[int, int | None, str | None]
     return out
 
 
+@pytest.mark.slow
 def test_a_centre_reads_its_own_rows_of_every_table_and_the_province_all(published, marts_db):
     expected = expected_rows(published)
     city = connect_as(marts_db, CITY_LOGIN).cursor()
@@ -112,6 +113,7 @@ def test_a_centre_reads_its_own_rows_of_every_table_and_the_province_all(publish
     assert city.fetchall() == [(CITY,)]
 
 
+@pytest.mark.slow
 def test_a_centre_cannot_reach_another_centres_rows_in_any_way(published, marts_db):
     expected = expected_rows(published)
     own_institutions = expected["marts", "renewal_eligibility"][1]
@@ -169,6 +171,7 @@ def test_a_centre_cannot_reach_another_centres_rows_in_any_way(published, marts_
     con.close()
 
 
+@pytest.mark.slow
 def test_the_rule_holds_after_the_next_swap(published, marts_db):
     """The policies belong to the tables, which each publication replaces: they are made again with them."""
     steps.publish_to_postgres(AS_OF, settings=published, dsn=marts_db)

@@ -109,6 +109,7 @@ DUPLICATE = (
 )
 
 
+@pytest.mark.slow
 def test_dbt_clean_data_passes_the_changed_rows_and_the_full_check(checked, monkeypatch):
     _plant(
         checked,
@@ -120,6 +121,7 @@ def test_dbt_clean_data_passes_the_changed_rows_and_the_full_check(checked, monk
         assert result.returncode == 0, result.stdout[-3000:]
 
 
+@pytest.mark.slow
 def test_dbt_a_duplicate_key_among_the_changed_rows_fails_the_days_test(checked, monkeypatch):
     _plant(checked, DUPLICATE.format(load=f"'{CHANGED_LOAD}'"))
     scope, result = _dbt_test(checked, AS_OF + DAY, monkeypatch)
@@ -130,6 +132,7 @@ def test_dbt_a_duplicate_key_among_the_changed_rows_fails_the_days_test(checked,
     assert all(" unique_stg_feed__certificates_certificate_no " in line for line in failed), failed
 
 
+@pytest.mark.slow
 def test_dbt_a_duplicate_key_among_unchanged_rows_is_caught_by_the_weekly_full_check(checked, monkeypatch):
     _plant(checked, DUPLICATE.format(load="load_id"))  # both copies carry a load checked before
     scope, result = _dbt_test(checked, AS_OF + DAY, monkeypatch)
@@ -146,6 +149,7 @@ BAD_NUMBER = (
 )
 
 
+@pytest.mark.slow
 def test_gate_clean_data_passes_the_changed_rows_and_the_full_check(checked):
     result = steps.quality_gate(AS_OF + DAY, "second", settings=checked)
     assert result["scope"] == "changed_rows_check"
@@ -153,6 +157,7 @@ def test_gate_clean_data_passes_the_changed_rows_and_the_full_check(checked):
     assert steps.quality_gate(AS_OF + 7 * DAY, "week", settings=checked)["scope"] == "full_check"
 
 
+@pytest.mark.slow
 def test_gate_a_bad_row_among_the_changed_rows_fails_the_days_check(checked):
     _plant(checked, BAD_NUMBER.format(load=f", load_id = '{CHANGED_LOAD}'", one=ONE_CERTIFICATE))
     with pytest.raises(GateFailed) as failure:
@@ -162,6 +167,7 @@ def test_gate_a_bad_row_among_the_changed_rows_fails_the_days_check(checked):
     assert steps.check_scope(AS_OF + DAY, checked).full is False  # a failed check records nothing
 
 
+@pytest.mark.slow
 def test_gate_a_bad_row_among_unchanged_rows_is_caught_by_the_weekly_full_check(checked):
     _plant(checked, BAD_NUMBER.format(load="", one=ONE_CERTIFICATE))
     assert steps.quality_gate(AS_OF + DAY, "second", settings=checked)["scope"] == "changed_rows_check"

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import duckdb
+import pytest
 
 from mock_feed.generate import generate_dataset
 from tests.helpers import DBT_SKIP_TESTS, RunningFeed, dbt_build, make_settings, run_pipeline_steps
@@ -16,6 +17,7 @@ def cohort_rows(settings, sql):
         con.close()
 
 
+@pytest.mark.slow
 def test_cohort_override_in_december_2022_and_overdue_in_january_2023(tmp_path):
     d1, d2 = dt.date(2022, 12, 20), dt.date(2023, 1, 5)
     generate_dataset(tmp_path / "data", d1, institutions=40, seed=11)

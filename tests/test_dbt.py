@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from pipeline.settings import DBT_PROJECT_DIR, PROJECT_ROOT
 from tests.helpers import AS_OF, dbt_build, dbt_unit_tests, rule_ids
 
@@ -20,6 +22,7 @@ def test_every_rule_has_a_unit_test_and_a_line_in_docs():
         assert f"| {rule} |" in docs, f"{rule} is not mapped in docs/rules.md"
 
 
+@pytest.mark.slow
 def test_docs_generate_and_every_model_column_is_described(built):
     """Every model of every layer (staging, intermediate, marts, ops) and each of its columns has a description."""
     result = dbt_build(built, AS_OF, command="docs generate")
@@ -39,6 +42,7 @@ def test_docs_generate_and_every_model_column_is_described(built):
         assert not missing, f"{node['name']}: columns without a description: {missing}"
 
 
+@pytest.mark.slow
 def test_every_model_has_a_key_test_and_every_source_table_is_described_fresh_and_used(built):
     """What dbt-project-evaluator checks (dbt_project/scripts/evaluate.sh), kept here where CI runs it."""
     manifest = json.loads((built.warehouse_dir / "dbt-target" / "manifest.json").read_text())
@@ -67,6 +71,7 @@ def test_every_model_has_a_key_test_and_every_source_table_is_described_fresh_an
         assert key in used, f"source {name} is read by no model"
 
 
+@pytest.mark.slow
 def test_as_of_is_required(built):
     import os
     import subprocess
@@ -95,6 +100,7 @@ def test_as_of_is_required(built):
     assert "as_of" in result.stdout
 
 
+@pytest.mark.slow
 def test_incremental_certificates_staging_equals_a_full_rebuild(built, tmp_path):
     """stg_feed__certificates parses only the loads landed since its last run. After a load with a newer
     version of one certificate, an older version of another (which must not win), a same-time repeat and a new
@@ -152,6 +158,7 @@ def test_incremental_certificates_staging_equals_a_full_rebuild(built, tmp_path)
     assert "NEW-CERTIFICATE" in level
 
 
+@pytest.mark.slow
 def test_incremental_certificates_with_latest_lookup_equals_a_full_rebuild(built, tmp_path):
     """int_all_certificates_with_latest_lookup re-decides only the certificates with a version from a new load
     or a lookup answer newer than the newest it holds; int_certificates_with_latest_lookup filters it to D.

@@ -65,6 +65,7 @@ def two_runs(tmp_path_factory, dataset):
     return warehouse, exports, out1, out2, first, second
 
 
+@pytest.mark.slow
 def test_run_publishes_the_marts_and_prints_a_summary(two_runs, dataset):
     warehouse, exports, out1, _, (marts, _), _ = two_runs
     assert "By lifecycle stage" in out1
@@ -82,12 +83,14 @@ def test_run_publishes_the_marts_and_prints_a_summary(two_runs, dataset):
     con.close()
 
 
+@pytest.mark.slow
 def test_rerun_gives_identical_marts_and_exports(two_runs):
     *_, first, second = two_runs
     assert first[0] == second[0]
     assert first[1] == second[1]
 
 
+@pytest.mark.slow
 def test_exports_open_and_match_the_reminders_mart(two_runs):
     warehouse, exports, *_ = two_runs
     folder = exports / AS_OF.isoformat()
@@ -118,6 +121,7 @@ def test_exports_open_and_match_the_reminders_mart(two_runs):
     assert total == sum(expected.values()) > 0
 
 
+@pytest.mark.slow
 def test_no_resident_id_or_full_name_anywhere(two_runs, dataset):
     warehouse, exports, *_ = two_runs
     certs = [json.loads(line) for line in (dataset / "certificates.jsonl").read_text().splitlines()]

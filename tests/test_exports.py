@@ -65,6 +65,7 @@ def exported_rows(folder):
     return rows
 
 
+@pytest.mark.slow
 def test_export_holds_exactly_the_reminders_due_and_not_yet_sent(exported):
     settings, manifest = exported
     due = reminders_due(settings, AS_OF)
@@ -92,6 +93,7 @@ def test_export_holds_exactly_the_reminders_due_and_not_yet_sent(exported):
     assert all(files[p] == h for p, h in listed.items())
 
 
+@pytest.mark.slow
 def test_rerun_is_byte_identical_and_the_next_day_repeats_nothing(exported, tmp_path):
     settings, _ = exported
     folder = settings.exports_dir / AS_OF.isoformat()
@@ -118,6 +120,7 @@ def test_rerun_is_byte_identical_and_the_next_day_repeats_nothing(exported, tmp_
     assert len(due_now) > len(expected)  # most reminders still hold, and are not repeated
 
 
+@pytest.mark.slow
 def test_prefilled_forms_match_the_source_data(exported):
     settings, manifest = exported
     folder = settings.exports_dir / AS_OF.isoformat()
@@ -180,6 +183,7 @@ def test_prefilled_forms_match_the_source_data(exported):
     con.close()
 
 
+@pytest.mark.slow
 def test_email_to_each_centre_once_through_a_real_smtp_server(exported, monkeypatch):
     from aiosmtpd.controller import Controller
 
@@ -230,6 +234,7 @@ def test_workbook_bytes_do_not_depend_on_the_clock():
     assert centre_workbook("350100", dt.date(2026, 11, 26), [], [], [row], centres=centres) != first
 
 
+@pytest.mark.slow
 def test_workbook_renders_with_chinese_text_in_libreoffice(exported, tmp_path):
     """LibreOffice headless (Debian packages; .ci/run installs them) prints a centre's workbook to PDF and PNG:
     the Chinese text is there as text (fonts found), and the page renders."""
@@ -285,6 +290,7 @@ def test_workbook_renders_with_chinese_text_in_libreoffice(exported, tmp_path):
     assert png.stat().st_size > 5000
 
 
+@pytest.mark.slow
 def test_forms_made_by_worker_processes_equal_forms_made_in_process(exported):
     """A province's reminders are made by one worker process per core (publish.forms.build_forms): the same
     bytes, in the same order, as made in the task's own process."""
@@ -307,6 +313,7 @@ def test_forms_made_by_worker_processes_equal_forms_made_in_process(exported):
     assert len(set(in_process)) == 7
 
 
+@pytest.mark.slow
 def test_forms_from_the_cache_give_the_same_export_and_are_counted(exported):
     """The export with every form from the cache (a rerun of D) and with an empty cache: the same files, the
     same manifest; raw.run_metrics says how many forms were made and how many came from the cache."""

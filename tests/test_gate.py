@@ -28,6 +28,7 @@ def published(tmp_path_factory, built):
     return settings
 
 
+@pytest.mark.slow
 def test_clean_data_passes_and_keeps_results_and_data_docs(published):
     steps.quality_gate(AS_OF, "second", settings=published)  # now with the volume check against the first
     gate = published.warehouse_dir / "gate"
@@ -121,6 +122,7 @@ PLANTED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("category", PLANTED)
 def test_planted_bad_row_fails_the_gate_and_publishes_nothing(category, published, tmp_path):
     sql, check, text = PLANTED[category]
@@ -172,6 +174,7 @@ PLANTED_FOR_DBT = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("category", PLANTED_FOR_DBT)
 def test_planted_bad_row_fails_the_marts_dbt_test(category, published, tmp_path):
     """The mart's data tests passed on the built warehouse (`built` runs them); with the planted row exactly the

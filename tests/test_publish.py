@@ -41,6 +41,7 @@ def counts(con) -> tuple[int, int]:
     )
 
 
+@pytest.mark.slow
 def test_duckdb_and_parquet_readers_see_one_snapshot_or_the_other(snapshots, tmp_path):
     a, b = snapshots
     target = replace(a, warehouse_dir=tmp_path)
@@ -92,6 +93,7 @@ def test_duckdb_and_parquet_readers_see_one_snapshot_or_the_other(snapshots, tmp
     assert len(versions) == 1  # older Parquet sets are removed
 
 
+@pytest.mark.slow
 def test_postgres_skipped_without_configuration(snapshots, monkeypatch, caplog):
     monkeypatch.delenv("MARTS_POSTGRES_DSN", raising=False)
     monkeypatch.delenv("AIRFLOW_CONN_MARTS_POSTGRES", raising=False)
@@ -100,6 +102,7 @@ def test_postgres_skipped_without_configuration(snapshots, monkeypatch, caplog):
     assert "PostgreSQL publication skipped" in caplog.text
 
 
+@pytest.mark.slow
 def test_postgres_publication_is_complete_commented_and_read_only(snapshots, postgres):
     a, _ = snapshots
     published = steps.publish_to_postgres(AS_OF, settings=a, dsn=postgres)
@@ -142,6 +145,7 @@ def test_postgres_publication_is_complete_commented_and_read_only(snapshots, pos
     duck.close()
 
 
+@pytest.mark.slow
 def test_postgres_second_publish_swaps_atomically_under_a_reader(snapshots, postgres):
     a, b = snapshots
     steps.publish_to_postgres(AS_OF, settings=a, dsn=postgres)
@@ -181,6 +185,7 @@ def test_postgres_second_publish_swaps_atomically_under_a_reader(snapshots, post
     assert len(seen) == 2  # the reader saw both snapshots, each whole
 
 
+@pytest.mark.slow
 def test_production_bi_login_reads_the_marts(snapshots, postgres):
     """deploy/marts-db-init.sh (docker-compose marts-db) on the real server, then a publish: the BI login
     reads the marts and cannot change them."""

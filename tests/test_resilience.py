@@ -159,6 +159,7 @@ def assert_feed_survived(fault: str, settings, counts: dict, dataset, staging_sq
         assert summary[("certificates", "repeated")] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", SINGLE_FAULTS)
 def test_each_fault_changes_nothing(fault, tmp_path, dataset, staging_sql, reference_staged):
     faulty = RunningFeed(dataset, SINGLE_FAULTS[fault])
@@ -171,6 +172,7 @@ def test_each_fault_changes_nothing(fault, tmp_path, dataset, staging_sql, refer
     assert_feed_survived(fault, settings, counts, dataset, staging_sql, reference_staged)
 
 
+@pytest.mark.slow
 def test_all_faults_together_change_no_mart(tmp_path, dataset, staging_sql, reference, reference_staged):
     faulty = RunningFeed(dataset, ALL_FAULTS)
     try:
@@ -183,6 +185,7 @@ def test_all_faults_together_change_no_mart(tmp_path, dataset, staging_sql, refe
     assert marts(settings) == reference
 
 
+@pytest.mark.slow
 def test_run_killed_between_pages_then_rerun(tmp_path, dataset, staging_sql, reference_staged):
     slow = RunningFeed(dataset, FaultOptions(latency_ms=150))
     settings = make_settings(tmp_path, dataset, slow.url)
@@ -218,6 +221,7 @@ def test_run_killed_between_pages_then_rerun(tmp_path, dataset, staging_sql, ref
     assert staged(settings, staging_sql) == reference_staged
 
 
+@pytest.mark.slow
 def test_second_run_fetches_only_the_overlap_and_rechecks_by_policy(tmp_path, dataset, reference):
     from pipeline import steps
 

@@ -12,6 +12,8 @@ import pytest
 from pipeline.settings import DBT_PROJECT_DIR
 from tests.helpers import build_empty_warehouse, dbt_unit_tests, run_dbt
 
+pytestmark = pytest.mark.dbt
+
 SEEDS = DBT_PROJECT_DIR / "seeds"
 
 
