@@ -20,7 +20,7 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/seeds dbt_project/mac
 FROM ?=
 TO ?=
 
-.PHONY: install run backfill test test-fast mutants lint clean bench system-packages bi dashboards docs deploy-test
+.PHONY: install run backfill test test-fast mutants lint format clean bench system-packages bi dashboards docs deploy-test
 
 install: .venv/.installed $(MANIFEST)
 
@@ -74,6 +74,12 @@ lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	cd dbt_project && ../.venv/bin/sqlfluff lint models tests macros
+
+# What lint checks, fixed where a tool can: ruff's fixes and format, sqlfluff's fixes of the dbt SQL.
+format: install
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+	cd dbt_project && ../.venv/bin/sqlfluff fix models tests macros
 
 # docker-compose.yml brought up for real (demo profile, fresh secrets), driven end to end, checked and taken
 # down (deploy/deploy_test.py): Docker if it answers, else rootful podman from Debian; stand-in base images from

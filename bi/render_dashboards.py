@@ -196,6 +196,8 @@ class Session:
         self.base_url = base_url
         self.username = username
         self.context = browser.new_context(viewport=VIEWPORT, locale="zh-CN")
+        # a busy machine (tests in parallel) can take a minute to answer a page: slow is not broken
+        self.context.set_default_timeout(120_000)
         self.page = self.context.new_page()
         self._csrf: str | None = None
         # The login page's own event log beacon can answer after the login and set the session cookie
@@ -205,7 +207,7 @@ class Session:
             self.page.fill("#username", username)
             self.page.fill("#password", password)
             self.page.keyboard.press("Enter")
-            self.page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
+            self.page.wait_for_url(lambda url: "/login" not in url, timeout=180_000)
             self.page.wait_for_load_state("networkidle")
             if self.get("/api/v1/me/").ok:
                 return

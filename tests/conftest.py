@@ -72,7 +72,20 @@ SLOW_PROGRAMS = {
 }
 
 
+# The longest test files, longest first: `make test` runs files in parallel (one worker each, whole), and a
+# long file that starts last would run alone at the end.
+LONGEST_FIRST = [
+    "test_operable",
+    "test_dashboards",
+    "test_end_to_end",
+    "test_officer_day",
+    "test_deploy_parts",
+]
+
+
 def pytest_collection_modifyitems(items):
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))
     unmarked = sorted(
         f"{item.nodeid} (uses {', '.join(sorted(SLOW_FIXTURES & set(item.fixturenames)))})"
         for item in items
