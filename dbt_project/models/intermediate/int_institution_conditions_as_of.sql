@@ -55,17 +55,16 @@ article14_cases as (
     group by institution_id
 ),
 
+freeze_window_requests as (
+    {{ occupation_changes_in_freeze(ref('stg_centre__occupation_change_requests'), 'institutions') }}
+),
+
 freeze_changes as (
-    -- R-FREEZE
     select
-        requests.institution_id,
-        min(requests.received_on) as first_on
-    from {{ ref('stg_centre__occupation_change_requests') }} as requests
-    inner join institutions on requests.institution_id = institutions.institution_id
-    where
-        requests.received_on between institutions.window_opens_on and institutions.expires_on
-        and requests.received_on <= {{ as_of() }}
-    group by requests.institution_id
+        institution_id,
+        min(received_on) as first_on
+    from freeze_window_requests
+    group by institution_id
 ),
 
 post_expiry_records as (
@@ -106,11 +105,7 @@ open_obligations as (
 ),
 
 occupations_known as (
-    select
-        institution_id,
-        occupation_code
-    from {{ ref('stg_feed__registered_occupations') }}
-    where registered_on <= {{ as_of() }}
+    {{ occupations_registered_by_as_of(ref('stg_feed__registered_occupations')) }}
 ),
 
 missing_occupations as (

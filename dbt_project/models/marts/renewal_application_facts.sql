@@ -5,6 +5,10 @@ with institutions as (
     select * from {{ ref('int_institutions_dated') }}
 ),
 
+occupations_known as (
+    {{ occupations_registered_by_as_of(ref('stg_feed__registered_occupations')) }}
+),
+
 added as (
     select
         occupations.institution_id,
@@ -14,11 +18,11 @@ added as (
             || coalesce('（' || nullif(occupations.work_type, '') || '）', ''),
             '；' order by occupations.occupation_code
         ) as occupations_added_list
-    from {{ ref('stg_feed__registered_occupations') }} as occupations
+    from occupations_known as occupations
     inner join institutions on occupations.institution_id = institutions.institution_id
     where
         occupations.registered_on > institutions.registered_on
-        and occupations.registered_on <= least(institutions.expires_on, {{ as_of() }})
+        and occupations.registered_on <= institutions.expires_on
     group by occupations.institution_id
 ),
 
@@ -26,8 +30,7 @@ registered as (
     select
         institution_id,
         count(*) as occupations_registered
-    from {{ ref('stg_feed__registered_occupations') }}
-    where registered_on <= {{ as_of() }}
+    from occupations_known
     group by institution_id
 ),
 
@@ -53,8 +56,12 @@ rectifications as (
     group by notices.institution_id
 ),
 
+freeze_window_requests as (
+    {{ occupation_changes_in_freeze(ref('stg_centre__occupation_change_requests'), 'institutions') }}
+),
+
 freeze_requests as (
-    -- R-FREEZE: occupation change requests received in the window (暂停受理)
+    -- occupation change requests received in the window (暂停受理)
     select
         requests.institution_id,
         count(*) as freeze_requests,
@@ -64,11 +71,7 @@ freeze_requests as (
             || coalesce(requests.occupation_code, '') || '）',
             '；' order by requests.received_on, requests.request_id
         ) as freeze_requests_list
-    from {{ ref('stg_centre__occupation_change_requests') }} as requests
-    inner join institutions on requests.institution_id = institutions.institution_id
-    where
-        requests.received_on between institutions.window_opens_on and institutions.expires_on
-        and requests.received_on <= {{ as_of() }}
+    from freeze_window_requests as requests
     group by requests.institution_id
 )
 
