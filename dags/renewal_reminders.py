@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
@@ -15,6 +16,9 @@ from pipeline.dag_common import (
     is_backfill,
     run_as_of,
 )
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 DOC = """
 ### 备案续期提醒 (R-REMIND)
@@ -39,8 +43,11 @@ the ledger and sends no e-mail: a backfill rebuilds history, it does not remind 
    date; skipped unless recipients are configured (Variable `reminder_recipients` or `REMINDER_RECIPIENTS`).
 """
 
+# task()'s keyword arguments for a task that talks to another system (SMTP): typed so that its overloads match
+TRANSIENT_TASK: dict[str, Any] = TRANSIENT
 
-def triggering_publication(context) -> dict | None:
+
+def triggering_publication(context: Context) -> dict[str, Any] | None:
     """The extra of the newest `renewal_published_marts` event that triggered this run, if any."""
     events = [
         event
@@ -104,7 +111,7 @@ with DAG(
         _skip_if_backfill()
         return export(_as_of(), load_id=f"{_as_of().isoformat()}:{get_current_context()['run_id']}")
 
-    @task(**TRANSIENT)
+    @task(**TRANSIENT_TASK)
     def email_reminders() -> dict:
         from pipeline.steps import email
 

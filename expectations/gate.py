@@ -7,10 +7,20 @@ import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ingest.warehouse import open_duckdb, sql_identifier, sql_literal
+from ingest.warehouse import open_duckdb, scalar, sql_identifier, sql_literal
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+    from great_expectations.data_context import EphemeralDataContext
+    from great_expectations.expectations import Expectation
+
+    from expectations.suites import Check
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +35,7 @@ class Failure:
     expectation: str
     column: str | None
     unexpected_count: int | None
-    examples: list
+    examples: list[object]
 
     def describe(self) -> str:
         col = f" on {self.column}" if self.column else ""
@@ -42,11 +52,12 @@ class GateResult:
     rows_checked: dict[str, int] = field(default_factory=dict)
 
 
-def _context(docs_dir: Path | None):
+def _context(docs_dir: Path | None) -> EphemeralDataContext:
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False}
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     if docs_dir is not None:
         context.add_data_docs_site(
             "gate",
@@ -71,8 +82,9 @@ def _context(docs_dir: Path | None):
 # that the narrowing never hides a row GX would fail.
 #
 # The rows an expectation fails, as a SQL predicate over the check's columns (GX skips nulls except in the
-# null check). Uniqueness uses a window count, so these run in a SELECT list, never in a WHERE clause.
-SUSPECT_SQL = {
+# null check). Uniqueness uses a window count, so these run in a SELECT list, never in a WHERE clause. Each takes
+# the expectation (its subclass's fields: column, value_set …) and the function that makes a value a parameter.
+SUSPECT_SQL: dict[str, Callable[[Any, Callable[[object], str]], str]] = {
     "ExpectColumnValuesToNotBeNull": lambda e, p: f"{sql_identifier(e.column)} IS NULL",
     "ExpectColumnValuesToBeInSet": lambda e, p: (
         f"{sql_identifier(e.column)} IS NOT NULL AND NOT list_contains({p(list(e.value_set))}, {sql_identifier(e.column)})"
@@ -93,12 +105,12 @@ SUSPECT_SQL = {
 }
 
 
-def suspects_sql(check_sql: str, expectations: list) -> tuple[str, dict] | None:
+def suspects_sql(check_sql: str, expectations: list[Expectation]) -> tuple[str, dict[str, object]] | None:
     """SQL for the rows of `check_sql` that break at least one expectation, and its parameters;
     None when some expectation has no SQL form (GX then sees every row)."""
-    params: dict = {}
+    params: dict[str, object] = {}
 
-    def param(value) -> str:
+    def param(value: object) -> str:
         name = f"suspect_{len(params)}"
         params[name] = value
         return f"${name}"
@@ -116,7 +128,9 @@ def suspects_sql(check_sql: str, expectations: list) -> tuple[str, dict] | None:
     return sql, params
 
 
-def _validate(context, check, frame) -> tuple[list[Failure], int, dict]:
+def _validate(
+    context: EphemeralDataContext, check: Check, frame: pd.DataFrame
+) -> tuple[list[Failure], int, dict]:
     import great_expectations as gx
 
     batch = (
@@ -147,8 +161,9 @@ def _validate(context, check, frame) -> tuple[list[Failure], int, dict]:
         if r.success:
             continue
         cfg = r.expectation_config
+        assert cfg is not None  # a result of a checkpoint's run carries its expectation
         res = r.result or {}
-        examples = [
+        examples: list[object] = [
             _example(row, key, cfg.kwargs.get("column"))
             for row in res.get("partial_unexpected_index_list") or []
         ]
@@ -164,25 +179,30 @@ def _validate(context, check, frame) -> tuple[list[Failure], int, dict]:
 def _example(row: dict, key: str, column: str | None) -> str:
     """'plan_no=P123 (known_institution=None)': the offending row's key and, when it is another column, its value."""
 
-    def show(value):
+    def show(value: object) -> object:
         return None if value != value else value  # NaN -> None
 
     text = f"{key}={show(row.get(key))}"
     return f"{text} ({column}={show(row.get(column))})" if column and column != key else text
 
 
-def attach_published(con, published_db: Path | None) -> bool:
+def attach_published(con: duckdb.DuckDBPyConnection, published_db: Path | None) -> bool:
     """Attach the last publication read-only as `published`; whether it holds one (the volume check needs it)."""
     if published_db is None or not published_db.exists():
         return False
     con.execute(f"ATTACH {sql_literal(str(published_db))} AS published (READ_ONLY)")
     return bool(
-        con.execute("""SELECT count(*) FROM duckdb_tables() WHERE database_name = 'published'
-                       AND schema_name = 'ops' AND table_name = 'publication'""").fetchone()[0]
+        scalar(
+            con,
+            """SELECT count(*) FROM duckdb_tables() WHERE database_name = 'published'
+               AND schema_name = 'ops' AND table_name = 'publication'""",
+        )
     )
 
 
-def check_rows(con, check, params: dict):
+def check_rows(
+    con: duckdb.DuckDBPyConnection, check: Check, params: dict[str, object]
+) -> tuple[pd.DataFrame, int]:
     """The frame GX validates for `check` (its suspect rows when narrowing applies) and the rows it covers."""
     check_params = {k: v for k, v in params.items() if f"${k}" in check.sql}
     narrowed = suspects_sql(check.sql, check.expectations())
@@ -190,7 +210,7 @@ def check_rows(con, check, params: dict):
         frame = con.execute(check.sql, check_params).df()
         return frame, len(frame)
     frame = con.execute(narrowed[0], check_params | narrowed[1]).df()
-    return frame, con.execute(f"SELECT count(*) FROM ({check.sql})", check_params).fetchone()[0]
+    return frame, scalar(con, f"SELECT count(*) FROM ({check.sql})", check_params)
 
 
 def write_results(

@@ -24,7 +24,7 @@ class Check:
     # may use $as_of, $max_drop and $changed_since (changed() below); `published` is the last publication,
     # attached read-only
     sql: str
-    expectations: Callable[[], list]
+    expectations: Callable[[], list[gx.expectations.Expectation]]
     needs_published: bool = False  # skipped (nothing to compare with) before the first publication
 
 

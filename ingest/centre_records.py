@@ -271,7 +271,7 @@ def _unrecognised(f: Field, reason: str, text: str) -> RowError:
     return RowError(f.name, reason, f"{f.zh}无法识别：{text}", _expected(f))
 
 
-def _date_text(f: Field, text: str, _institutions: set[str]) -> dt.date:
+def _date_text(f: Field, text: str, _institutions: set[str]) -> dt.date | None:
     try:
         return parse_date(text)
     except ValueError as exc:
@@ -475,7 +475,9 @@ def read_text_tables(path: Path, data: bytes) -> tuple[list[Table], str]:
     head = "\n".join(text.splitlines()[:HEADER_SEARCH_ROWS])
     for delimiter in [d for d in DELIMITERS if d in head] or [","]:
         try:
-            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+            rows: list[list[object]] = [
+                list(row) for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+            ]
         except csv.Error as exc:
             raise CentreFileError(
                 path,
@@ -808,7 +810,8 @@ def load_centre_records(con: duckdb.DuckDBPyConnection, folder: Path, load_id: s
     bad: list[dict] = []
     files: list[FileRead] = []
     for kind in KINDS:
-        good[kind], seen = [], {}
+        seen: dict[tuple, tuple[str, int]] = {}
+        good[kind] = []
         for path in kind_files(folder, kind):
             read = read_kind(kind, path, institutions, seen, good[kind], bad)
             files.append(read)

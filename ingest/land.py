@@ -12,7 +12,7 @@ import os
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from queue import Empty, Queue
@@ -27,7 +27,9 @@ from ingest.warehouse import (
     FEED_PATTERNS,
     FEED_RESOURCES,
     PERSONAL_FIELDS,
+    one_row,
     raw_columns,
+    scalar,
     sql_literal,
     typed_sql,
 )
@@ -351,7 +353,7 @@ def land_batch(
     params: dict,
     batch: Batch,
     resource: str,
-    timing: Counter,
+    timing: defaultdict[str, float],
     flat_reads: bool = True,
 ) -> int:
     """Land one batch; returns how many of its items were quarantined. `timing` adds up where the time went."""
@@ -360,7 +362,7 @@ def land_batch(
     first = batch.last_page - batch.pages + 1
     flat = batch.flat and flat_reads
     try:
-        landed = con.execute(sql["insert flat" if flat else "insert"], params).fetchone()[0]
+        landed = scalar(con, sql["insert flat" if flat else "insert"], params)
     except duckdb.Error as exc:
         # DuckDB's message quotes the page it could not read, which may hold personal data: not passed on. A flat
         # read refused as input (an item that repeats a field) is retried as JSON; any other error is not
@@ -373,7 +375,7 @@ def land_batch(
     if landed == batch.items:
         return 0
     started = time.perf_counter()
-    quarantined = con.execute(sql["quarantine"], params).fetchone()[0]
+    quarantined: int = scalar(con, sql["quarantine"], params)
     timing["quarantining"] += time.perf_counter() - started
     if landed + quarantined != batch.items:
         raise RuntimeError(
@@ -396,11 +398,12 @@ def record_load(
     over the rows this pull added: the raw table is only appended to, so they are those from `first_rowid` on
     (inside the transaction DuckDB numbers them higher still), whatever an earlier pull under the same load id
     (a rerun) left."""
-    result.repeated, max_updated_at = con.execute(
+    result.repeated, max_updated_at = one_row(
+        con,
         f"SELECT count(*) - count(DISTINCT {key_sql(table)}), max(updated_at) FROM raw.{table} "
         "WHERE load_id = ? AND rowid >= ?",
         [load_id, first_rowid],
-    ).fetchone()
+    )
     con.execute(
         "INSERT INTO raw.feed_loads VALUES (?, ?, ?, ?::TIMESTAMPTZ, ?, now(), ?, ?, ?)",
         [
@@ -453,13 +456,13 @@ def pull(
     ipad, opad = hmac_pads(pseudonym_key)
     params = {"load_id": load_id} | ({"ipad": ipad, "opad": opad} if "$ipad" in sql["insert"] else {})
     # a batch in FILES_PER_BATCH files (or one per DuckDB thread, if more), which DuckDB reads in parallel
-    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    threads = scalar(con, "SELECT current_setting('threads')")
     files = max(FILES_PER_BATCH, threads)
     spool_sets = [[landing_spool(table) for _ in range(files)] for _ in range(SPOOL_SETS)]
-    timing = Counter()
+    timing: defaultdict[str, float] = defaultdict(float)  # seconds by what they went on
     con.begin()
     try:
-        first_rowid = con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM raw.{table}").fetchone()[0]
+        first_rowid = scalar(con, f"SELECT coalesce(max(rowid) + 1, 0) FROM raw.{table}")
         # pages are fetched in a thread while DuckDB lands the previous batch (it releases the GIL)
         waited = time.perf_counter()
         known = frozenset(field for field, _, _ in FEED_FIELDS[table])

@@ -13,6 +13,7 @@ import duckdb
 
 from ingest.feed_client import FeedClient
 from ingest.land import landing_spool, spool_path
+from ingest.warehouse import scalar
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def certificates_due(con: duckdb.DuckDBPyConnection, recheck_after: dt.timedelta
     """Number the certificates due for a lookup into the temp table lookups_due(n, certificate_no)."""
     stale_before = dt.datetime.now(dt.UTC) - recheck_after
     con.execute(DUE_FOR_LOOKUP_SQL, {"stale_before": stale_before})
-    return con.execute("SELECT count(*) FROM lookups_due").fetchone()[0]
+    return scalar(con, "SELECT count(*) FROM lookups_due")
 
 
 def due_window(con: duckdb.DuckDBPyConnection, start: int, size: int) -> list[list[str]]:
@@ -123,9 +124,11 @@ def verify_lookups(
                 batches = due_window(con, start, window)
                 record_answers(con, list(pool.map(fetch, batches)), load_id, spool)
                 requests += len(batches)
-        found = con.execute(
-            "SELECT count(*) FILTER (WHERE found) FROM raw.certificate_lookups WHERE load_id = ?", [load_id]
-        ).fetchone()[0]
+        found: int = scalar(
+            con,
+            "SELECT count(*) FILTER (WHERE found) FROM raw.certificate_lookups WHERE load_id = ?",
+            [load_id],
+        )
         con.execute("DROP TABLE lookups_due")
         con.commit()
     except BaseException:

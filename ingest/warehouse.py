@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -155,6 +156,20 @@ def open_duckdb(path: Path | str | None = None, *, read_only: bool = False) -> d
     # SET, not connect(config=): a file already open in this process with another config could not be opened
     con.execute(f"SET memory_limit = {sql_literal(duckdb_config()['memory_limit'])}")
     return con
+
+
+def one_row(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple[Any, ...]:
+    """The one row of a query that always returns one (an aggregate, an INSERT's count); a clear error naming
+    the query if it returned none."""
+    row = con.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"the query returned no row, where it always returns one: {sql}")
+    return row
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> Any:
+    """The first value of one_row: count(*), max(…), a setting."""
+    return one_row(con, sql, params)[0]
 
 
 def sql_literal(text: str) -> str:

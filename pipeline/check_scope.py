@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.warehouse import open_duckdb
+from ingest.warehouse import one_row, open_duckdb, scalar
 
 FULL_CHECK_AFTER_DAYS = 6  # a full check when the last one is more than this many days before D
 CHECKS_STEP, CHECKS_SUBJECT = "quality_gate", "checks"
@@ -48,9 +48,11 @@ class CheckScope:
 
 def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, table]
-        ).fetchone()[0]
+        scalar(
+            con,
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+            [schema, table],
+        )
     )
 
 
@@ -58,21 +60,19 @@ def decide_scope(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> CheckScope:
     """The scope of D's checks, from the passed checks recorded in raw.run_metrics and the loads in raw.feed_loads."""
     if not _has_table(con, "raw", "run_metrics"):
         return CheckScope(None, "first run: no check recorded")
-    last_full_as_of, last_passed_at = con.execute(
+    last_full_as_of, last_passed_at = one_row(
+        con,
         """SELECT arg_max(as_of, recorded_at) FILTER (WHERE metric = ?), max(recorded_at)
            FROM raw.run_metrics WHERE step = ? AND subject = ?""",
         [FULL_CHECK, CHECKS_STEP, CHECKS_SUBJECT],
-    ).fetchone()
+    )
     if last_full_as_of is None:
         return CheckScope(None, "no full check recorded yet")
     days = (as_of - last_full_as_of).days
     if not 0 <= days <= FULL_CHECK_AFTER_DAYS:
         return CheckScope(None, f"the last full check was for {last_full_as_of}, {days} days from D")
-    if (
-        _has_table(con, "raw", "feed_loads")
-        and con.execute(
-            "SELECT count(*) FROM raw.feed_loads WHERE full_refresh AND finished_at > ?", [last_passed_at]
-        ).fetchone()[0]
+    if _has_table(con, "raw", "feed_loads") and scalar(
+        con, "SELECT count(*) FROM raw.feed_loads WHERE full_refresh AND finished_at > ?", [last_passed_at]
     ):
         return CheckScope(None, "a full refresh of the feed landed since the last passed check")
     return CheckScope(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 
-def release_dbt_duckdb(*_args, **_kwargs) -> None:
+def release_dbt_duckdb(*_args: object, **_kwargs: object) -> None:
     """Close the DuckDB handle that dbt-duckdb keeps open in this process, if dbt ran here. Takes and ignores any
     arguments, so that it also serves as the dbt task's Cosmos callback (called with the project folder)."""
     # dbt-duckdb caches its connection after the run, and so holds the warehouse's write lock until the process

@@ -113,6 +113,7 @@ def start_feed(data: Path, token: str, feed_opts: str) -> tuple[subprocess.Popen
         *shlex.split(feed_opts),
     ]
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None  # stderr=PIPE
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 900  # a province-scale dataset takes minutes to load and pre-serialise
     while time.monotonic() < deadline:

@@ -3,6 +3,7 @@ environment (so `make run`, the tests and docker-compose point the same code at 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -150,7 +151,7 @@ def load_settings() -> Settings:
     )
 
 
-def as_of_date(logical_date) -> datetime.date:  # noqa: F821 - pendulum/datetime, imported lazily
+def as_of_date(logical_date: dt.datetime) -> dt.date:
     """The as-of date D of a run: its logical date as a calendar day in Asia/Shanghai (docs/rules.md)."""
     import zoneinfo
 

@@ -26,9 +26,13 @@ import uuid
 import zlib
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from publish import forms
 from publish.forms import Institution, build_forms, form_kinds
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ def _tagged(value: object) -> list[str]:
     return [type(value).__qualname__, repr(value)]
 
 
-def _fields(value: object) -> dict:
+def _fields(value: DataclassInstance | type[DataclassInstance]) -> dict[str, Any]:
     """A dataclass's fields by name, one level (dataclasses.asdict copies the whole tree deeply)."""
     return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
 
@@ -115,7 +119,7 @@ class FormCache:
 
     def forms(self, institutions: list[Institution], as_of: dt.date) -> list[tuple[bytes, ...]]:
         """Each institution's forms, in order, as build_forms makes them."""
-        paths = []
+        paths: list[list[Path]] = []
         for inst in institutions:
             kinds = form_kinds(inst)
             paths.append(
@@ -125,16 +129,17 @@ class FormCache:
         for entries in paths:
             self.used.update(entries)
             data = [self._read(p) for p in entries]
-            found.append(tuple(data) if all(d is not None for d in data) else None)
+            sound = [d for d in data if d is not None]
+            found.append(tuple(sound) if len(sound) == len(data) else None)
         missing = [n for n, f in enumerate(found) if f is None]
         made = build_forms([institutions[n] for n in missing], as_of) if missing else []
         for n, institution_forms in zip(missing, made, strict=True):
-            for path, data in zip(paths[n], institution_forms, strict=True):
-                self._write(path, data)
-            found[n] = institution_forms
+            for path, form in zip(paths[n], institution_forms, strict=True):
+                self._write(path, form)
             self.built += len(institution_forms)
-        self.from_cache += sum(len(f) for f in found) - sum(len(found[n]) for n in missing)
-        return found  # type: ignore[return-value]
+        self.from_cache += sum(len(f) for f in found if f is not None)
+        made_by_n = dict(zip(missing, made, strict=True))
+        return [made_by_n[n] if f is None else f for n, f in enumerate(found)]
 
     def keep_only_used(self) -> int:
         """Remove every entry (and left-over temporary file) this run did not use; returns how many."""

@@ -24,6 +24,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, Side
@@ -38,6 +39,11 @@ from publish.xlsx import (
     workbook_bytes,
     xml_text,
 )
+
+if TYPE_CHECKING:
+    from docx.text.paragraph import Paragraph
+    from docx.text.run import Run
+    from openpyxl.worksheet.worksheet import Worksheet
 
 PLANS_ON_FORM = 6
 FORMS_PER_WORKER = 100  # a pair of forms takes about 0.1 s of CPU, a worker about 0.5 s to start
@@ -99,7 +105,7 @@ def plans_for_form(plans: list[dict]) -> list[dict]:
     return usable[:PLANS_ON_FORM]
 
 
-def _annex1_title(ws) -> None:
+def _annex1_title(ws: Worksheet) -> None:
     ws.append(["附件1"])
     ws.append(["职业技能等级评价机构备案续期申请表"])
     ws.merge_cells("A2:I2")
@@ -108,7 +114,7 @@ def _annex1_title(ws) -> None:
     ws.append([])  # (what the system filled in is said in the file's properties, not on the form)
 
 
-def _annex1_basic_information(ws, inst: Institution) -> None:
+def _annex1_basic_information(ws: Worksheet, inst: Institution) -> None:
     """一、机构基本信息: two label/value pairs a row, values merged across the columns between."""
     ws.append(["一、机构基本信息"])
     ws.cell(ws.max_row, 1).font = BOLD
@@ -134,7 +140,7 @@ def _annex1_basic_information(ws, inst: Institution) -> None:
             ws.cell(r, 7).number_format = DATE_FORMAT
 
 
-def _annex1_plans(ws, inst: Institution) -> None:
+def _annex1_plans(ws: Worksheet, inst: Institution) -> None:
     """二、评价计划: PLANS_ON_FORM numbered rows, filled with plans_for_form, the rest left blank."""
     ws.append([])
     ws.append([f"二、备案有效期内开展的评价计划（选填{PLANS_ON_FORM}个计划）"])
@@ -170,7 +176,7 @@ def _annex1_plans(ws, inst: Institution) -> None:
         ws.cell(header_row, c).font = BOLD
 
 
-def _annex1_pledge(ws) -> None:
+def _annex1_pledge(ws: Worksheet) -> None:
     """三、诚信承诺 and the lines for signature and seal."""
     ws.append([])
     ws.append(["三、诚信承诺"])
@@ -242,8 +248,13 @@ class _OfficialDocument:
         fmt.space_before = fmt.space_after = Pt(0)
 
     def _run(
-        self, paragraph, text: str, font: str | None = None, size: int | None = None, bold: bool = False
-    ):
+        self,
+        paragraph: Paragraph,
+        text: str,
+        font: str | None = None,
+        size: int | None = None,
+        bold: bool = False,
+    ) -> Run:
         from docx.shared import RGBColor
 
         # plain text only: a value from the feed that looks like a field code or a link stays text (no w:fldSimple,
@@ -258,7 +269,7 @@ class _OfficialDocument:
             run.element.get_or_add_rPr().get_or_add_rFonts().set(self.qn("w:eastAsia"), font)
         return run
 
-    def plain(self, text: str, indent: bool = False):
+    def plain(self, text: str, indent: bool = False) -> Paragraph:
         from docx.shared import Pt
 
         p = self.doc.add_paragraph()

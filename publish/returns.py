@@ -18,7 +18,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from ingest.warehouse import open_duckdb
+from ingest.warehouse import open_duckdb, scalar
 from publish.names import safe_name
 from publish.xlsx import append_row, workbook_bytes
 
@@ -46,10 +46,11 @@ def return_list_name(code: str, centre: str, as_of: dt.date) -> str:
 def select_returns(published_db: Path, as_of: dt.date) -> list[dict]:
     con = open_duckdb(published_db, read_only=True)
     try:
-        present = con.execute("""SELECT count(*) FROM duckdb_tables()
-                                 WHERE schema_name = 'ops' AND table_name = 'centre_record_returns'""").fetchone()[
-            0
-        ]
+        present = scalar(
+            con,
+            """SELECT count(*) FROM duckdb_tables()
+               WHERE schema_name = 'ops' AND table_name = 'centre_record_returns'""",
+        )
         if not present:  # a snapshot published before the 退回清单 existed
             log.warning("%s has no ops.centre_record_returns: no 退回清单 written", published_db)
             return []

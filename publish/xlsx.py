@@ -10,6 +10,11 @@ import io
 import re
 import zipfile
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
+    from openpyxl.worksheet.worksheet import Worksheet
 
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 # XML 1.0 cannot hold these (openpyxl and lxml refuse them): one stray control character in an institution's name
@@ -43,12 +48,12 @@ def xml_text(text: str) -> str:
     return XML_ILLEGAL.sub("\ufffd", text) if XML_ILLEGAL.search(text) else text
 
 
-def append_row(ws, values: Iterable[object]) -> None:
+def append_row(ws: Worksheet, values: Iterable[object]) -> None:
     """ws.append for a row that holds data: texts go in as xml_text (workbook_bytes stores them as text)."""
     ws.append([xml_text(v) if isinstance(v, str) else v for v in values])
 
 
-def workbook_bytes(wb, stamp: dt.datetime) -> bytes:
+def workbook_bytes(wb: Workbook, stamp: dt.datetime) -> bytes:
     """The workbook saved, byte-stable (fixed_zip). openpyxl takes any text that starts with `=` for a formula
     (and #N/A, #REF! … for an error value): whatever it took so is stored as a text cell (inlineStr) instead.
     Nothing this project writes is a formula, so every cell of every sheet is text, a number or a date, and an
@@ -72,7 +77,7 @@ def date_zh(day: dt.date) -> str:
 
 
 def print_like_an_office_document(
-    ws, header: str, title_rows: str | None = "1:1", one_page: bool = False
+    ws: Worksheet, header: str, title_rows: str | None = "1:1", one_page: bool = False
 ) -> None:
     """A4 landscape, one page wide (one page tall too when `one_page`), header rows repeated on every page,
     a print title with `header` (the centre and the date) and page numbers in the footer."""
