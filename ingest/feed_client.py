@@ -1,31 +1,42 @@
-"""HTTP client for the national network's feed: one keep-alive connection per thread, timeouts, bearer token,
-retries with backoff."""
+"""HTTP client for the national network's feed, on urllib3 (the engine under requests): a pool per thread (one
+keep-alive connection), timeouts, bearer token, and urllib3's Retry for failed connections and transient
+statuses, with backoff; a malformed body is retried too. The proxy, CA bundle and cookies are requests' own
+(its rules for the environment, its cookie jar)."""
 
 from __future__ import annotations
 
-import base64
-import http.client
-import http.cookiejar
 import logging
+import os
 import random
-import ssl
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import unquote, urlencode, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urljoin
 
-import certifi
 import msgspec
 import orjson
+import requests
+import urllib3
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar, get_cookie_header
+from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError, NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util.retry import Retry
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from urllib3.connectionpool import ConnectionPool
+    from urllib3.response import BaseHTTPResponse
 
 log = logging.getLogger(__name__)
 
+RATE_LIMITED = 429
 RETRY_STATUS = {500, 502, 503, 504}
-USER_AGENT = "fujian-renewal-pipeline"  # http.client sends none; some gateways refuse a request without one
+RETRY_AFTER_MAX = 60  # seconds: a longer Retry-After is more likely a misconfigured gateway than a plan
+USER_AGENT = "fujian-renewal-pipeline"  # names the pipeline to the feed's operators, not python-urllib3/x.y
 
 
 def field_names(items: list) -> frozenset[str] | None:
@@ -97,84 +108,127 @@ class Page:
     shape: PageShape
 
 
-@dataclass
-class Response:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
+def underlying(error: BaseException) -> BaseException:
+    """The error under urllib3's MaxRetryError (its last one), or the error itself."""
+    while isinstance(error, MaxRetryError) and error.reason is not None:
+        error = error.reason
+    return error
 
 
-class Connection:
-    """One keep-alive HTTP/1.1 connection to the feed, through the proxy the environment names for it (resolved
-    once), with the cookies the feed sets (a load balancer's, say) sent back. Built on http.client, not requests:
-    the 4,886 pages of the province took 3.4 core-s with it, 5.1 with requests (bench/README.md). Any
-    failure closes it, and the next request opens a new one."""
+def failure_cause(error: BaseException) -> str:
+    """The retries counter's name for a failed exchange: "timeout" or "connection"."""
+    error = underlying(error)
+    # urllib3's NewConnectionError (refused, unresolvable) subclasses its ConnectTimeoutError
+    if isinstance(error, NewConnectionError):
+        return "connection"
+    return "timeout" if isinstance(error, (Urllib3Timeout, TimeoutError)) else "connection"
 
-    def __init__(self, base_url: str, timeout: float, headers: dict[str, str]) -> None:
-        url = urlsplit(base_url)
-        self.https = url.scheme == "https"
-        self.origin = f"{url.scheme}://{url.netloc}"
-        self.path = url.path.rstrip("/")
-        self.address = (url.hostname or "", url.port or (443 if self.https else 80))
-        self.timeout = timeout
-        self.headers = {"Accept": "application/json", "User-Agent": USER_AGENT} | headers
-        self.proxy = None
-        proxy = urllib.request.getproxies().get(url.scheme)
-        if proxy and not urllib.request.proxy_bypass(url.hostname or ""):
-            self.proxy = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-            if self.proxy.username is not None:
-                credentials = f"{unquote(self.proxy.username)}:{unquote(self.proxy.password or '')}"
-                basic = "Basic " + base64.b64encode(credentials.encode()).decode()
-                self.proxy_headers = {"Proxy-Authorization": basic}
-            else:
-                self.proxy_headers = {}
-        self.cookies = http.cookiejar.CookieJar()
-        self.http: http.client.HTTPConnection | None = None
 
-    def open(self) -> http.client.HTTPConnection:
-        context = ssl.create_default_context(cafile=certifi.where()) if self.https else None
-        if self.proxy is None:
-            if self.https:
-                return http.client.HTTPSConnection(*self.address, timeout=self.timeout, context=context)
-            return http.client.HTTPConnection(*self.address, timeout=self.timeout)
-        proxy = (self.proxy.hostname or "", self.proxy.port or 80)
-        if not self.https:  # the proxy is asked for the whole URL
-            return http.client.HTTPConnection(*proxy, timeout=self.timeout)
-        tunnel = http.client.HTTPSConnection(*proxy, timeout=self.timeout, context=context)
-        tunnel.set_tunnel(*self.address, headers=self.proxy_headers)
-        return tunnel
+def describe(error: BaseException) -> str:
+    """The error for a FeedError's message."""
+    error = underlying(error)
+    return f"{type(error).__name__}: {error}"
 
-    def send(self, method: str, target: str, body: bytes | None = None) -> Response:
-        """Send `method` to the feed's `target` (its path under the base URL, and query) and read the whole
-        response; OSError (a timeout, a refused or dropped connection) or http.client.HTTPException if it fails."""
-        url = self.path + target
-        headers = self.headers | ({"Content-Type": "application/json"} if body is not None else {})
-        if self.proxy is not None and not self.https:
-            url = self.origin + url
-            headers |= self.proxy_headers
-        if len(self.cookies):
-            asked = urllib.request.Request(self.origin + self.path + target)
-            self.cookies.add_cookie_header(asked)
-            headers |= dict(asked.header_items())
-        if self.http is None:
-            self.http = self.open()
+
+class FeedRetry(Retry):
+    """urllib3's Retry as the feed client retries: failed connections, bodies cut short and the transient statuses
+    (429, 5xx), of any method (a lookup is a POST but only reads), up to the client's max_attempts for one request
+    counting the `made` before it (a malformed body, or a redirect, uses one too); its backoff (exponential, full
+    jitter) between them, or the feed's Retry-After; each retry counted by cause in the client's `retries`.
+    Redirects are followed (a POST stays a POST but on 303), and the Authorization and Cookie headers are dropped
+    when one leaves the feed's scheme, host and port."""
+
+    # a Retry-After on 413 would retry a request that can only fail again
+    RETRY_AFTER_STATUS_CODES = frozenset({RATE_LIMITED, 503})
+
+    def __init__(self, *args: Any, client: FeedClient, made: int = 0, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.client = client
+        self.made = made
+
+    @classmethod
+    def of(cls, client: FeedClient, made: int) -> FeedRetry:
+        return cls(
+            total=client.max_attempts - made - 1,
+            status_forcelist={RATE_LIMITED, *RETRY_STATUS},
+            allowed_methods=None,
+            raise_on_status=False,  # the last answer comes back, and request_json names it
+            retry_after_max=RETRY_AFTER_MAX,
+            client=client,
+            made=made,
+        )
+
+    def new(self, **kw: Any) -> FeedRetry:
+        return super().new(**{"client": self.client, "made": self.made} | kw)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> FeedRetry:
+        if error is not None:
+            self.client.retries[failure_cause(error)] += 1
+        elif response is not None and not response.get_redirect_location():
+            self.client.retries["rate_limited" if response.status == RATE_LIMITED else "server_error"] += 1
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    def get_backoff_time(self) -> float:
+        return self.client.backoff(self.made + len(self.history) - 1)
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
         try:
-            self.http.request(method, url, body=body, headers=headers)
-            response = self.http.getresponse()
-            data = response.read()  # the whole body, Content-Length bytes, in one read
-        except BaseException:
-            self.close()
-            raise
-        if "Set-Cookie" in response.headers:
-            self.cookies.extract_cookies(response, urllib.request.Request(self.origin + self.path + target))
-        if response.will_close:
-            self.close()
-        return Response(response.status, response.headers, data)
+            return super().get_retry_after(response)
+        except InvalidHeader:  # neither seconds nor an HTTP date: the backoff instead
+            return None
 
-    def close(self) -> None:
-        if self.http is not None:
-            self.http.close()
-            self.http = None
+
+def pool_for(base_url: str) -> urllib3.PoolManager:
+    """urllib3's pool for the feed, set from the environment by requests' rules: through the proxy HTTPS_PROXY or
+    HTTP_PROXY names for the feed's URL unless NO_PROXY excludes it, the credentials in the proxy's URL sent to
+    the proxy alone; the feed's certificate checked against REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE), else certifi's
+    CAs (requests' bundle)."""
+    bundle = (
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
+    )
+    tls: dict[str, Any] = {"ca_cert_dir": bundle} if os.path.isdir(bundle) else {"ca_certs": bundle}
+    proxy = requests.utils.select_proxy(base_url, requests.utils.get_environ_proxies(base_url))
+    if not proxy:
+        return urllib3.PoolManager(maxsize=1, **tls)  # one request at a time on a thread
+    proxy = requests.utils.prepend_scheme_if_needed(proxy, "http")
+    user, password = requests.utils.get_auth_from_url(proxy)
+    credentials = urllib3.make_headers(proxy_basic_auth=f"{user}:{password}") if user else None
+    return urllib3.ProxyManager(proxy, proxy_headers=credentials, maxsize=1, **tls)
+
+
+@dataclass
+class Channel:
+    """A thread's way to the feed: urllib3's pool, and the cookies the feed set (a load balancer's, say)."""
+
+    pool: urllib3.PoolManager
+    cookies: RequestsCookieJar = field(default_factory=RequestsCookieJar)
+
+    def headers_for(self, url: str, headers: dict[str, str]) -> dict[str, str]:
+        """`headers` with the feed's cookies for `url`, if it set any."""
+        if not self.cookies:
+            return headers
+        cookie = get_cookie_header(self.cookies, as_request(url))
+        return headers | {"Cookie": cookie} if cookie else headers
+
+    def keep_cookies(self, url: str, response: BaseHTTPResponse) -> None:
+        if "Set-Cookie" in response.headers:
+            extract_cookies_to_jar(self.cookies, as_request(url), response)
+
+
+def as_request(url: str) -> requests.PreparedRequest:
+    """What requests' cookie jar needs of a request: its URL and headers."""
+    request = requests.PreparedRequest()
+    request.prepare_url(url, None)
+    request.prepare_headers(None)
+    return request
 
 
 @dataclass
@@ -188,24 +242,24 @@ class FeedClient:
     retries: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        self.local = threading.local()  # each thread's Connection (the lookups ask from several threads)
+        self.local = threading.local()  # each thread's Channel (the lookups ask from several threads)
+        self.headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if self.token:
+            self.headers["Authorization"] = f"Bearer {self.token}"
+        self.redirect_logged = False
 
-    def connection(self) -> Connection:
-        """This thread's connection to the feed."""
-        if not hasattr(self.local, "connection"):
-            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-            self.local.connection = Connection(self.base_url, self.timeout, headers)
-        return self.local.connection
+    def channel(self) -> Channel:
+        """This thread's way to the feed."""
+        if not hasattr(self.local, "channel"):
+            self.local.channel = Channel(pool_for(self.base_url))
+        return self.local.channel
 
-    def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
-        if retry_after:
-            try:
-                time.sleep(min(float(retry_after), 60.0))
-                return
-            except ValueError:
-                pass
-        # Exponential backoff with full jitter.
-        time.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt)))
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt `attempt` (from 0): exponential, with full jitter."""
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+
+    def _sleep(self, attempt: int) -> None:
+        time.sleep(self.backoff(attempt))
 
     def request_json(
         self,
@@ -215,44 +269,62 @@ class FeedClient:
         body: bytes | None = None,
         parse: Callable[[bytes], Any] = json_object,
     ) -> tuple[bytes, Any]:
-        """Send a request to the feed's `target` (path under the base URL, and query) on this thread's connection
-        and return (body, parse(body)); retry transient failures and malformed bodies (parse raises ValueError)."""
+        """Send a request to the feed's `target` (path under the base URL, and query) on this thread's Channel and
+        return (body, parse(body)). urllib3 retries failed connections, bodies cut short and transient statuses
+        (FeedRetry); a malformed body (parse raises ValueError) is retried here, within the same max_attempts."""
         url = self.base_url + target
+        channel = self.channel()
+        headers = self.headers | ({"Content-Type": "application/json"} if body is not None else {})
+        made = 0  # attempts so far, urllib3's retries and redirects included
         last = "no attempt made"
-        for attempt in range(self.max_attempts):
+        while made < self.max_attempts:
             try:
-                response = self.connection().send(method, target, body)
-            except (OSError, http.client.HTTPException) as exc:
-                timed_out = isinstance(exc, TimeoutError)
-                cause, last = "timeout" if timed_out else "connection", repr(exc)
-                self.retries[cause] += 1
-                self._sleep(attempt)
-                continue
-            status = response.status
-            if status == 429:
-                self.retries["rate_limited"] += 1
-                last = "HTTP 429"
-                self._sleep(attempt, response.headers.get("Retry-After"))
-                continue
-            if status in RETRY_STATUS:
-                self.retries["server_error"] += 1
-                last = f"HTTP {status}"
-                self._sleep(attempt)
-                continue
-            if status in (401, 403):
-                raise FeedError(f"{what}: {url} answered {status}; check FEED_TOKEN")
-            if status >= 400:
-                raise FeedError(
-                    f"{what}: {url} answered {status}: {response.body[:200].decode(errors='replace')}"
+                response = channel.pool.urlopen(
+                    method,
+                    url,
+                    body=body,
+                    headers=channel.headers_for(url, headers),
+                    retries=FeedRetry.of(self, made),
+                    timeout=self.timeout,
                 )
+            except MaxRetryError as exc:
+                raise FeedError(
+                    f"{what}: {url} failed {self.max_attempts} times; last error: {describe(exc)}"
+                ) from exc
+            except (HTTPError, OSError) as exc:
+                raise FeedError(f"{what}: {url} failed: {describe(exc)}") from exc
+            history = response.retries.history if response.retries is not None else ()
+            made += 1 + len(history)
+            answered = url  # the URL that answered, at the end of any redirects (a Location may be relative)
+            for step in history:
+                answered = urljoin(answered, step.redirect_location) if step.redirect_location else answered
+            where = url if answered == url else f"{url} (redirected to {answered})"
+            channel.keep_cookies(answered, response)
+            status, data = response.status, response.data
+            if answered != url and not self.redirect_logged:
+                self.redirect_logged = True
+                log.warning("%s: %s; the feed may have moved (FEED_URL)", what, where)
+            if status == RATE_LIMITED or status in RETRY_STATUS:  # FeedRetry ran out of attempts
+                raise FeedError(
+                    f"{what}: {where} failed {self.max_attempts} times; last error: HTTP {status}"
+                )
+            if 300 <= status < 400:
+                raise FeedError(
+                    f"{what}: {where} answered {status} (Location {response.headers.get('Location')!r}), "
+                    "not a redirect to follow; the feed may have moved (FEED_URL)"
+                )
+            if status in (401, 403):
+                raise FeedError(f"{what}: {where} answered {status}; check FEED_TOKEN")
+            if status >= 400:
+                raise FeedError(f"{what}: {where} answered {status}: {data[:200].decode(errors='replace')}")
             try:
-                parsed = parse(response.body)
+                parsed = parse(data)
             except ValueError as exc:
                 self.retries["malformed"] += 1
                 last = f"malformed JSON ({exc})"
-                self._sleep(attempt)
+                self._sleep(made - 1)
                 continue
-            return response.body, parsed
+            return data, parsed
         raise FeedError(f"{what}: {url} failed {self.max_attempts} times; last error: {last}")
 
     def fetch_pages(

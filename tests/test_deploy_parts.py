@@ -260,3 +260,20 @@ def test_the_demo_mail_catcher_keeps_and_logs_what_airflow_sends(tmp_path, monke
         part.get_content().decode() == "机构,提醒\n..leading dots,ok\n"
     )  # dot-stuffing undone, bytes intact
     assert "to fz@example.gov.cn, xm@example.gov.cn: 【备案续期提醒】福州市 2026-11-25（3条）" in log
+
+
+def test_the_production_wheel_leaves_out_the_mock_feed(tmp_path):
+    """The package is the pipeline; the mock feed (a test and demo service) runs from the source tree only."""
+    import zipfile
+
+    uv = [shutil.which("uv")] if shutil.which("uv") else ["python3.11", "-m", "uv"]
+    subprocess.run(
+        [*uv, "build", "--wheel", "--out-dir", str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("fj_renewal-*.whl")
+    packages = {name.split("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist() if "/" in name}
+    assert {"pipeline", "ingest", "expectations", "publish"} <= packages
+    assert "mock_feed" not in packages
