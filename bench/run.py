@@ -54,6 +54,7 @@ STAGES = {  # result key -> renewal_daily task ids (prefix match)
     "lookup_s": ["verify_certificates"],
     "dbt_build_s": ["dbt_build"],
     "gate_s": ["quality_gate"],
+    "feed_freshness_s": ["feed_freshness"],  # R-FEED: dbt source freshness and the mart's verdict
     "publish_s": ["publish"],
     "publish_postgres_s": ["publish_postgres"],
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
-from pipeline.cosmos_config import DBT_MACROS, dbt_build_task
+from pipeline.cosmos_config import DBT_MACROS, dbt_build_task, feed_freshness_task
 from pipeline.dag_common import (
     DAILY_SCHEDULE,
     DEFAULT_ARGS,
@@ -39,18 +39,30 @@ carry `backfill: true`, so `renewal_reminders` neither exports, marks the ledger
    log lists every node. Its data tests on the million-row certificate and lookup models check the rows
    changed since the last passed check, and every row once a week, on the first run and after a
    `full_refresh` (the log says which; README, "Checks: changed rows and the weekly full check").
-5. `quality_gate` runs the Great Expectations suites. **If it fails, nothing is published**: read the task
+5. `feed_freshness` runs `dbt source freshness` on the feed (R-FEED, docs/rules.md): the days since the newest
+   `updated_at` the network ever served, judged on D (so a backfill judges as a run on that day did), against the
+   thresholds of source `feed.feed_loads` (`dbt_project/models/staging/feed/_feed__sources.yml`: stale after 4
+   days, stopped after 10), and checks that the mart `feed_freshness` says the same. A feed that is not fresh is
+   logged as an error and e-mailed to `ALERT_RECIPIENTS` (not for a backfill), and the workbooks and dashboards
+   carry the mart's notice; the task still succeeds and the run publishes (stale data is the best there is).
+   It depends on `dbt_build` only, so it reports even when the gate then fails.
+6. `quality_gate` runs the Great Expectations suites. **If it fails, nothing is published**: read the task
    log, which lists each failed expectation with counts and example keys; the previous
    `published.duckdb` stays as it was. Its certificate checks have the same scope as dbt's tests; a pass
    is recorded in `raw.run_metrics` (step `quality_gate`, subject `checks`), which decides the next scope.
    To check every row before the week is up, trigger with param `full_refresh`.
-6. `publish` replaces `published.duckdb` and the Parquet files atomically; `publish_postgres` swaps the
+7. `publish` replaces `published.duckdb` and the Parquet files atomically; `publish_postgres` swaps the
    marts into PostgreSQL for BI tools (skipped when no `marts_postgres` connection or `MARTS_POSTGRES_DSN`).
    Publishing updates the Asset `renewal_published_marts`, which starts `renewal_reminders` (exports/<D>/).
+8. `retention` applies the retention policy (README, "Retention"; `pipeline/retention.py`): superseded feed versions
+   and lookup answers, old quarantine and run metrics, gate results, export folders (their manifests stay) and
+   temporary files go, and `warehouse.duckdb` is copied afresh when half of it is free. It never opens the
+   reminder ledger and never removes a day of `renewal_history`; what it removed is in its log and in
+   `raw.run_metrics` (step `retention`).
 
 Every task that writes a DuckDB file takes the one slot of the pool `renewal_duckdb_writer`, so no two tasks
-of either DAG write at once. A failed task e-mails `ALERT_RECIPIENTS` (or the Variable `alert_recipients`)
-through `smtp_default`; the feed, lookup and PostgreSQL tasks retry with exponential backoff first. The gate
+of either DAG write at once. A failed task, and a feed that stopped changing, e-mail `ALERT_RECIPIENTS` (or the Variable
+`alert_recipients`) through `smtp_default`; the feed, lookup and PostgreSQL tasks retry with exponential backoff first. The gate
 never retries: its failure is a verdict on the data.
 Rerunning a date is safe: marts and exports are a function of the data and D.
 """
@@ -110,6 +122,9 @@ with DAG(
     # a failing test still fails this task before the gate. Unit tests check the SQL, not the day's data: they
     # run in the test suite (tests/test_rules.py, `make test`, CI), not every day (dbt's own advice; ~1-2 s).
     dbt = dbt_build_task("dbt_build", exclude=["resource_type:unit_test"])
+    # R-FEED: beside the gate, not before it, so that a failing gate does not hide a feed that stopped changing,
+    # and a stale feed (which never fails this task) never holds up the publication
+    freshness = feed_freshness_task("feed_freshness")
 
     @task(retries=0)
     def quality_gate() -> dict:
@@ -152,6 +167,12 @@ with DAG(
         print(text)
         return text
 
+    @task
+    def retention() -> dict:
+        from pipeline.retention import retention_step
+
+        return retention_step(_as_of(), _load_id())
+
     (
         extract_feed()
         >> load_local_sources()
@@ -161,4 +182,6 @@ with DAG(
         >> publish()
         >> publish_postgres()
         >> report()
+        >> retention()
     )
+    dbt >> freshness

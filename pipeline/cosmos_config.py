@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from cosmos import ProfileConfig
 from cosmos.constants import InvocationMode
-from cosmos.operators.local import DbtBuildLocalOperator
+from cosmos.operators.local import DbtBuildLocalOperator, DbtSourceLocalOperator
 
 from pipeline.check_scope import CHANGED_SINCE_ENV, warehouse_scope
-from pipeline.dag_common import WRITER_POOL, as_of_macro
+from pipeline.dag_common import WRITER_POOL, alert_stale_feed, as_of_macro, is_backfill, run_as_of
 from pipeline.dbt_handle import release_dbt_duckdb
 from pipeline.settings import DBT_PROJECT_DIR, as_of_date, warehouse_dir
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from dbt.cli.main import dbtRunnerResult
 
 log = logging.getLogger(__name__)
 
@@ -85,4 +90,58 @@ def dbt_build_task(
     """One `dbt build` of the selected nodes (all when none are named), as a task of the DAG being defined."""
     return DbtBuildLocalOperator(
         task_id=task_id, select=list(select) or None, exclude=list(exclude) or None, **OPERATOR_ARGS
+    )
+
+
+# R-FEED: the source whose freshness is the feed's, judged on D (dbt_project/macros/feed_freshness.sql)
+FEED_FRESHNESS_SOURCE = "source:feed.feed_loads"
+# what `dbt source freshness` reports of a source that is past a threshold: the answer asked for, not a failure
+FRESHNESS_VERDICTS = {"pass", "warn", "error"}
+
+
+class FeedFreshnessOperator(DbtSourceLocalOperator):
+    """`dbt source freshness` of the feed (R-FEED), for D as the dbt task had it, then the verdict: the province's
+    row of mart feed_freshness (which must agree with dbt's), logged, and e-mailed to the data team when the feed
+    is not fresh (not for a backfill). A stale feed never fails the task: the run publishes what it has, and the
+    workbooks and dashboards carry the mart's notice. Only a failure of dbt itself (a query or parse error) does."""
+
+    def handle_exception_dbt_runner(self, result: dbtRunnerResult) -> None:
+        results = getattr(result.result, "results", None) or []
+        if result.exception is None and all(str(r.status) in FRESHNESS_VERDICTS for r in results):
+            return
+        super().handle_exception_dbt_runner(result)
+
+    def execute(self, context: Context, **kwargs: Any) -> dict[str, Any]:
+        from pipeline.steps import feed_freshness
+
+        result = self.build_and_run_cmd(context=context, cmd_flags=self.add_cmd_flags())
+        verdict = freshness_verdict(result)
+        as_of = run_as_of(context)
+        row = feed_freshness(as_of, verdict)
+        mailed = False
+        if row["freshness_status"] != "fresh":
+            mailed = alert_stale_feed(context, row, verdict, backfill=is_backfill(context))
+        return {
+            "status": row["freshness_status"],
+            "days_unchanged": row["days_unchanged"],
+            "newest_updated_at": str(row["newest_updated_at"]),
+            "dbt": verdict,
+            "alert_mailed": mailed,
+        }
+
+
+def freshness_verdict(result: dbtRunnerResult) -> dict[str, Any] | None:
+    """What `dbt source freshness` said of the feed's source (a dbtRunnerResult): status and age in days."""
+    for r in getattr(getattr(result, "result", None), "results", None) or []:
+        if r.node.unique_id == "source.renewal.feed.feed_loads":
+            return {"status": str(r.status), "days": r.age / 86400}
+    return None
+
+
+def feed_freshness_task(task_id: str) -> FeedFreshnessOperator:
+    """The feed's `dbt source freshness` and its alert, as a task of the DAG being defined. It reads the
+    warehouse but writes nothing there, so it needs no check scope (the dbt task's env less that)."""
+    env = {k: v for k, v in OPERATOR_ARGS["env"].items() if k != CHANGED_SINCE_ENV}
+    return FeedFreshnessOperator(
+        task_id=task_id, select=[FEED_FRESHNESS_SOURCE], **(OPERATOR_ARGS | {"env": env})
     )

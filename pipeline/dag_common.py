@@ -1,5 +1,6 @@
-"""What both DAGs share: the Asset, the first date, D of a run, the writer pool, retries and failure e-mails.
-It imports Airflow, and nothing here opens a connection or reads a setting at import time."""
+"""What both DAGs share: the Asset, the first date, D of a run, the writer pool, retries and the data team's
+alerts (a failed task; a feed that stopped changing, R-FEED). It imports Airflow, and nothing here opens a
+connection or reads a setting at import time."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ import html
 import logging
 import os
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import pendulum
 from airflow.sdk import Asset
 
 from pipeline.settings import TIMEZONE, as_of_date
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +36,7 @@ WRITER_POOL = "renewal_duckdb_writer"
 WRITER_POOL_DESCRIPTION = "one writer at a time for the renewal DuckDB files (warehouse, published, ledger)"
 ALERT_SMTP_CONN_ID = "smtp_default"
 
-# The scheduler and worker settings that make the daily run's ten tasks follow each other quickly under a
+# The scheduler and worker settings that make the daily run's eleven tasks follow each other quickly under a
 # resident Airflow (docker-compose.yml sets the same; bench/resident.py measures with them; bench/README.md):
 SCHEDULER_TUNING = {
     # the scheduler's loop runs every second, not every 5 (its heartbeat) ...
@@ -110,29 +116,31 @@ def on_task_failure(context) -> None:
     """on_failure_callback of every task: the alert goes to the task log (which the Airflow UI shows) always,
     and is e-mailed to the data team through `smtp_default` (Airflow's SmtpNotifier) when recipients are set.
     If the recipients cannot be read, that is logged as an error and the task log is where the alert stays."""
-    from airflow.sdk.exceptions import AirflowRuntimeError
-
     ti = context["ti"]
     subject, body = failure_mail(context)
     log.error("%s\n%s", subject, _key_lines(context))
+    mail_data_team(context, subject, body, f"{ti.dag_id}.{ti.task_id}")
+
+
+def mail_data_team(context: Context, subject: str, body: str, about: str) -> bool:
+    """E-mail an alert to the data team (ALERT_RECIPIENTS, else the Variable `alert_recipients`) from ALERT_FROM
+    through `smtp_default`; True when it went out. The caller has logged the alert itself as an error: when the
+    recipients cannot be read, or there are none, this logs why no mail went out (`about` names the alert)."""
+    from airflow.sdk.exceptions import AirflowRuntimeError
+
     try:
         to = alert_recipients()
     except AirflowRuntimeError as exc:
         log.error(
-            "ALERT NOT E-MAILED for %s.%s: the Variable alert_recipients could not be read (%s); "
+            "ALERT NOT E-MAILED for %s: the Variable alert_recipients could not be read (%s); "
             "the alert is the error above, in this task's log",
-            ti.dag_id,
-            ti.task_id,
+            about,
             exc,
         )
-        return
+        return False
     if not to:
-        log.warning(
-            "task %s.%s failed; no alert e-mailed: set ALERT_RECIPIENTS or the Variable alert_recipients",
-            ti.dag_id,
-            ti.task_id,
-        )
-        return
+        log.warning("%s: no alert e-mailed: set ALERT_RECIPIENTS or the Variable alert_recipients", about)
+        return False
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     from publish.email import mail_sender
@@ -144,7 +152,62 @@ def on_task_failure(context) -> None:
         html_content=body,
         smtp_conn_id=ALERT_SMTP_CONN_ID,
     ).notify(context)
-    log.info("failure alert for %s.%s sent to %d recipients", ti.dag_id, ti.task_id, len(to))
+    log.info("alert for %s sent to %d recipients", about, len(to))
+    return True
+
+
+def feed_alert_mail(feed: dict[str, Any], dbt_verdict: dict[str, Any] | None = None) -> tuple[str, str]:
+    """Subject and HTML body of the alert for a feed that stopped changing (R-FEED): `feed` is the province's
+    row of mart feed_freshness, `dbt_verdict` what `dbt source freshness` said of the same (status, days)."""
+    as_of = feed["as_of"].isoformat()
+    days = feed["days_unchanged"]
+    newest = feed["newest_updated_on"].isoformat() if feed["newest_updated_on"] else "none"
+    since = (
+        f"unchanged for {days} days (newest update {newest})" if days is not None else "has served nothing"
+    )
+    subject = f"[renewal pipeline] STALE FEED for {as_of}: 技能人才评价工作网 {since}"
+    rows = [
+        ("as-of date", as_of),
+        ("status", f"{feed['freshness_status']} ({feed['freshness_status_zh']})"),
+        ("newest updated_at landed", _shanghai(feed["newest_updated_at"])),
+        ("days unchanged", "none" if days is None else str(days)),
+        (
+            "thresholds",
+            f"stale after {feed['warn_after_days']} days, stopped after {feed['error_after_days']}",
+        ),
+    ]
+    if dbt_verdict:
+        rows.append(("dbt source freshness", f"{dbt_verdict['status']}, {dbt_verdict['days']:g} days"))
+    body = (
+        f"<p><b>{html.escape(feed['notice_zh'])}</b></p>"
+        "<table>"
+        + "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
+        + "</table>"
+        "<p>The run published as usual (stale data is still the best there is); every centre's workbook opens "
+        "on the notice above and every dashboard shows it. Ask the network (技能人才评价工作网) whether its "
+        "data still flows; the thresholds are the freshness of source feed.feed_loads "
+        "(dbt_project/models/staging/feed/_feed__sources.yml).</p>"
+    )
+    # the notifier renders its fields as Jinja templates: keep braces out of Jinja's way
+    return subject, body.replace("{", "&#123;").replace("}", "&#125;")
+
+
+def _shanghai(moment: dt.datetime | None) -> str:
+    return moment.astimezone(ZoneInfo(TIMEZONE)).isoformat(sep=" ") if moment else "none"
+
+
+def alert_stale_feed(
+    context: Context, feed: dict[str, Any], dbt_verdict: dict[str, Any] | None, backfill: bool
+) -> bool:
+    """The data team's alert for a feed that is not fresh (R-FEED): always logged as an error, e-mailed unless
+    the run is a backfill (a backfill rebuilds history and tells nobody, as it sends no reminder). True when
+    a mail went out."""
+    subject, body = feed_alert_mail(feed, dbt_verdict)
+    log.error("%s\n%s", subject, feed["notice_zh"])
+    if backfill:
+        log.warning("%s: a backfill, so no alert e-mailed", subject)
+        return False
+    return mail_data_team(context, subject, body, f"the feed's freshness on {feed['as_of'].isoformat()}")
 
 
 DEFAULT_ARGS = {"retries": 0, "on_failure_callback": on_task_failure}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from typing import Any
 
 import duckdb
 
@@ -16,7 +17,7 @@ from ingest.centre_records import load_centre_records
 from ingest.feed_client import FeedClient
 from ingest.land import land_resource
 from ingest.lookups import verify_lookups
-from ingest.warehouse import FEED_RESOURCES, connect
+from ingest.warehouse import FEED_RESOURCES, connect, open_duckdb
 from pipeline.check_scope import CheckScope, record_passed_check, warehouse_scope
 from pipeline.dbt_handle import release_dbt_duckdb
 from pipeline.settings import MARTS_POSTGRES_CONN_ID, Settings, load_settings, marts_postgres_dsn
@@ -204,6 +205,56 @@ def quality_gate(as_of: dt.date, run_id: str = "manual", settings: Settings | No
     }
 
 
+# `dbt source freshness` statuses and the mart's for the same days unchanged (R-FEED)
+DBT_FRESHNESS_STATUS = {"pass": "fresh", "warn": "stale", "error": "stopped"}
+
+
+def feed_freshness(
+    as_of: dt.date, dbt_verdict: dict[str, Any] | None = None, settings: Settings | None = None
+) -> dict[str, Any]:
+    """The feed's freshness on D (R-FEED): the province's row of the candidate mart feed_freshness, which dbt built
+    for D. With `dbt_verdict` (status and days of `dbt source freshness` on source feed.feed_loads, run for the same
+    D), the two must agree: they apply the same thresholds to the same days, so a difference is a fault of the
+    project, never of the data, and raises."""
+    s = settings or load_settings()
+    release_dbt_duckdb()
+    con = open_duckdb(s.warehouse_db, read_only=True)
+    try:
+        cursor = con.execute("SELECT * FROM marts.feed_freshness WHERE supervising_centre = '350000'")
+        names = [d[0] for d in cursor.description]
+        found = cursor.fetchone()
+    finally:
+        con.close()
+    if found is None:
+        raise RuntimeError(f"{s.warehouse_db}: marts.feed_freshness has no row for 350000 (the province)")
+    row = dict(zip(names, found, strict=True))
+    if row["as_of"] != as_of:
+        raise RuntimeError(
+            f"{s.warehouse_db}: marts.feed_freshness is as of {row['as_of']}, not {as_of}: run dbt for {as_of} first"
+        )
+    if dbt_verdict is not None:
+        expected = DBT_FRESHNESS_STATUS.get(dbt_verdict["status"])
+        days = row["days_unchanged"]
+        if expected != row["freshness_status"] or (days is not None and dbt_verdict["days"] != days):
+            raise RuntimeError(
+                f"R-FEED for {as_of}: dbt source freshness says {dbt_verdict['status']} after "
+                f"{dbt_verdict['days']:g} days, marts.feed_freshness says {row['freshness_status']} after {days}: "
+                "macros/feed_freshness.sql and models/marts/feed_freshness.sql no longer agree"
+            )
+    level = logging.INFO if row["freshness_status"] == "fresh" else logging.ERROR
+    log.log(
+        level,
+        "feed freshness on %s: %s, newest update %s, %s days unchanged (stale after %s, stopped after %s)",
+        as_of,
+        row["freshness_status"],
+        row["newest_updated_at"],
+        row["days_unchanged"],
+        row["warn_after_days"],
+        row["error_after_days"],
+    )
+    return row
+
+
 def publish(as_of: dt.date, settings: Settings | None = None) -> dict:
     """Write-audit-publish, last step: the gated candidate becomes published.duckdb and its Parquet files."""
     s = settings or load_settings()
@@ -260,6 +311,7 @@ def export(as_of: dt.date, settings: Settings | None = None, load_id: str | None
             "by_type",
             "work_items",
             "warnings",
+            "feed_freshness",
         )
     } | {"forms_built": cache.built, "forms_from_cache": cache.from_cache}
 

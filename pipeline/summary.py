@@ -20,6 +20,7 @@ class PublishedFigures:
     verdicts: list[tuple]  # (code, zh, count)
     files: list[tuple]  # (note, rows)
     returned: list[tuple]  # (centre code, rows)
+    feed: tuple | None = None  # (status, newest update, days unchanged, notice), R-FEED
 
 
 def read_figures(con: duckdb.DuckDBPyConnection) -> PublishedFigures:
@@ -54,13 +55,32 @@ def read_figures(con: duckdb.DuckDBPyConnection) -> PublishedFigures:
         if "centre_record_returns" in tables
         else []
     )
-    return PublishedFigures(as_of, total, reminders, stages, verdicts, files, returned)
+    marts = {
+        r[0]
+        for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'").fetchall()
+    }
+    feed = (
+        con.execute(
+            """SELECT freshness_status, newest_updated_on, days_unchanged, notice_zh FROM marts.feed_freshness
+               WHERE supervising_centre = '350000'"""
+        ).fetchone()
+        if "feed_freshness" in marts
+        else None
+    )
+    return PublishedFigures(as_of, total, reminders, stages, verdicts, files, returned, feed)
 
 
 def render(figures: PublishedFigures, published_db: Path, exports_dir: Path) -> str:
     """The summary as lines of text."""
     as_of = figures.as_of
     lines = [f"As of {as_of}: {figures.total} institutions, {figures.reminders} reminders due", ""]
+    if figures.feed:
+        status, newest, days, notice = figures.feed
+        lines += [
+            f"Feed: {status}, newest update {newest or 'none'}, {'?' if days is None else days} days unchanged"
+            + ("" if status == "fresh" else f": {notice}"),
+            "",
+        ]
     lines += ["By lifecycle stage:"] + [f"  {n:>5}  {code:<14} {zh}" for code, zh, n in figures.stages]
     lines += ["", "By renewal verdict:"] + [f"  {n:>5}  {code:<28} {zh}" for code, zh, n in figures.verdicts]
     if figures.files:

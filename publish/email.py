@@ -104,6 +104,13 @@ def send_reminder_emails(
                 "SELECT centre FROM email_deliveries WHERE export_date = ?", [as_of]
             ).fetchall()
         }
+        feed = manifest.get("feed_freshness") or {}
+        # the workbook's first line when the feed has stopped changing (R-FEED): the mail says it first too
+        notice = (
+            f"<p><b>{html.escape(feed['notice_zh'])}</b></p>"
+            if feed.get("status", "fresh") != "fresh"
+            else ""
+        )
         with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
             for code, addresses in sorted(to.items()):
                 count = manifest["by_centre"].get(code, 0)
@@ -113,7 +120,7 @@ def send_reminder_emails(
                     continue
                 name, stem = _centre_and_stem(manifest, code, as_of)
                 body = (
-                    f"<p>{html.escape(name)}：</p><p>{as_of.isoformat()} 今日须办 {work} 个机构，"
+                    f"<p>{html.escape(name)}：</p>{notice}<p>{as_of.isoformat()} 今日须办 {work} 个机构，"
                     f"新发出备案续期提醒 {count} 条，明细见附件（{html.escape(stem)}.xlsx，首页为“今日须办”；"
                     f"提醒清单另见 .csv）。可以申请续期的机构预填的申请表（附件1）和工作总结草稿（附件2）、"
                     f"暂不能申请的机构的告知书在导出目录的“申请材料”文件夹中。</p>"

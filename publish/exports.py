@@ -3,10 +3,11 @@
 For a date D: the reminders of `marts.reminders` (published, as of D) that the ledger has not seen sent
 before D. Each (institution, registration period, reminder type) is sent once: in the first export on or after
 its first_due_on. Per centre one .xlsx (publish/workbook.py: first the centre's work list 今日须办, which is a
-standing to-do list of mart work_items, not "sent once"; the province's roll-up and own tasks; 预警; then one sheet
-per reminder type with today's reminders) and one UTF-8-with-BOM .csv of today's reminders; per institution
-reminded, the pre-filled 附件1 and 附件2 if it can apply now, else a one-page 告知 (publish/forms.py); a
-manifest.json with counts and the sha256 of every file.
+standing to-do list of mart work_items, not "sent once", under the notice of mart feed_freshness when the feed
+has stopped changing (R-FEED); the province's roll-up and own tasks; 预警; then one sheet per reminder type with
+today's reminders) and one UTF-8-with-BOM .csv of today's reminders; per institution reminded, the pre-filled
+附件1 and 附件2 if it can apply now, else a one-page 告知 (publish/forms.py); a manifest.json with counts, the
+feed's freshness and the sha256 of every file.
 
 Files are written to a temporary folder and swapped into `exports/<D>/` as a whole, then the ledger records
 what was sent. Every byte is a function of the published marts, the ledger before D and D, so a rerun for the
@@ -25,6 +26,7 @@ import re
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -203,6 +205,33 @@ def _centres(published_db: Path) -> dict[str, str]:
     return dict(rows)
 
 
+def feed_freshness(published_db: Path) -> dict[str, dict[str, Any]]:
+    """Mart feed_freshness (R-FEED) by supervising centre: one identical row each, saying whether the feed still
+    changes on D. Empty for a snapshot published before the mart existed."""
+    con = open_duckdb(published_db, read_only=True)
+    try:
+        present = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'feed_freshness'"
+        ).fetchone()
+        if not present or not present[0]:
+            log.warning(
+                "%s has no marts.feed_freshness: the exports say nothing of the feed's freshness",
+                published_db,
+            )
+            return {}
+        rows = _query(con, "SELECT * FROM marts.feed_freshness ORDER BY supervising_centre")
+    finally:
+        con.close()
+    return {row["supervising_centre"]: row for row in rows}
+
+
+def feed_notice(row: dict[str, Any] | None) -> str | None:
+    """The line the centre's workbook opens on when the feed is not fresh (R-FEED), else None."""
+    if row is None or row["freshness_status"] == "fresh":
+        return None
+    return row["notice_zh"]
+
+
 def _work_lists(published_db: Path) -> tuple[list[dict], list[dict], list[dict]]:
     """work_items (R-WORK), renewal_warnings (R-WARN) and centre_summary, in their display order."""
     con = open_duckdb(published_db, read_only=True)
@@ -289,6 +318,18 @@ def form_institutions(published_db: Path, rows: list[dict]) -> list[Institution]
     return result
 
 
+def _feed_summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The feed's freshness as the manifest records it (the reminder mails read it from there)."""
+    if row is None:
+        return None
+    return {
+        "status": row["freshness_status"],
+        "days_unchanged": row["days_unchanged"],
+        "newest_updated_on": row["newest_updated_on"].isoformat() if row["newest_updated_on"] else None,
+        "notice_zh": row["notice_zh"],
+    }
+
+
 def export_reminders(
     published_db: Path,
     exports_dir: Path,
@@ -304,6 +345,7 @@ def export_reminders(
     for row in rows:
         by_centre.setdefault(row["supervising_centre"], []).append(row)
     work, warnings, summary = _work_lists(published_db)
+    feed = feed_freshness(published_db)
     institutions = {i.institution_id: i for i in form_institutions(published_db, rows)}
     # 附件1/附件2 only for an institution that can apply now; any other gets a one-page 告知 instead
     make = build_forms if form_cache is None else form_cache.forms
@@ -337,6 +379,7 @@ def export_reminders(
                 sent_by_centre if province else None,
                 new_ids={r["institution_id"] for r in (rows if province else centre_rows)},
                 centres=centres,
+                feed_notice=feed_notice(feed.get(code)),
             )
             for iid in sorted({r["institution_id"] for r in centre_rows}):
                 inst = institutions[iid]
@@ -365,6 +408,7 @@ def export_reminders(
             "warnings": {
                 code: sum(1 for r in warnings if r["supervising_centre"] == code) for code in centres
             },
+            "feed_freshness": _feed_summary(feed.get(PROVINCE)),
             "files": {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
         }
         files["manifest.json"] = json.dumps(manifest, ensure_ascii=False, indent=1).encode()

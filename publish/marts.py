@@ -31,6 +31,7 @@ MARTS = {
     "work_items": "list_centre, sort_order",
     "centre_summary": "supervising_centre, lifecycle_stage",
     "centres": "supervising_centre",
+    "feed_freshness": "supervising_centre",
 }
 # schema ops: about the runs, not a function of D (so not compared between reruns)
 OPS = {

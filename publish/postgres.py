@@ -10,7 +10,9 @@ tables on each swap. `bi_reader` (the province, and the BI tools' login `bi_meta
 every row; each supervising centre of `marts.centres` but the province gets a role `bi_centre_<code>` (no
 login: give a person's login that role) whose policy shows the rows with its `supervising_centre`, or, in a
 table without that column but with `institution_id`, the rows of its centre's institutions. A table with
-neither (`ops.run_metrics`: the pipeline's runs) is the province's alone: no centre role may read it.
+neither (`ops.run_metrics`: the pipeline's runs) is the province's alone: no centre role may read it. What every
+centre must read about the whole province (`marts.feed_freshness`: whether the feed still changes) is published
+as one identical row per centre, so that this one rule covers it.
 """
 
 from __future__ import annotations

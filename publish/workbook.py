@@ -6,8 +6,9 @@ today) and `省中心事项` (its own tasks), `预警` (mart renewal_warnings), 
 then one sheet per reminder type with the reminders sent today (each reminder once, as in the CSV).
 
 Every sheet prints on A4 landscape, one page wide, with its header row repeated and a print title naming the
-centre and the date. Dates are real date cells shown as 2026年11月25日. Nothing here decides a rule: the
-rows, labels and texts come from the marts; this module only lays them out.
+centre and the date. Dates are real date cells shown as 2026年11月25日. When the feed has stopped changing
+(R-FEED), the first sheet opens on the mart feed_freshness's notice, above its table and on every printed page.
+Nothing here decides a rule: the rows, labels and texts come from the marts; this module only lays them out.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 
 from publish.xlsx import (
     DATE_FORMAT,
@@ -38,6 +40,8 @@ URGENCY_FILLS = {
     "week": PatternFill("solid", fgColor="FFF2CC"),
 }
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+NOTICE_FILL = PatternFill("solid", fgColor="FCE4D6")
+NOTICE_FONT = Font(bold=True, size=12, color="C00000")
 THIN = Side(style="thin", color="999999")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 EMPTY_WORK_LIST = "今日无待办事项"
@@ -166,19 +170,21 @@ def _table(
     rows: list[dict],
     fill: Callable[[dict], PatternFill | None] | None = None,
 ) -> None:
+    """The header row and one row per dict, below whatever the sheet holds already (a notice line)."""
+    top = ws.max_row + 1 if ws._cells else 1
     ws.append([c.header for c in columns])
     for i, column in enumerate(columns, start=1):
-        cell = ws.cell(row=1, column=i)
+        cell = ws.cell(row=top, column=i)
         cell.font, cell.fill, cell.border = Font(bold=True, size=10), HEADER_FILL, BOX
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         ws.column_dimensions[get_column_letter(i)].width = column.width
-    ws.row_dimensions[1].height = _row_height([c.header for c in columns], columns, header=True)
+    ws.row_dimensions[top].height = _row_height([c.header for c in columns], columns, header=True)
     wrap = Alignment(wrap_text=True, vertical="top")
     body = Font(size=10)
     # a body cell's style by (date?, fill): openpyxl looks every style object up in the workbook's lists on
     # each assignment (two thirds of a province export's time), so each combination is made once and copied
     styles: dict[tuple[bool, PatternFill | None], StyleArray] = {}
-    for n, row in enumerate(rows, start=2):
+    for n, row in enumerate(rows, start=top + 1):
         values = [c.value(row) for c in columns]
         append_row(ws, values)
         ws.row_dimensions[n].height = _row_height(values, columns)
@@ -195,14 +201,28 @@ def _table(
             if row_fill is not None:
                 cell.fill = row_fill
             styles[key] = copy(cell._style)
-    ws.freeze_panes = "A2"
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
+    ws.freeze_panes = f"A{top + 1}"
+    ws.auto_filter.ref = f"A{top}:{get_column_letter(len(columns))}{top + len(rows)}"
 
 
-def _one_line(ws, text: str) -> None:
+def _one_line(ws: Worksheet, text: str) -> None:
     ws.append([text])
-    ws["A1"].font = Font(bold=True, size=12)
-    ws.column_dimensions["A"].width = 40
+    ws.cell(row=ws.max_row, column=1).font = Font(bold=True, size=12)
+    ws.column_dimensions["A"].width = max(ws.column_dimensions["A"].width or 0, 40)
+
+
+def _notice(ws: Worksheet, text: str, columns: int) -> None:
+    """`text` as the sheet's first line, across `columns` columns, in red on a light fill: the feed's notice
+    (R-FEED), which an officer must read before the rows below it."""
+    append_row(ws, [text])
+    cell = ws.cell(row=1, column=1)
+    cell.font, cell.fill = NOTICE_FONT, NOTICE_FILL
+    cell.alignment = Alignment(wrap_text=True, vertical="center")
+    if columns > 1:
+        ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=columns)
+    else:
+        ws.column_dimensions["A"].width = 80
+    ws.row_dimensions[1].height = 36  # two lines at 12 pt, where the columns are narrow
 
 
 def _urgency_fill(row: dict) -> PatternFill | None:
@@ -229,12 +249,14 @@ def centre_workbook(
     new_ids: set[str] | None = None,
     *,
     centres: Mapping[str, str],
+    feed_notice: str | None = None,
 ) -> bytes:
     """The workbook of centre `code` for D. `work`: its work_items rows in order; `warnings`: its
     renewal_warnings rows; `sent`: the reminders it sends today (its CSV's rows); `new_ids`: the institutions
     marked 新增 (default: those of `sent`; the province's list marks every centre's); `centres`: every centre's
     name by code (mart centres), in order; for the province also `summary` (centre_summary rows) and the number
-    of reminders every centre sends today."""
+    of reminders every centre sends today; `feed_notice`: the notice of mart feed_freshness when the feed is not
+    fresh (R-FEED), the first line of the first sheet."""
     name = centres.get(code, code)
     province = code == PROVINCE
     wb = Workbook()
@@ -250,9 +272,16 @@ def centre_workbook(
     ws.title = "今日须办"
     if work:
         marked = new_ids if new_ids is not None else {r["institution_id"] for r in sent}
-        _table(ws, work_columns(as_of, province, marked), work, _urgency_fill)
-        print_like_an_office_document(ws, header("今日须办（全省）" if province else "今日须办"))
+        columns = work_columns(as_of, province, marked)
+        if feed_notice:
+            _notice(ws, feed_notice, len(columns))
+        _table(ws, columns, work, _urgency_fill)
+        print_like_an_office_document(
+            ws, header("今日须办（全省）" if province else "今日须办"), "1:2" if feed_notice else "1:1"
+        )
     else:
+        if feed_notice:
+            _notice(ws, feed_notice, 1)
         _one_line(ws, EMPTY_WORK_LIST)
         print_like_an_office_document(ws, header("今日须办"), title_rows=None)
 

@@ -31,8 +31,10 @@ def test_daily_dag_wiring(dagbag):
         "publish",
         "publish_postgres",
         "report",
+        "retention",
     ]:
         assert task in ids, task
+    assert dag.get_task("retention").upstream_task_ids == {"report"}
     # one `dbt build` for seeds, staging, intermediate and marts (one dbt start-up), without unit tests: they
     # test the SQL, not the day's data, and run in the test suite (tests/test_rules.py), as dbt advises
     # D reaches dbt in the environment, not --vars, so that a new day keeps dbt's partial parse
@@ -58,6 +60,15 @@ def test_daily_dag_wiring(dagbag):
     gate = dag.get_task("quality_gate")
     assert gate.upstream_task_ids == {"dbt_build"}
     assert dag.get_task("publish_postgres").upstream_task_ids == {"publish"}
+    # R-FEED: `dbt source freshness` of the feed beside the gate, so that neither waits for the other, for D
+    # as the dbt task has it
+    freshness = dag.get_task("feed_freshness")
+    assert freshness.upstream_task_ids == {"dbt_build"}
+    assert not freshness.downstream_task_ids
+    assert freshness.base_cmd == ["source", "freshness"]
+    assert freshness.select == ["source:feed.feed_loads"]
+    assert freshness.env["RENEWAL_AS_OF"] == dbt.env["RENEWAL_AS_OF"]
+    assert freshness.callback is release_dbt_duckdb
 
 
 def test_reminders_dag_runs_on_each_publication(dagbag):

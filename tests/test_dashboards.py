@@ -26,7 +26,7 @@ sys.path.insert(0, str(PROJECT_ROOT / "bi"))
 import import_dashboards  # bi/ is Superset's project, not a package of this one
 
 BI_PY = PROJECT_ROOT / "bi" / ".venv" / "bin" / "python"
-DASHBOARDS = {"全省续期工作看板": 10, "续期评估时限": 7, "机构明细": 4, "趋势": 5}  # title: charts
+DASHBOARDS = {"全省续期工作看板": 11, "续期评估时限": 8, "机构明细": 5, "趋势": 6}  # title: charts
 CITY, CITY_ZH, OTHER_ZH = "350100", "福州市职业技能鉴定指导中心", "厦门市职业技能鉴定指导中心"
 
 
@@ -126,6 +126,8 @@ def test_make_dashboards_renders_every_dashboard_with_data(published, tmp_path):
     # the overview's charts have data, with the Chinese labels of the _zh columns on the page
     assert charts["各鉴定中心机构续期阶段"]["rows"] > 0
     assert charts["续期评估结论"]["rows"] > 0
+    # the feed's state heads every dashboard (R-FEED): here it changed on D
+    assert charts["工作网数据状态"]["shown_text"].endswith("工作网数据正常更新（最新更新 2026-11-25）")
     assert charts["机构总数"]["shown_text"].split("\n")[1] == str(institutions)
     detail = charts["机构明细"]["shown_text"]
     assert "职业技能鉴定指导中心" in detail
@@ -572,6 +574,7 @@ def test_a_dashboard_waits_for_its_mart():
             "review_sla",
             "institution_flags",
             "renewal_history",
+            "feed_freshness",
             "centre_summary",
         )
     }

@@ -95,7 +95,9 @@ def write_dataset(out: Path) -> None:
                 "contact_phone": LANDLINE if iid == "I01" else "13800000000",
                 "email": f"{iid.lower()}@example.org",
                 "address": f"福州市鼓楼区测试路{serial}号",
-                "updated_at": f"{registered}T09:00:00+08:00",
+                # the network still changes (P01's record on D − 1), so the workbooks open on their 今日须办
+                # table, not on the notice of a feed that stopped changing (R-FEED)
+                "updated_at": f"{DAY_BEFORE if iid == 'P01' else registered}T09:00:00+08:00",
             }
         )
         occupations.append(

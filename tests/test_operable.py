@@ -118,9 +118,11 @@ def operated(tmp_path_factory, cohort_data):
         seen["backfill"] = (backfill.stdout, len(smtp.received))
         shutil.copy(warehouse / "reminder_ledger.duckdb", tmp / "ledger-after-backfill.duckdb")
 
+        before_last = len(smtp.received)
         last = local_run("--as-of", LAST.isoformat())
         assert last.returncode == 0, last.stdout[-3000:] + last.stderr[-3000:]
         seen["last"] = (last.stdout, marts(warehouse), digests(exports / LAST.isoformat()))
+        seen["last_mails"] = smtp.received[before_last:]
 
         # the next day, the feed serves a plan of an institution it does not know: the gate must stop it
         bad_data = tmp / "bad-data"
@@ -215,6 +217,39 @@ def test_backfill_days_equal_single_runs(operated, single_runs):
     for mart, rows in singles.items():
         assert last_marts[mart] == rows, f"marts.{mart} differs from single runs"
     assert last_exports == digests(single_runs.exports_dir / LAST.isoformat())
+
+
+def test_a_feed_that_stopped_changing_alerts_the_data_team_once_and_the_run_still_publishes(operated):
+    """R-FEED: the dataset was made for FIRST, so on LAST the feed has not changed for more than 10 days (stopped):
+    the run succeeds and publishes (test above), the data team gets one alert, and the province's workbook opens
+    on the notice. The backfilled days were as stale, and alerted nobody (test_backfill_rebuilds_history_…)."""
+    warehouse, exports, _, seen = operated
+    stdout, _, _ = seen["last"]
+    days = (LAST - FIRST).days
+    assert days > 10
+    alerts = [
+        email.message_from_bytes(m.content, policy=email.policy.default)
+        for m in seen["last_mails"]
+        if DATA_TEAM in m.rcpt_tos
+    ]
+    assert [a["subject"] for a in alerts] == [
+        f"[renewal pipeline] STALE FEED for {LAST}: 技能人才评价工作网 unchanged for {days} days "
+        f"(newest update {FIRST})"
+    ]
+    notice = (
+        f"注意：工作网数据已 {days} 天未更新（最新更新 {FIRST}），可能已停止推送，请与工作网核实；"
+        "以下结果可能不是最新"
+    )
+    assert notice in alerts[0].get_body(("html", "plain")).get_content()
+    assert "feed_freshness" in stdout  # the task, as make run prints it
+    assert "Feed: stopped" in stdout  # the summary
+    assert published(
+        warehouse, "SELECT DISTINCT freshness_status, days_unchanged FROM marts.feed_freshness"
+    ) == [("stopped", days)]
+    from openpyxl import load_workbook
+
+    (book,) = (exports / LAST.isoformat()).glob("350000_*_续期提醒_*.xlsx")
+    assert load_workbook(book).worksheets[0]["A1"].value == notice
 
 
 def test_failed_gate_emails_the_failed_expectations_and_publishes_nothing(operated):
