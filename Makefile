@@ -20,7 +20,7 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/seeds dbt_project/mac
 FROM ?=
 TO ?=
 
-.PHONY: install run backfill test test-fast mutants lint format clean bench system-packages bi dashboards docs deploy-test
+.PHONY: install run backfill retention test test-fast mutants lint format clean bench system-packages bi dashboards docs deploy-test
 
 install: .venv/.installed $(MANIFEST)
 
@@ -46,6 +46,10 @@ backfill: install
 	FROM="$(FROM)" TO="$(TO)" DATA="$(DATA)" WAREHOUSE="$(WAREHOUSE)" EXPORTS="$(EXPORTS)" FEED_OPTS="$(FEED_OPTS)" \
 		$(PY) -m pipeline.local_run
 
+# The retention policy by hand (README, Retention); the daily run applies it as its last task.
+retention: install
+	WAREHOUSE="$(WAREHOUSE)" EXPORTS="$(EXPORTS)" $(PY) -m pipeline.retention apply $(if $(COMPACT),--compact)
+
 # Test files run in parallel, one pytest worker per core (pytest-xdist), each file whole in one worker so that its
 # module fixtures (a published warehouse, a running Superset, a week of Airflow runs) are made once.
 TEST_WORKERS ?= auto
@@ -69,11 +73,14 @@ mutants: install
 bench: install system-packages
 	$(PY) bench/run.py
 
-# Python: ruff's rules and format; SQL: sqlfluff over the dbt models, tests and macros (dbt_project/.sqlfluff).
-lint: install
+# Python: ruff's rules and format, and mypy's types ([tool.mypy]; bi/ against Superset's own venv); SQL: sqlfluff over
+# the dbt models, tests and macros (dbt_project/.sqlfluff).
+lint: install bi/.venv/.installed
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	cd dbt_project && ../.venv/bin/sqlfluff lint models tests macros
+	.venv/bin/mypy
+	.venv/bin/mypy --python-executable bi/.venv/bin/python --explicit-package-bases --disable-error-code import-untyped bi/*.py
 
 # What lint checks, fixed where a tool can: ruff's fixes and format, sqlfluff's fixes of the dbt SQL.
 format: install

@@ -400,6 +400,17 @@ def run_days(
             run_dag(airflow, env, "renewal_reminders", day)
 
 
+def clean_local_airflow(airflow: str, env: dict[str, str]) -> None:
+    """Airflow's records older than the retention policy's 30 days (README, Retention): its metadata (`airflow db
+    clean`, then VACUUM) and logs. A failure is reported, not fatal: the run itself succeeded."""
+    from pipeline.retention import RetentionError, clean_airflow
+
+    try:
+        clean_airflow(airflow, env)
+    except RetentionError as exc:
+        print(f"warning: Airflow's old records were not cleaned: {exc}", file=sys.stderr)
+
+
 def print_summary(dates: list[dt.date], backfill: bool, warehouse: Path, exports: Path) -> None:
     from pipeline.summary import summary_text
 
@@ -448,8 +459,9 @@ def _main(args: argparse.Namespace) -> int:
             "PSEUDONYM_KEY": local_pseudonym_key(),
         },
     )
+    airflow = str(Path(sys.executable).parent / "airflow")
     try:
-        run_days(str(Path(sys.executable).parent / "airflow"), env, dates, backfill, args.full_refresh)
+        run_days(airflow, env, dates, backfill, args.full_refresh)
     except RunFailed as exc:
         print(f"\nthe run FAILED: {exc}", file=sys.stderr)
         return 1
@@ -457,6 +469,7 @@ def _main(args: argparse.Namespace) -> int:
         if feed is not None:
             feed.terminate()
             feed.wait(timeout=60)  # it removes its temporary copy of the dataset (GBs at province scale)
+    clean_local_airflow(airflow, env)
     print_summary(dates, backfill, warehouse, exports)
     return 0
 
