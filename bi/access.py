@@ -107,7 +107,7 @@ def grant_centres(bundle: dict[str, dict[str, Any]], centres: list[Centre]) -> N
                 CENTRE_COLUMN,
             )
 
-    def pvm(permission: str, view: str):
+    def pvm(permission: str, view: str) -> Any:  # a FAB PermissionView
         return security_manager.add_permission_view_menu(permission, view)
 
     gamma = list(security_manager.find_role("Gamma").permissions)

@@ -30,11 +30,15 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import access  # bi/ is on the path: scripts run from it
 import duckdb
 from local_superset import ADMIN, login_password, running, set_up
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+    from playwright.sync_api import APIResponse, Browser, Page, Response, ViewportSize
 
 log = logging.getLogger("render_dashboards")
 CHROMIUM_ARGS = [
@@ -48,7 +52,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-VIEWPORT = {"width": 1600, "height": 1200}
+VIEWPORT: ViewportSize = {"width": 1600, "height": 1200}
 # What Superset (in Chinese or English) writes in a chart that has no rows, or whose query failed.
 EMPTY_TEXTS = ("此查询没有数据返回", "No results were returned", "没有数据", "No data")
 ERROR_TEXTS = ("Data error", "错误：", "Unexpected error", "意外错误", "Error:")
@@ -192,7 +196,7 @@ class Marts:
 class Session:
     """A login in its own browser context: its page, and Superset's API with its cookies."""
 
-    def __init__(self, browser, base_url: str, username: str, password: str) -> None:
+    def __init__(self, browser: Browser, base_url: str, username: str, password: str) -> None:
         self.base_url = base_url
         self.username = username
         self.context = browser.new_context(viewport=VIEWPORT, locale="zh-CN")
@@ -214,10 +218,10 @@ class Session:
             log.info("logging in as %s did not hold (attempt %d): again", username, attempt)
         raise SystemExit(f"could not log in to {base_url} as {username}")
 
-    def get(self, path: str):
+    def get(self, path: str) -> APIResponse:
         return self.context.request.get(f"{self.base_url}{path}", max_redirects=0)
 
-    def post(self, path: str, body: Any):
+    def post(self, path: str, body: Any) -> APIResponse:
         if self._csrf is None:
             self._csrf = self.get("/api/v1/security/csrf_token/").json()["result"]
         return self.context.request.post(
@@ -250,7 +254,7 @@ def check_dashboard(
     )
     answers: dict[int, dict] = {}
 
-    def on_response(response) -> None:
+    def on_response(response: Response) -> None:
         if "/api/v1/chart/data" not in response.url or response.request.method != "POST":
             return
         try:
@@ -294,11 +298,11 @@ def check_dashboard(
     return result
 
 
-def chart_states(page, ids: list[int]) -> dict[int, dict]:
+def chart_states(page: Page, ids: list[int]) -> dict[int, dict]:
     return {int(s["id"]): s for s in page.evaluate(CHART_STATE_JS, [str(i) for i in ids])}
 
 
-def wait_painted(page, ids: list[int], timeout_s: float = 60) -> dict[int, dict]:
+def wait_painted(page: Page, ids: list[int], timeout_s: float = 60) -> dict[int, dict]:
     """Waits until every chart has painted and no chart moved for half a second, then lets animations end."""
     deadline = time.monotonic() + timeout_s
     previous = None
@@ -316,7 +320,7 @@ def wait_painted(page, ids: list[int], timeout_s: float = 60) -> dict[int, dict]
     return chart_states(page, ids)
 
 
-def take_picture(page, ids: list[int], png: Path, dashboard: DashboardCheck) -> dict[int, float]:
+def take_picture(page: Page, ids: list[int], png: Path, dashboard: DashboardCheck) -> dict[int, float]:
     """The whole dashboard as one PNG, taken with the window as tall as the page (a full-page screenshot
     otherwise resizes the window while it shoots, and Superset redraws every chart during the picture),
     once every chart has painted; then each chart's part of the PNG is checked for ink. Tries twice before
@@ -326,7 +330,7 @@ def take_picture(page, ids: list[int], png: Path, dashboard: DashboardCheck) -> 
     for attempt in (1, 2):
         for _ in range(3):  # the grid may reflow in the taller window
             height = max(VIEWPORT["height"], page.evaluate(GRID_BOTTOM_JS) + 24)
-            if height == page.viewport_size["height"]:
+            if height == (page.viewport_size or VIEWPORT)["height"]:
                 break
             page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
             page.wait_for_timeout(300)
@@ -358,19 +362,19 @@ def take_picture(page, ids: list[int], png: Path, dashboard: DashboardCheck) -> 
     return ink
 
 
-def picture_ink(image, box: list[float]) -> float:
+def picture_ink(image: Image, box: list[float]) -> float:
     """Share of the box's pixels that differ from its most common colour (0: one flat colour)."""
     left, top, width, height = (round(v) for v in box)
     crop = image.crop((left, top, left + width, top + height)).convert("RGB")
     pixels = crop.width * crop.height
     if pixels == 0:
         return 0.0
-    colours = crop.getcolors(maxcolors=pixels)
+    colours = crop.getcolors(maxcolors=pixels) or []  # None only past maxcolors, which is every pixel
     return 1 - max(count for count, _ in colours) / pixels
 
 
 def check_chart(
-    page, chart: dict, answer: dict | None, admin: Session, marts: Marts, dashboard: DashboardCheck
+    page: Page, chart: dict, answer: dict | None, admin: Session, marts: Marts, dashboard: DashboardCheck
 ) -> ChartCheck:
     check = ChartCheck(
         chart_id=chart["id"],

@@ -76,13 +76,14 @@ def page_reader(known: frozenset[str]) -> Callable[[bytes], PageShape | None]:
         forbid_unknown_fields=True,
         gc=False,
     )
+    # a type made at run time from `known`: mypy sees only a Struct, hence Any for the page
     decoder = msgspec.json.Decoder(
-        msgspec.defstruct("KnownPage", [("items", list[item]), ("next_cursor", Any)], gc=False)
+        msgspec.defstruct("KnownPage", [("items", list[item]), ("next_cursor", Any)], gc=False)  # type: ignore[valid-type]
     )
 
     def read(body: bytes) -> PageShape | None:
         try:
-            page = decoder.decode(body)
+            page: Any = decoder.decode(body)
             return PageShape(len(page.items), page.next_cursor, unknown=False, flat=True)
         except (msgspec.DecodeError, RecursionError):
             parsed = json_object(body)
