@@ -3,7 +3,6 @@ set, airflow-init's script against a real PostgreSQL, and the SMTP example again
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import socket
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from pipeline.settings import PROJECT_ROOT
+from tests.helpers import self_signed
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 
@@ -110,39 +110,6 @@ def test_airflow_init_migrates_makes_the_pool_and_the_admin_on_postgresql(postgr
     assert check_password_hash(hashed, "second-password")
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
 def _example_smtp_url() -> str:
     for line in (PROJECT_ROOT / "deploy" / "env.example").read_text().splitlines():
         if line.startswith("SMTP_URL="):
@@ -159,7 +126,7 @@ def test_the_smtp_example_sends_on_587_with_starttls(tmp_path, monkeypatch):
     from aiosmtpd.smtp import AuthResult
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-    cert_file, key_file = _self_signed(tmp_path)
+    cert_file, key_file = self_signed(tmp_path, "localhost")
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert_file, key_file)
     received = []

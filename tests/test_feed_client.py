@@ -7,7 +7,6 @@ what they were sent."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import select
 import socket
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from ingest.feed_client import FeedClient, FeedError
+from tests.helpers import self_signed
 
 PAGES = [
     {"items": [{"certificate_no": "C1"}], "next_cursor": "1"},
@@ -264,40 +264,6 @@ def test_redirects_in_a_loop_fail_naming_the_url(server, no_proxy_env):
 # ---- an HTTPS feed through the environment's proxy -------------------------------------------------------
 
 FEED_HOST = "feed.invalid"  # resolved by no one: only the proxy's CONNECT reaches the feed
-
-
-def self_signed(folder: Path, host: str) -> tuple[Path, Path]:
-    """A certificate for `host` that signs itself, and its key: (cert.pem, key.pem)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem, key_pem = folder / "cert.pem", folder / "key.pem"
-    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_pem.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_pem, key_pem
 
 
 class TunnelHandler(socketserver.StreamRequestHandler):
