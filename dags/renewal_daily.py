@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import TYPE_CHECKING
+
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from pipeline.cosmos_config import DBT_MACROS, dbt_build_task, feed_freshness_task
@@ -15,6 +18,9 @@ from pipeline.dag_common import (
     is_backfill,
     run_as_of,
 )
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import OutletEventAccessorsProtocol
 
 DOC = """
 ### 备案续期 daily run (闽劳鉴〔2022〕26号)
@@ -68,7 +74,7 @@ Rerunning a date is safe: marts and exports are a function of the data and D.
 """
 
 
-def _as_of():
+def _as_of() -> dt.date:
     return run_as_of(get_current_context())
 
 
@@ -139,11 +145,13 @@ with DAG(
             raise AirflowFailException(str(failed)) from failed
 
     @task(outlets=[PUBLISHED_MARTS])
-    def publish(*, outlet_events=None) -> dict:
+    def publish(*, outlet_events: OutletEventAccessorsProtocol | None = None) -> dict:
         from pipeline.steps import publish as step
 
         context = get_current_context()
         counts = step(_as_of())
+        # Airflow fills in this context key when the task runs; None is only the default it requires at parse time
+        assert outlet_events is not None
         # renewal_reminders reads D (and whether this is a backfill) from the event, never from the newest file
         outlet_events[PUBLISHED_MARTS].extra = {
             "as_of": _as_of().isoformat(),

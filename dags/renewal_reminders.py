@@ -43,9 +43,6 @@ the ledger and sends no e-mail: a backfill rebuilds history, it does not remind 
    date; skipped unless recipients are configured (Variable `reminder_recipients` or `REMINDER_RECIPIENTS`).
 """
 
-# task()'s keyword arguments for a task that talks to another system (SMTP): typed so that its overloads match
-TRANSIENT_TASK: dict[str, Any] = TRANSIENT
-
 
 def triggering_publication(context: Context) -> dict[str, Any] | None:
     """The extra of the newest `renewal_published_marts` event that triggered this run, if any."""
@@ -111,7 +108,7 @@ with DAG(
         _skip_if_backfill()
         return export(_as_of(), load_id=f"{_as_of().isoformat()}:{get_current_context()['run_id']}")
 
-    @task(**TRANSIENT_TASK)
+    @task(**TRANSIENT)
     def email_reminders() -> dict:
         from pipeline.steps import email
 

@@ -3,6 +3,7 @@ and templates, rendered when a task runs, so that parsing the DAG reads no setti
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ def warehouse_db_macro() -> str:
     return str(warehouse_dir() / "warehouse.duckdb")
 
 
-def check_changed_since_macro(logical_date, run_after) -> str:
+def check_changed_since_macro(logical_date: dt.datetime | None, run_after: dt.datetime) -> str:
     """The dbt tests' scope for D, decided when the task runs (pipeline/check_scope.py): the time after which rows
     count as changed, or empty for a full check (dbt_project/macros/changed_rows.sql reads it)."""
     scope = warehouse_scope(warehouse_dir() / "warehouse.duckdb", as_of_date(logical_date or run_after))

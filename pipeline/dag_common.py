@@ -50,7 +50,7 @@ SCHEDULER_TUNING = {
 }
 
 # Tasks that talk to another system (feed, PostgreSQL, SMTP) retry with exponential backoff; the gate never does.
-TRANSIENT = {
+TRANSIENT: dict[str, Any] = {
     "retries": 3,
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": 2.0,
@@ -58,17 +58,17 @@ TRANSIENT = {
 }
 
 
-def run_as_of(context) -> dt.date:
+def run_as_of(context: Context) -> dt.date:
     """D of a run: its logical date in Asia/Shanghai, or its run_after for a run without one (Airflow 3)."""
     return as_of_date(context.get("logical_date") or context["dag_run"].run_after)
 
 
-def as_of_macro(logical_date, run_after) -> str:
+def as_of_macro(logical_date: dt.datetime | None, run_after: dt.datetime) -> str:
     """The same D for templates (the dbt var `as_of`): `{{ renewal_as_of(dag_run.logical_date, dag_run.run_after) }}`."""
     return as_of_date(logical_date or run_after).isoformat()
 
 
-def is_backfill(context) -> bool:
+def is_backfill(context: Context) -> bool:
     """A run that rebuilds history: Airflow's backfill, or a run with conf {"backfill": true} (make backfill)."""
     run = context["dag_run"]
     flagged = (run.conf or {}).get("backfill") or (context.get("params") or {}).get("backfill")
@@ -84,7 +84,7 @@ def alert_recipients() -> list[str]:
     return [a.strip() for a in (raw or "").replace(";", ",").split(",") if a.strip()]
 
 
-def _key_lines(context) -> str:
+def _key_lines(context: Context) -> str:
     """The failed task's error, at most 40 lines of it."""
     error = str(context.get("exception") or "no exception recorded; see the task log")
     lines = error.strip().splitlines()
@@ -93,7 +93,7 @@ def _key_lines(context) -> str:
     )
 
 
-def failure_mail(context) -> tuple[str, str]:
+def failure_mail(context: Context) -> tuple[str, str]:
     """Subject and HTML body of a failed task's alert: DAG, task, D, and the error's key lines (for the gate:
     each failed expectation with its count and example keys)."""
     ti = context["ti"]
@@ -112,7 +112,7 @@ def failure_mail(context) -> tuple[str, str]:
     return subject, body.replace("{", "&#123;").replace("}", "&#125;")
 
 
-def on_task_failure(context) -> None:
+def on_task_failure(context: Context) -> None:
     """on_failure_callback of every task: the alert goes to the task log (which the Airflow UI shows) always,
     and is e-mailed to the data team through `smtp_default` (Airflow's SmtpNotifier) when recipients are set.
     If the recipients cannot be read, that is logged as an error and the task log is where the alert stays."""

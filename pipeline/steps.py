@@ -48,7 +48,7 @@ def _record(
         )
 
 
-def _retry_metrics(client: FeedClient) -> list[tuple[str, str, int, None]]:
+def _retry_metrics(client: FeedClient) -> list[tuple[str, str, int, str | None]]:
     return [("feed", f"retries_{cause}", n, None) for cause, n in sorted(client.retries.items())]
 
 

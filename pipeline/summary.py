@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.warehouse import open_duckdb
+from ingest.warehouse import open_duckdb, scalar
 
 
 @dataclass
@@ -25,13 +25,13 @@ class PublishedFigures:
 
 def read_figures(con: duckdb.DuckDBPyConnection) -> PublishedFigures:
     """The summary's numbers, from the published marts."""
-    as_of = con.execute("SELECT max(as_of) FROM marts.renewal_eligibility").fetchone()[0]
+    as_of = scalar(con, "SELECT max(as_of) FROM marts.renewal_eligibility")
     stages = con.execute("""SELECT lifecycle_stage, lifecycle_stage_zh, count(*) FROM marts.renewal_eligibility
                             GROUP BY ALL ORDER BY 3 DESC, 1""").fetchall()
     verdicts = con.execute("""SELECT renewal_verdict, renewal_verdict_zh, count(*)
                               FROM marts.renewal_eligibility GROUP BY ALL ORDER BY 3 DESC, 1""").fetchall()
-    total = con.execute("SELECT count(*) FROM marts.renewal_eligibility").fetchone()[0]
-    reminders = con.execute("SELECT count(*) FROM marts.reminders").fetchone()[0]
+    total = scalar(con, "SELECT count(*) FROM marts.renewal_eligibility")
+    reminders = scalar(con, "SELECT count(*) FROM marts.reminders")
     tables = {
         r[0]
         for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'ops'").fetchall()

@@ -30,7 +30,7 @@ from typing import Any
 
 import duckdb
 
-from ingest.warehouse import open_duckdb
+from ingest.warehouse import open_duckdb, scalar
 from publish.form_cache import FormCache
 from publish.forms import Institution, build_forms
 from publish.names import export_path, inside
@@ -87,7 +87,7 @@ def select_reminders(published_db: Path, ledger_db: Path, as_of: dt.date) -> lis
     """Reminders due on D and not sent by an export before D (a rerun for D selects the same rows)."""
     con = open_duckdb(published_db, read_only=True)
     try:
-        published_as_of = con.execute("SELECT max(as_of) FROM marts.renewal_eligibility").fetchone()[0]
+        published_as_of = scalar(con, "SELECT max(as_of) FROM marts.renewal_eligibility")
         if published_as_of != as_of:
             raise NotPublishedForDate(
                 f"{published_db} holds the marts as of {published_as_of}, not {as_of}: run "
@@ -122,7 +122,7 @@ def record_sent(ledger_db: Path, rows: list[dict], as_of: dt.date) -> int:
     con = open_duckdb(ledger_db)
     try:
         con.execute(LEDGER_DDL)
-        before = con.execute("SELECT count(*) FROM reminder_ledger").fetchone()[0]
+        before = scalar(con, "SELECT count(*) FROM reminder_ledger")
         if rows:  # one statement: the columns as lists, unnested side by side
             con.execute(
                 """INSERT OR IGNORE INTO reminder_ledger
@@ -135,7 +135,7 @@ def record_sent(ledger_db: Path, rows: list[dict], as_of: dt.date) -> int:
                     "as_of": as_of,
                 },
             )
-        return con.execute("SELECT count(*) FROM reminder_ledger").fetchone()[0] - before
+        return scalar(con, "SELECT count(*) FROM reminder_ledger") - before
     finally:
         con.close()
 

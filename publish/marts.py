@@ -13,7 +13,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from ingest.warehouse import open_duckdb, sql_literal
+from ingest.warehouse import open_duckdb, scalar, sql_literal
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def publish_marts(warehouse_db: Path, published_db: Path) -> dict[str, int]:
                     f"CREATE TABLE {schema}.{mart} AS SELECT * FROM candidate.{schema}.{mart} "
                     f"ORDER BY {order}"
                 )
-                counts[mart] = con.execute(f"SELECT count(*) FROM {schema}.{mart}").fetchone()[0]
+                counts[mart] = scalar(con, f"SELECT count(*) FROM {schema}.{mart}")
             # carry the Chinese/English descriptions that dbt persisted, so BI tools show them
             comments = con.execute(
                 """SELECT schema_name, table_name, comment, NULL FROM duckdb_tables()

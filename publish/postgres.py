@@ -20,9 +20,14 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ingest.warehouse import open_duckdb, sql_identifier, sql_literal
+from ingest.warehouse import open_duckdb, scalar, sql_identifier, sql_literal
 from publish.marts import PUBLISHED
+
+if TYPE_CHECKING:
+    import duckdb
+    from psycopg2.extensions import connection, cursor
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +71,9 @@ def pg_type(duckdb_type: str) -> str:
     return "text"
 
 
-def _load_table(duck, cur, schema: str, table: str, order: str, tmp_dir: Path) -> int:
+def _load_table(
+    duck: duckdb.DuckDBPyConnection, cur: cursor, schema: str, table: str, order: str, tmp_dir: Path
+) -> int:
     """Create `<schema>__incoming.<table>` with the published table's columns, COPY its rows in bulk, and carry
     its table and column comments; returns the rows loaded."""
     target = f"{sql_identifier(schema + '__incoming')}.{sql_identifier(table)}"
@@ -92,10 +99,11 @@ def _load_table(duck, cur, schema: str, table: str, order: str, tmp_dir: Path) -
     finally:
         csv_path.unlink(missing_ok=True)
     loaded = cur.rowcount
-    comment = duck.execute(
+    comment = scalar(
+        duck,
         "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
         [schema, table],
-    ).fetchone()[0]
+    )
     if comment:
         cur.execute(f"COMMENT ON TABLE {target} IS {sql_literal(comment)}")
     for column, _, text in columns:
@@ -104,7 +112,9 @@ def _load_table(duck, cur, schema: str, table: str, order: str, tmp_dir: Path) -
     return loaded
 
 
-def _load_incoming(duck, pg, schemas: list[str], tmp_dir: Path) -> dict[str, int]:
+def _load_incoming(
+    duck: duckdb.DuckDBPyConnection, pg: connection, schemas: list[str], tmp_dir: Path
+) -> dict[str, int]:
     """Every published table into a fresh `<schema>__incoming`, in one transaction: invisible until committed."""
     counts: dict[str, int] = {}
     with pg, pg.cursor() as cur:
@@ -116,7 +126,7 @@ def _load_incoming(duck, pg, schemas: list[str], tmp_dir: Path) -> dict[str, int
     return counts
 
 
-def _swap_in(pg, schemas: list[str]) -> None:
+def _swap_in(pg: connection, schemas: list[str]) -> None:
     """Rename each `<schema>__incoming` to `<schema>` in one short transaction, readable by the role bi_reader."""
     with pg, pg.cursor() as cur:
         cur.execute(f"""DO $$ BEGIN
@@ -136,7 +146,7 @@ def _swap_in(pg, schemas: list[str]) -> None:
         _restrict_to_centres(cur, schemas)
 
 
-def _restrict_to_centres(cur, schemas: list[str]) -> None:
+def _restrict_to_centres(cur: cursor, schemas: list[str]) -> None:
     """Row-level security on every table of the schemas just swapped in, in the swap's transaction: the new
     tables are never readable without it. The policies are permissive, so a login in bi_reader sees every
     row, and a login in two centres' roles sees both centres."""

@@ -165,7 +165,7 @@ def _row_height(values: list, columns: list[Column], size: float = 10, header: b
 
 
 def _table(
-    ws,
+    ws: Worksheet,
     columns: list[Column],
     rows: list[dict],
     fill: Callable[[dict], PatternFill | None] | None = None,
@@ -310,7 +310,17 @@ def centre_workbook(
     return workbook_bytes(wb, stamp)
 
 
-def _summary_sheet(wb, name, as_of, work, warnings, sent, by_type, types, header) -> None:
+def _summary_sheet(
+    wb: Workbook,
+    name: str,
+    as_of: dt.date,
+    work: list[dict],
+    warnings: list[dict],
+    sent: list[dict],
+    by_type: dict[str, list[dict]],
+    types: list[str],
+    header: Callable[[str], str],
+) -> None:
     ws = wb.create_sheet("汇总")
     append_row(ws, ["鉴定中心", name])
     ws.append(["统计日期", as_of])
@@ -344,7 +354,20 @@ def _summary_sheet(wb, name, as_of, work, warnings, sent, by_type, types, header
     print_like_an_office_document(ws, header("汇总"), title_rows=None)
 
 
-def _province_sheets(wb, as_of, work, summary, sent_by_centre, centres, header) -> None:
+def _stage_count(stage: str) -> Callable[[dict], object]:
+    """A row's count of institutions in `stage` (a column of 各中心汇总)."""
+    return lambda r: r[f"stage:{stage}"]
+
+
+def _province_sheets(
+    wb: Workbook,
+    as_of: dt.date,
+    work: list[dict],
+    summary: list[dict],
+    sent_by_centre: Mapping[str, int],
+    centres: Mapping[str, str],
+    header: Callable[[str], str],
+) -> None:
     # 各中心汇总: one row per centre, a column per stage (labels and order from the mart), then the centre's own
     # measures
     ws = wb.create_sheet("各中心汇总")
@@ -381,7 +404,7 @@ def _province_sheets(wb, as_of, work, summary, sent_by_centre, centres, header) 
     totals = {"centre": "合计"} | {k: sum(r[k] for r in rows) for k in rows[0] if k != "centre"}
     columns = (
         [Column("鉴定中心", 16, lambda r: r["centre"]), Column("机构总数", 7, lambda r: r["total"], "number")]
-        + [Column(labels[s], 8, lambda r, s=s: r[f"stage:{s}"], "number") for s in stages]
+        + [Column(labels[s], 8, _stage_count(s), "number") for s in stages]
         + [
             Column("续期评估超期", 8, lambda r: r["overdue_reviews"], "number"),
             Column("预警机构", 7, lambda r: r["at_risk"], "number"),
