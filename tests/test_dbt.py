@@ -1,11 +1,12 @@
 """dbt's own checks on the built warehouse: unit tests of the rules (boundary days), docs and data tests."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from pipeline.settings import DBT_PROJECT_DIR, PROJECT_ROOT
-from tests.helpers import AS_OF, dbt_build, dbt_unit_tests, rule_ids
+from tests.helpers import AS_OF, DBT_SKIP_TESTS, dbt_build, dbt_unit_tests, rule_ids
 
 
 def test_every_rule_has_a_unit_test_and_a_line_in_docs():
@@ -262,3 +263,59 @@ def test_incremental_certificates_with_latest_lookup_equals_a_full_rebuild(built
     assert "NEW-UNCHECKED" in as_of_d
     assert "NEW-AFTER-D" in held
     assert "NEW-AFTER-D" not in as_of_d
+
+
+@pytest.mark.slow
+def test_every_published_mart_has_an_enforced_contract_and_a_type_change_fails_the_build(tmp_path):
+    """The marts are an interface (BI tools, PostgreSQL readers, the exports): each column's type is declared, and
+    SQL that gives a column another type fails `dbt build` instead of publishing it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+    assert config["models"]["renewal"]["marts"]["+contract"] == {"enforced": True}
+    models = yaml.safe_load(
+        (DBT_PROJECT_DIR / "models" / "marts" / "_marts__models.yml").read_text(encoding="utf-8")
+    )
+    marts = {p.stem for p in (DBT_PROJECT_DIR / "models" / "marts").glob("*.sql")}
+    declared = {m["name"]: m["columns"] for m in models["models"]}
+    assert set(declared) == marts
+    assert all(column.get("data_type") for columns in declared.values() for column in columns)
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    env = dict(
+        os.environ, WAREHOUSE_DB=str(tmp_path / "warehouse.duckdb"), DBT_SEND_ANONYMOUS_USAGE_STATS="false"
+    )
+
+    def build() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                str(Path(sys.executable).parent / "dbt"),
+                "build",
+                "--select",
+                "+centres",
+                *DBT_SKIP_TESTS,
+                "--profiles-dir",
+                ".",
+            ],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    assert build().returncode == 0
+    sql = project / "models" / "marts" / "centres.sql"
+    sql.write_text(
+        sql.read_text(encoding="utf-8").replace("    city_zh\n", "    length(city_zh) as city_zh\n")
+    )
+    changed = build()
+    assert changed.returncode != 0
+    assert "contract" in changed.stdout.lower()
+    assert "city_zh" in changed.stdout

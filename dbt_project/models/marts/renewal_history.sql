@@ -1,6 +1,12 @@
 -- full_refresh=false: `dbt build --full-refresh` (which rebuilds stg_feed__certificates) keeps every partition;
 -- the earlier days cannot be rebuilt from the data (the feed keeps no history), only backfilled (make backfill).
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='as_of', full_refresh=false) }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='as_of',
+    full_refresh=false,
+    on_schema_change='fail'
+) }}
 -- One partition per as-of date: how each institution stood on every day the pipeline ran, and whether its
 -- stage or verdict changed since the previous run before that day. A rerun for D replaces D's partition,
 -- so the mart stays a function of the data and the dates it was run for.
