@@ -20,7 +20,7 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/seeds dbt_project/mac
 FROM ?=
 TO ?=
 
-.PHONY: install run backfill retention test test-fast mutants lint format clean bench system-packages bi dashboards docs deploy-test
+.PHONY: install run backfill retention soak test test-fast mutants lint format clean bench system-packages bi dashboards docs deploy-test
 
 install: .venv/.installed $(MANIFEST)
 
@@ -49,6 +49,13 @@ backfill: install
 # The retention policy by hand (README, Retention); the daily run applies it as its last task.
 retention: install
 	WAREHOUSE="$(WAREHOUSE)" EXPORTS="$(EXPORTS)" $(PY) -m pipeline.retention apply $(if $(COMPACT),--compact)
+
+# The daily DAGs day after day over one timeline (bench/soak.py): skipped days, a rerun, a run killed half-way,
+# each day compared with a rebuild from nothing; OUT/soak.json (default bench/soak.json).
+INSTITUTIONS ?= 200
+soak: install
+	@[ -n "$(FROM)" ] && [ -n "$(TO)" ] || { echo "usage: make soak FROM=YYYY-MM-DD TO=YYYY-MM-DD [INSTITUTIONS=200] [OUT=bench]" >&2; exit 2; }
+	$(PY) bench/soak.py --from "$(FROM)" --to "$(TO)" --institutions "$(INSTITUTIONS)" --out "$(if $(filter command line environment,$(origin OUT)),$(OUT),bench)"
 
 # Test files run in parallel, one pytest worker per core (pytest-xdist), each file whole in one worker so that its
 # module fixtures (a published warehouse, a running Superset, a week of Airflow runs) are made once.

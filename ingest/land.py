@@ -20,6 +20,7 @@ from typing import IO
 
 import duckdb
 
+from ingest.crash_points import crash_point
 from ingest.feed_client import FeedClient, Page
 from ingest.warehouse import (
     FEED_FIELDS,
@@ -482,6 +483,7 @@ def pull(
         waited = time.perf_counter()
         con.commit()
         timing["committing"] += time.perf_counter() - waited
+        crash_point("land:committed")
     except BaseException:
         con.rollback()
         raise

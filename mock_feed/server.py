@@ -29,6 +29,8 @@ import duckdb
 import numpy as np
 import orjson
 
+from mock_feed.timeline import view
+
 log = logging.getLogger("mock_feed")
 
 RESOURCES = {
@@ -335,12 +337,25 @@ class FeedHandler(BaseHTTPRequestHandler):
         self.send_body(200, self.maybe_truncate(body))
 
 
-def serve(data_dir: Path, host: str, port: int, token: str | None, faults: FaultOptions) -> None:
+def serve(
+    data_dir: Path,
+    host: str,
+    port: int,
+    token: str | None,
+    faults: FaultOptions,
+    as_of: dt.date | None = None,
+) -> None:
+    """Serve a dataset directory, or a timeline (mock_feed/timeline.py) as it stood on `as_of`."""
     started = time.perf_counter()
     # SIGTERM (how every caller stops the feed) exits through FeedData's clean-up and `finally`, which remove the
     # serialised dataset, also while it is still loading
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    data = FeedData(data_dir)
+    if as_of is not None:
+        with tempfile.TemporaryDirectory(prefix="mock-feed-view-") as day:
+            view(data_dir, as_of, Path(day))
+            data = FeedData(Path(day))  # FeedData copies what it serves: the view can go at once
+    else:
+        data = FeedData(data_dir)
     try:
         server = FeedServer((host, port), data, token, faults)
     except BaseException:

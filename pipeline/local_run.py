@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -374,6 +375,17 @@ def dataset_dir(args: argparse.Namespace, as_of: dt.date) -> Path:
     return data
 
 
+def day_view(timeline: Path, warehouse: Path, as_of: dt.date) -> Path:
+    """The dataset of D cut from a timeline (mock_feed/timeline.py) into `<warehouse>/.timeline-view/<D>/`, the
+    day's feed and centre spreadsheets; the views of earlier runs are removed."""
+    from mock_feed.timeline import view
+
+    views = warehouse / ".timeline-view"
+    shutil.rmtree(views, ignore_errors=True)
+    view(timeline, as_of, views / as_of.isoformat())
+    return views / as_of.isoformat()
+
+
 def feed_for_run(args: argparse.Namespace, data: Path) -> tuple[subprocess.Popen | None, str, str]:
     """(the mock feed's process, or None for --feed-url; its URL; its token)."""
     if args.feed_url:
@@ -438,13 +450,37 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from mock_feed.timeline import is_timeline
+
     try:
         dates, backfill = as_of_dates(args)
         data = dataset_dir(args, dates[-1])
+        warehouse, exports = resolve(args.warehouse), resolve(args.exports)
+        # a timeline is served as each day had it: one feed a day, on that day's view
+        groups = [[day] for day in dates] if is_timeline(data) else [dates]
+        airflow = str(Path(sys.executable).parent / "airflow")
+        for days in groups:
+            source = day_view(data, warehouse, days[0]) if is_timeline(data) else data
+            if (status := _run_on(args, airflow, source, days, backfill, warehouse, exports)) != 0:
+                return status
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    warehouse, exports = resolve(args.warehouse), resolve(args.exports)
+    clean_local_airflow(airflow, airflow_env(airflow_home(warehouse), {}))
+    print_summary(dates, backfill, warehouse, exports)
+    return 0
+
+
+def _run_on(
+    args: argparse.Namespace,
+    airflow: str,
+    data: Path,
+    dates: list[dt.date],
+    backfill: bool,
+    warehouse: Path,
+    exports: Path,
+) -> int:
+    """The DAG runs for `dates` on the dataset `data`, served by a mock feed started for them."""
     feed, url, token = feed_for_run(args, data)
     env = airflow_env(
         airflow_home(warehouse),
@@ -459,7 +495,6 @@ def _main(args: argparse.Namespace) -> int:
             "PSEUDONYM_KEY": local_pseudonym_key(),
         },
     )
-    airflow = str(Path(sys.executable).parent / "airflow")
     try:
         run_days(airflow, env, dates, backfill, args.full_refresh)
     except RunFailed as exc:
@@ -469,8 +504,6 @@ def _main(args: argparse.Namespace) -> int:
         if feed is not None:
             feed.terminate()
             feed.wait(timeout=60)  # it removes its temporary copy of the dataset (GBs at province scale)
-    clean_local_airflow(airflow, env)
-    print_summary(dates, backfill, warehouse, exports)
     return 0
 
 

@@ -14,6 +14,7 @@ import duckdb
 
 from ingest.calendar import load_calendar as load_prc_calendar
 from ingest.centre_records import load_centre_records
+from ingest.crash_points import crash_point
 from ingest.feed_client import FeedClient
 from ingest.land import land_resource
 from ingest.lookups import verify_lookups
@@ -260,6 +261,7 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> dict:
     s = settings or load_settings()
     release_dbt_duckdb()
     counts = publish_marts(s.warehouse_db, s.published_db)
+    crash_point("publish:marts_replaced")  # published.duckdb is new, its Parquet files still the old ones
     publish_parquet(s.published_db, s.parquet_dir)
     return counts
 
@@ -320,4 +322,5 @@ def email(as_of: dt.date, settings: Settings | None = None) -> dict:
     from publish.email import send_reminder_emails
 
     s = settings or load_settings()
+    crash_point("email:before_send")  # the ledger holds the day's reminders, no e-mail has gone
     return send_reminder_emails(s.exports_dir, as_of, s.reminder_ledger_db)

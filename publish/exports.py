@@ -30,6 +30,7 @@ from typing import Any
 
 import duckdb
 
+from ingest.crash_points import crash_point
 from ingest.warehouse import open_duckdb, scalar
 from publish.form_cache import FormCache
 from publish.forms import Institution, build_forms
@@ -119,6 +120,7 @@ def select_reminders(published_db: Path, ledger_db: Path, as_of: dt.date) -> lis
 
 def record_sent(ledger_db: Path, rows: list[dict], as_of: dt.date) -> int:
     """Write the reminders of the export for D into the ledger (idempotent for reruns of D)."""
+    crash_point("export:before_ledger")  # exports/<D>/ is in place, the ledger does not know it was sent
     con = open_duckdb(ledger_db)
     try:
         con.execute(LEDGER_DDL)
@@ -416,6 +418,7 @@ def export_reminders(
             destination = inside(staging, path)
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(data)
+        crash_point("export:staged")  # every file written, not yet in exports/<D>/
         if target.exists():
             old = exports_dir / f".{as_of.isoformat()}.{uuid.uuid4().hex}.old"
             target.rename(old)
