@@ -77,6 +77,8 @@ SLOW_PROGRAMS = {
 LONGEST_FIRST = [
     "test_operable",
     "test_dashboards",
+    "test_soak",
+    "test_crash_safety",
     "test_end_to_end",
     "test_officer_day",
     "test_deploy_parts",
