@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg2
 import requests
 
+from pipeline.commands import python_module
 from pipeline.dag_common import SCHEDULER_TUNING, WRITER_POOL, WRITER_POOL_DESCRIPTION
 from pipeline.local_run import airflow_env, free_port, local_pseudonym_key
 from pipeline.settings import FEED_CONN_ID
@@ -99,7 +100,7 @@ class ResidentAirflow:
         components = {
             "api-server": [self.airflow, "api-server", "--port", str(self.port)],
             # as docker-compose.yml starts it: the tasks' libraries imported once (pipeline/scheduler.py)
-            "scheduler": [sys.executable, "-m", "pipeline.scheduler"],
+            "scheduler": python_module("pipeline.scheduler"),
             "dag-processor": [self.airflow, "dag-processor"],
         }
         for name, command in components.items():

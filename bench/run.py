@@ -36,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +45,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the PostgreSQL server the tests start
 from pgserver import postgres_bin, running_postgres  # noqa: E402
 
 from ingest.warehouse import open_duckdb, sql_literal  # noqa: E402
+from pipeline.commands import generate_command, local_run_command  # noqa: E402
 from pipeline.local_run import airflow_home  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 25)
@@ -83,22 +85,7 @@ def dataset(institutions: int, scale: float) -> tuple[Path, float | None]:
     partial = out.with_name(out.name + ".partial")  # renamed when complete: an interrupted run is not cached
     shutil.rmtree(partial, ignore_errors=True)
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mock_feed",
-            "generate",
-            "--out",
-            str(partial),
-            "--as-of",
-            AS_OF.isoformat(),
-            "--institutions",
-            str(institutions),
-            "--candidates-scale",
-            str(scale),
-            "--seed",
-            "2026",
-        ],
+        generate_command(partial, AS_OF, institutions, "--candidates-scale", str(scale), "--seed", "2026"),
         check=True,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -220,10 +207,7 @@ def local_run(data: Path, work: Path, env: dict, feed: Feed) -> tuple[float, Pea
     """The daily run through Airflow against `feed`: wall seconds, and the peak RSS of its process tree."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.local_run",
+        local_run_command(
             "--as-of",
             AS_OF.isoformat(),
             "--data",
@@ -236,7 +220,7 @@ def local_run(data: Path, work: Path, env: dict, feed: Feed) -> tuple[float, Pea
             feed.url,
             "--feed-token",
             feed.token,
-        ],
+        ),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -487,6 +471,31 @@ def dlt_certificates_rate(data: Path, work: Path) -> tuple[int, float]:
     return rows, elapsed
 
 
+@dataclass
+class MeasuredRun:
+    """One daily run through Airflow against its own feed process, as bench_size reports it."""
+
+    seconds: float
+    rss: PeakRss
+    feed_load_s: float
+    feed_rss_mb: int
+    stages: dict[str, float]
+    counts: dict[str, int]
+
+
+def measured_run(data: Path, work: Path, env: dict) -> MeasuredRun:
+    """The daily run on `work`'s warehouse against a feed of `data` started for it: its wall time and peak RSS,
+    the feed's load time and peak RSS, and the stage times and row counts the run recorded."""
+    feed = Feed(data)
+    try:
+        seconds, rss = local_run(data, work, env, feed)
+    finally:
+        feed_rss = feed.stop()
+    return MeasuredRun(
+        seconds, rss, feed.load_s, feed_rss, stage_times(work / "warehouse"), run_metrics(work)
+    )
+
+
 def bench_size(institutions: int, scale: float, env: dict) -> dict:
     data, generate_s = dataset(institutions, scale)
     work = BENCH / "work" / f"inst{institutions}"
@@ -494,26 +503,14 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
     work.mkdir(parents=True)
     with open(data / "certificates.jsonl", "rb") as fh:
         certificates = sum(1 for _ in fh)
-    feed = Feed(data)
-    try:
-        full_s, full_rss = local_run(data, work, env, feed)
-    finally:
-        feed_rss = feed.stop()
-    stages = stage_times(work / "warehouse")
-    counts = run_metrics(work)
-    peak_task = task_at(work / "warehouse", full_rss.peak_at)
+    full = measured_run(data, work, env)
+    peak_task = task_at(work / "warehouse", full.rss.peak_at)
     full_warehouse = work / "warehouse-after-full"
     shutil.copytree(work / "warehouse", full_warehouse, symlinks=True)
     changed = changed_copy(data, work / "data-changed")
-    changed_feed = Feed(work / "data-changed")
-    try:
-        incremental_s, incremental_rss = local_run(work / "data-changed", work, env, changed_feed)
-    finally:
-        feed_rss = max(feed_rss, changed_feed.stop())
-    incremental_stages = stage_times(work / "warehouse")
-    if incremental_rss.peak_mb > full_rss.peak_mb:
-        peak_task = task_at(work / "warehouse", incremental_rss.peak_at)
-    incremental_counts = run_metrics(work)
+    incremental = measured_run(work / "data-changed", work, env)
+    if incremental.rss.peak_mb > full.rss.peak_mb:
+        peak_task = task_at(work / "warehouse", incremental.rss.peak_at)
     resident = (
         resident_runs(work / "data-changed", full_warehouse, work, env["MARTS_POSTGRES_DSN"])
         if env.get("MARTS_POSTGRES_DSN")
@@ -522,25 +519,37 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
     shutil.rmtree(full_warehouse)
     shutil.rmtree(work / "data-changed")
     read_json_rows, read_json_s = read_json_certificates_rate(data, work)
-    read_json_rate = round(read_json_rows / read_json_s)
-    dags_test_ingest_rate = round(counts["feed_rows"] / stages["ingest_s"]) if stages["ingest_s"] else None
-    resident_ingest_s = resident["full_stages"]["ingest_s"] if resident else None
-    ingest_rate = (
-        round(resident["full_feed_rows"] / resident_ingest_s) if resident_ingest_s else dags_test_ingest_rate
-    )
+    peak = max(full.rss, incremental.rss, key=lambda r: r.peak_mb)
     return {
         "institutions": institutions,
         "certificates": certificates,
-        "feed_rows": counts["feed_rows"],
+        "feed_rows": full.counts["feed_rows"],
         "generate_s": round(generate_s, 1) if generate_s else None,
-        "feed_load_s": feed.load_s,
-        "feed_peak_rss_mb": feed_rss,
-        "full_run_s": round(full_s, 1),
-        "peak_rss_mb": max(full_rss.peak_mb, incremental_rss.peak_mb),
+        "feed_load_s": full.feed_load_s,
+        "feed_peak_rss_mb": max(full.feed_rss_mb, incremental.feed_rss_mb),
+        "full_run_s": round(full.seconds, 1),
+        "peak_rss_mb": peak.peak_mb,
         # what each process held at that moment (MB): which stage the peak is
-        "peak_rss_processes": max(full_rss, incremental_rss, key=lambda r: r.peak_mb).at_peak[:6],
+        "peak_rss_processes": peak.at_peak[:6],
         "peak_rss_task": peak_task,
-        **stages,
+        **full.stages,
+        **_rates(full, resident, round(read_json_rows / read_json_s)),
+        **_incremental_figures(incremental, changed, resident),
+        **_outside_tasks(full, incremental),
+    }
+
+
+def _rates(full: MeasuredRun, resident: dict | None, read_json_rate: int) -> dict:
+    """Rows landed and certificates looked up per second, by Airflow's clock and by the steps' own."""
+    stages, counts = full.stages, full.counts
+    dags_test_ingest_rate = round(counts["feed_rows"] / stages["ingest_s"]) if stages["ingest_s"] else None
+    resident_ingest_s = resident["full_stages"]["ingest_s"] if resident else None
+    ingest_rate = (
+        round(resident["full_feed_rows"] / resident_ingest_s)
+        if resident and resident_ingest_s
+        else dags_test_ingest_rate
+    )
+    return {
         # the full run's extract_feed task in the resident Airflow, as production runs it; in `dags test` beside it
         # (the first task of a `dags test` also waits ~3.5 s for the test harness to start its execution API)
         "ingest_rows_per_s": ingest_rate,
@@ -559,27 +568,35 @@ def bench_size(institutions: int, scale: float, env: dict) -> dict:
         "lookup_step_certs_per_s": round(counts["certificates_checked"] / counts["lookup_step_s"])
         if counts["lookup_step_s"]
         else None,
+    }
+
+
+def _incremental_figures(incremental: MeasuredRun, changed: int, resident: dict | None) -> dict:
+    """The incremental run after `changed` rows changed: in a resident Airflow, and by `airflow dags test`."""
+    counts = incremental.counts
+    return {
         "incremental_changed_rows": changed,
         # a resident scheduler, as production runs it; `airflow dags test` (one process per DAG) beside it
         "incremental_run_s": resident["incremental_run_s"] if resident else None,
         "incremental_resident": resident,
-        "incremental_run_dags_test_s": round(incremental_s, 1),
-        "incremental_feed_rows": incremental_counts["feed_rows"],
-        "incremental_certificates_checked": incremental_counts["certificates_checked"],
-        "incremental_forms_built": incremental_counts.get("forms_built"),
-        "incremental_forms_from_cache": incremental_counts.get("forms_from_cache"),
-        "incremental_stages": incremental_stages,
-        # the run's wall time outside both DAGs' tasks: airflow db migrate, two `dags test` start-ups, DAG parsing
-        "outside_tasks_s": round(
-            full_s - stages["renewal_daily_span_s"] - stages["renewal_reminders_span_s"], 1
-        ),
-        "incremental_outside_tasks_s": round(
-            incremental_s
-            - incremental_stages["renewal_daily_span_s"]
-            - incremental_stages["renewal_reminders_span_s"],
-            1,
-        ),
+        "incremental_run_dags_test_s": round(incremental.seconds, 1),
+        "incremental_feed_rows": counts["feed_rows"],
+        "incremental_certificates_checked": counts["certificates_checked"],
+        "incremental_forms_built": counts.get("forms_built"),
+        "incremental_forms_from_cache": counts.get("forms_from_cache"),
+        "incremental_stages": incremental.stages,
     }
+
+
+def _outside_tasks(full: MeasuredRun, incremental: MeasuredRun) -> dict:
+    """Each run's wall time outside both DAGs' tasks: airflow db migrate, two `dags test` start-ups, DAG
+    parsing."""
+
+    def outside(run: MeasuredRun) -> float:
+        spans = run.stages["renewal_daily_span_s"] + run.stages["renewal_reminders_span_s"]
+        return round(run.seconds - spans, 1)
+
+    return {"outside_tasks_s": outside(full), "incremental_outside_tasks_s": outside(incremental)}
 
 
 def commit() -> str:

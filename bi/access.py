@@ -17,7 +17,6 @@ log = logging.getLogger("access")
 
 # The seed sits beside bi/ in the checkout; the superset image copies it to the same place under /app.
 SEED = Path(__file__).resolve().parent.parent / "dbt_project" / "seeds" / "supervising_centres.csv"
-PROVINCE = "350000"
 CENTRE_COLUMN = "supervising_centre"
 ROLE_PREFIX = "centre_"
 # Every centre's filter has this group key: a user given two centres' roles sees both centres (Superset
@@ -26,6 +25,14 @@ GROUP_KEY = CENTRE_COLUMN
 # Beyond Gamma's: the rows behind a bar (钻取详情, drill to detail) come from the samples endpoint, which
 # applies the same row filter.
 DRILL_TO_DETAIL = [("can_samples", "Datasource")]
+
+
+def is_province_code(code: str) -> bool:
+    """Whether a centre's code in the seed is the province's: GB/T 2260's province-level code, two digits and
+    0000 (350000); a city's ends in 00, and PT has none. The pipeline (pipeline/settings.py, province_code) and
+    dbt (macros/province_centre.sql) find the province in the same seed by the same rule: Superset's image holds bi/
+    and the seed, not the pipeline's packages."""
+    return len(code) == 6 and code.isdigit() and code.endswith("0000")
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class Centre:
 
     @property
     def is_province(self) -> bool:
-        return self.code == PROVINCE
+        return is_province_code(self.code)
 
     @property
     def clause(self) -> str:
@@ -66,8 +73,8 @@ def read_centres(seed: Path = SEED) -> list[Centre]:
         # the code goes into SQL and role names: the seed's codes are 6 digits or letters
         if not centre.code.isalnum():
             raise SystemExit(f"{seed}: supervising_centre {centre.code!r} is not letters and digits")
-    if PROVINCE not in {c.code for c in centres}:
-        raise SystemExit(f"{seed} has no row for the province ({PROVINCE})")
+    if sum(c.is_province for c in centres) != 1:
+        raise SystemExit(f"{seed} must hold exactly one province-level code (like 350000), the province's")
     return sorted(centres, key=lambda c: (not c.is_province, c.code))
 
 
@@ -90,22 +97,9 @@ def grant_centres(bundle: dict[str, dict[str, Any]], centres: list[Centre]) -> N
     made by hand, so granting one later cannot show other centres' rows. A role whose centre left the seed
     loses every permission and its filter (its members keep their login, but see nothing)."""
     from superset import db, security_manager
-    from superset.connectors.sqla.models import RowLevelSecurityFilter, SqlaTable
-    from superset.models.core import Database
-    from superset.utils.core import RowLevelSecurityFilterType
+    from superset.connectors.sqla.models import RowLevelSecurityFilter
 
-    bundle_datasets = {c["uuid"] for p, c in bundle.items() if p.startswith("datasets/")}
-    database_uuids = {c["uuid"] for p, c in bundle.items() if p.startswith("databases/")}
-    databases = db.session.query(Database).filter(Database.uuid.in_(database_uuids)).all()
-    datasets = db.session.query(SqlaTable).filter(SqlaTable.database_id.in_([d.id for d in databases])).all()
-    shown = [d for d in datasets if str(d.uuid) in bundle_datasets]
-    for dataset in datasets:
-        if CENTRE_COLUMN not in {c.column_name for c in dataset.columns}:
-            log.warning(
-                "dataset %s has no column %s: the city centres' queries on it fail (their filter needs it)",
-                dataset.table_name,
-                CENTRE_COLUMN,
-            )
+    databases, datasets, shown = _marts_datasets(bundle)
 
     def pvm(permission: str, view: str) -> Any:  # a FAB PermissionView
         return security_manager.add_permission_view_menu(permission, view)
@@ -129,19 +123,8 @@ def grant_centres(bundle: dict[str, dict[str, Any]], centres: list[Centre]) -> N
                 db.session.delete(filters.pop(centre.role))
             continue
         role.permissions = _unique(gamma + read)
-        rule = filters.pop(centre.role, None) or RowLevelSecurityFilter(name=centre.role)
-        rule.description = f"{centre.name_zh}：只看本中心的行"
-        rule.filter_type = RowLevelSecurityFilterType.REGULAR
-        rule.group_key = GROUP_KEY
-        rule.clause = centre.clause
-        rule.roles = [role]
-        rule.tables = datasets
-        db.session.add(rule)
-    for name, rule in filters.items():  # centres no longer in the seed
-        log.warning("centre role %s is not in the seed any more: it loses its filter and access", name)
-        db.session.delete(rule)
-        if role := security_manager.find_role(name):
-            role.permissions = []
+        db.session.add(_city_filter(filters.pop(centre.role, None), centre, role, datasets))
+    _revoke_departed(filters)
     db.session.commit()
     log.info(
         "roles of %d centres (%s the province's) on %d datasets",
@@ -149,6 +132,55 @@ def grant_centres(bundle: dict[str, dict[str, Any]], centres: list[Centre]) -> N
         next(c.role for c in centres if c.is_province),
         len(datasets),
     )
+
+
+def _marts_datasets(bundle: dict[str, dict[str, Any]]) -> tuple[list[Any], list[Any], list[Any]]:
+    """The bundle's databases, every dataset on them (also those an admin made by hand), and the bundle's own
+    datasets; warns of each dataset a city's filter cannot apply to."""
+    from superset import db
+    from superset.connectors.sqla.models import SqlaTable
+    from superset.models.core import Database
+
+    bundle_datasets = {c["uuid"] for p, c in bundle.items() if p.startswith("datasets/")}
+    database_uuids = {c["uuid"] for p, c in bundle.items() if p.startswith("databases/")}
+    databases = db.session.query(Database).filter(Database.uuid.in_(database_uuids)).all()
+    datasets = db.session.query(SqlaTable).filter(SqlaTable.database_id.in_([d.id for d in databases])).all()
+    shown = [d for d in datasets if str(d.uuid) in bundle_datasets]
+    for dataset in datasets:
+        if CENTRE_COLUMN not in {c.column_name for c in dataset.columns}:
+            log.warning(
+                "dataset %s has no column %s: the city centres' queries on it fail (their filter needs it)",
+                dataset.table_name,
+                CENTRE_COLUMN,
+            )
+    return databases, datasets, shown
+
+
+def _city_filter(rule: Any, centre: Centre, role: Any, datasets: list[Any]) -> Any:
+    """A city centre's Regular row filter (its existing one, else a new one) on every dataset: its role sees only
+    the rows of its own code."""
+    from superset.connectors.sqla.models import RowLevelSecurityFilter
+    from superset.utils.core import RowLevelSecurityFilterType
+
+    rule = rule or RowLevelSecurityFilter(name=centre.role)
+    rule.description = f"{centre.name_zh}：只看本中心的行"
+    rule.filter_type = RowLevelSecurityFilterType.REGULAR
+    rule.group_key = GROUP_KEY
+    rule.clause = centre.clause
+    rule.roles = [role]
+    rule.tables = datasets
+    return rule
+
+
+def _revoke_departed(filters: dict[str, Any]) -> None:
+    """The roles of centres no longer in the seed lose their filter and every permission."""
+    from superset import db, security_manager
+
+    for name, rule in filters.items():
+        log.warning("centre role %s is not in the seed any more: it loses its filter and access", name)
+        db.session.delete(rule)
+        if role := security_manager.find_role(name):
+            role.permissions = []
 
 
 def _unique(pvms: list) -> list:

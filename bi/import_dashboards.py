@@ -186,7 +186,7 @@ def scope_native_filters(bundle: dict[str, dict[str, Any]]) -> None:
     db.session.commit()
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-uri", required=True, help="SQLAlchemy URI of the marts database")
     parser.add_argument("--password-env", help="environment variable holding the database password")
@@ -216,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="also make a login per centre role (centre_350100 …), its password kept in DIR/<login>_password",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from superset.app import create_app

@@ -583,8 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", type=Path, required=True, help="folder for the PNGs and report.json")
     parser.add_argument(
         "--centre",
-        default=access.PROVINCE,
-        help="supervising centre whose demo login opens the dashboards (default %(default)s, the province)",
+        help="supervising centre whose demo login opens the dashboards (default: the province's)",
     )
     parser.add_argument("--url", help="a Superset already running over the warehouse (else one is started)")
     parser.add_argument("--state-dir", type=Path, help="that Superset's state folder (its logins' passwords)")
@@ -597,7 +596,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     centres = access.read_centres()
-    centre = next((c for c in centres if c.code == args.centre), None)
+    # read_centres puts the province first
+    centre = centres[0] if args.centre is None else next((c for c in centres if c.code == args.centre), None)
     if centre is None:
         parser.error(f"--centre {args.centre}: not in {access.SEED} ({', '.join(c.code for c in centres)})")
     if args.database_uri and not centre.is_province:

@@ -18,6 +18,7 @@ from pipeline.dag_common import (
     is_backfill,
     run_as_of,
 )
+from pipeline.settings import run_load_id
 
 if TYPE_CHECKING:
     from airflow.sdk.types import OutletEventAccessorsProtocol
@@ -79,8 +80,7 @@ def _as_of() -> dt.date:
 
 
 def _load_id() -> str:
-    context = get_current_context()
-    return f"{_as_of().isoformat()}:{context['run_id']}"
+    return run_load_id(_as_of(), get_current_context()["run_id"])
 
 
 with DAG(

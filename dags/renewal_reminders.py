@@ -16,6 +16,7 @@ from pipeline.dag_common import (
     is_backfill,
     run_as_of,
 )
+from pipeline.settings import run_load_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -106,7 +107,7 @@ with DAG(
         from pipeline.steps import export
 
         _skip_if_backfill()
-        return export(_as_of(), load_id=f"{_as_of().isoformat()}:{get_current_context()['run_id']}")
+        return export(_as_of(), load_id=run_load_id(_as_of(), get_current_context()["run_id"]))
 
     @task(**TRANSIENT)
     def email_reminders() -> dict:

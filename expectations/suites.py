@@ -6,10 +6,15 @@ included: README, Who checks what.
 
 from __future__ import annotations
 
+import csv
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import great_expectations as gx
+import jinja2
+
+from pipeline.settings import DBT_PROJECT_DIR
 
 E = gx.expectations
 
@@ -33,10 +38,35 @@ def changed(load_id: str) -> str:
     check ($changed_since is NULL). The row checks on the million-row certificate table check changed rows only;
     every row once a week (pipeline/check_scope.py). A check that depends on D's passing (counting plans) or on
     the clock (lookup freshness), or on other rows, checks every row every day."""
-    return (
-        f"($changed_since::TIMESTAMPTZ IS NULL OR {load_id} IN "
-        "(SELECT load_id FROM raw.feed_loads WHERE finished_at > $changed_since))"
-    )
+    loads = changed_loads("$changed_since::TIMESTAMPTZ")
+    return f"($changed_since::TIMESTAMPTZ IS NULL OR {load_id} IN ({loads}))"
+
+
+@functools.cache
+def changed_loads(since: str) -> str:
+    """SQL: the loads landed after `since` (SQL of type timestamptz), as the dbt macro changed_loads states it
+    (dbt_project/macros/changed_loads.sql), rendered here with plain Jinja: the gate and dbt's tests on the
+    changed rows must agree on which rows changed, so the rule is written once, there."""
+    macros = jinja2.Environment(loader=jinja2.FileSystemLoader(DBT_PROJECT_DIR / "macros"), autoescape=False)
+    template = "{% from 'changed_loads.sql' import changed_loads %}{{ changed_loads(since) }}"
+    return macros.from_string(template).render(since=since).strip()
+
+
+@functools.cache
+def code_labels() -> tuple[tuple[str, str], ...]:
+    """(code_type, code) of every row of the seed code_labels (dbt_project/seeds), the one list of each code set,
+    read once."""
+    with (DBT_PROJECT_DIR / "seeds" / "code_labels.csv").open(encoding="utf-8", newline="") as seed:
+        return tuple((row["code_type"], row["code"]) for row in csv.DictReader(seed))
+
+
+def codes(code_type: str) -> list[str]:
+    """The codes of one code set in the seed's order: the feed's status values are checked against them, as dbt's
+    in_code_set tests check the marts' codes."""
+    found = [code for kind, code in code_labels() if kind == code_type]
+    if not found:
+        raise RuntimeError(f"the seed code_labels has no code of code set {code_type}")
+    return found
 
 
 # Volume sanity: a candidate with more than this share fewer institutions or certificates than the last
@@ -74,7 +104,7 @@ SUITES: list[Check] = [
     ),
     Check(
         "plans",
-        # the levels are read from their one list, the seed code_labels
+        # the statuses and levels are read from their one list, the seed code_labels
         """SELECT plan_no, institution_id, status, level, candidates, passed,
                   level IS NULL OR level::VARCHAR IN (SELECT code FROM seeds.code_labels WHERE code_type = 'level')
                       AS level_in_code_set,
@@ -82,7 +112,7 @@ SUITES: list[Check] = [
                   status <> 'completed' OR assessment_date <= $as_of AS completed_by_as_of
            FROM staging.stg_feed__plans""",
         lambda: [
-            E.ExpectColumnValuesToBeInSet(column="status", value_set=["planned", "completed", "cancelled"]),
+            E.ExpectColumnValuesToBeInSet(column="status", value_set=codes("plan_status")),
             E.ExpectColumnValuesToBeInSet(column="level_in_code_set", value_set=[True]),
             E.ExpectColumnValuesToBeInSet(column="passed_within_candidates", value_set=[True]),
             E.ExpectColumnValuesToBeInSet(column="completed_by_as_of", value_set=[True]),
@@ -97,9 +127,7 @@ SUITES: list[Check] = [
                   registered_on <= $as_of AS registered_by_as_of
            FROM staging.stg_feed__institutions""",
         lambda: [
-            E.ExpectColumnValuesToBeInSet(
-                column="status", value_set=["active", "voluntarily_terminated", "terminated"]
-            ),
+            E.ExpectColumnValuesToBeInSet(column="status", value_set=codes("institution_status")),
             E.ExpectColumnValuesToBeInSet(column="expires_after_registration", value_set=[True]),
             E.ExpectColumnValuesToBeInSet(column="registered_by_as_of", value_set=[True]),
         ],

@@ -279,45 +279,12 @@ class FeedClient:
         made = 0  # attempts so far, urllib3's retries and redirects included
         last = "no attempt made"
         while made < self.max_attempts:
-            try:
-                response = channel.pool.urlopen(
-                    method,
-                    url,
-                    body=body,
-                    headers=channel.headers_for(url, headers),
-                    retries=FeedRetry.of(self, made),
-                    timeout=self.timeout,
-                )
-            except MaxRetryError as exc:
-                raise FeedError(
-                    f"{what}: {url} failed {self.max_attempts} times; last error: {describe(exc)}"
-                ) from exc
-            except (HTTPError, OSError) as exc:
-                raise FeedError(f"{what}: {url} failed: {describe(exc)}") from exc
+            response = self._send(channel, method, url, body, headers, made, what)
             history = response.retries.history if response.retries is not None else ()
             made += 1 + len(history)
-            answered = url  # the URL that answered, at the end of any redirects (a Location may be relative)
-            for step in history:
-                answered = urljoin(answered, step.redirect_location) if step.redirect_location else answered
-            where = url if answered == url else f"{url} (redirected to {answered})"
-            channel.keep_cookies(answered, response)
-            status, data = response.status, response.data
-            if answered != url and not self.redirect_logged:
-                self.redirect_logged = True
-                log.warning("%s: %s; the feed may have moved (FEED_URL)", what, where)
-            if status == RATE_LIMITED or status in RETRY_STATUS:  # FeedRetry ran out of attempts
-                raise FeedError(
-                    f"{what}: {where} failed {self.max_attempts} times; last error: HTTP {status}"
-                )
-            if 300 <= status < 400:
-                raise FeedError(
-                    f"{what}: {where} answered {status} (Location {response.headers.get('Location')!r}), "
-                    "not a redirect to follow; the feed may have moved (FEED_URL)"
-                )
-            if status in (401, 403):
-                raise FeedError(f"{what}: {where} answered {status}; check FEED_TOKEN")
-            if status >= 400:
-                raise FeedError(f"{what}: {where} answered {status}: {data[:200].decode(errors='replace')}")
+            where = self._where_answered(channel, url, response, what)
+            data = response.data
+            self._raise_for_status(what, where, response.status, response.headers.get("Location"), data)
             try:
                 parsed = parse(data)
             except ValueError as exc:
@@ -327,6 +294,66 @@ class FeedClient:
                 continue
             return data, parsed
         raise FeedError(f"{what}: {url} failed {self.max_attempts} times; last error: {last}")
+
+    def _send(
+        self,
+        channel: Channel,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        made: int,
+        what: str,
+    ) -> BaseHTTPResponse:
+        """One request, which urllib3 retries while attempts are left (FeedRetry, after `made` so far); what it
+        gave up on is a FeedError."""
+        try:
+            return channel.pool.urlopen(
+                method,
+                url,
+                body=body,
+                headers=channel.headers_for(url, headers),
+                retries=FeedRetry.of(self, made),
+                timeout=self.timeout,
+            )
+        except MaxRetryError as exc:
+            raise FeedError(
+                f"{what}: {url} failed {self.max_attempts} times; last error: {describe(exc)}"
+            ) from exc
+        except (HTTPError, OSError) as exc:
+            raise FeedError(f"{what}: {url} failed: {describe(exc)}") from exc
+
+    def _where_answered(self, channel: Channel, url: str, response: BaseHTTPResponse, what: str) -> str:
+        """`url`, or `url (redirected to …)` when another URL answered at the end of redirects (a Location may be
+        relative), for messages; keeps the cookies the answering URL set, and warns once that the feed may have
+        moved."""
+        history = response.retries.history if response.retries is not None else ()
+        answered = url
+        for step in history:
+            answered = urljoin(answered, step.redirect_location) if step.redirect_location else answered
+        where = url if answered == url else f"{url} (redirected to {answered})"
+        channel.keep_cookies(answered, response)
+        if answered != url and not self.redirect_logged:
+            self.redirect_logged = True
+            log.warning("%s: %s; the feed may have moved (FEED_URL)", what, where)
+        return where
+
+    def _raise_for_status(
+        self, what: str, where: str, status: int, location: str | None, data: bytes
+    ) -> None:
+        """A FeedError for any answer but a success: a transient status FeedRetry ran out of attempts on, a
+        redirect not followed, a refused token, any other error."""
+        if status == RATE_LIMITED or status in RETRY_STATUS:  # FeedRetry ran out of attempts
+            raise FeedError(f"{what}: {where} failed {self.max_attempts} times; last error: HTTP {status}")
+        if 300 <= status < 400:
+            raise FeedError(
+                f"{what}: {where} answered {status} (Location {location!r}), "
+                "not a redirect to follow; the feed may have moved (FEED_URL)"
+            )
+        if status in (401, 403):
+            raise FeedError(f"{what}: {where} answered {status}; check FEED_TOKEN")
+        if status >= 400:
+            raise FeedError(f"{what}: {where} answered {status}: {data[:200].decode(errors='replace')}")
 
     def fetch_pages(
         self,

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from queue import Empty, Queue
-from typing import IO
+from typing import IO, Any
 
 import duckdb
 
@@ -464,19 +464,13 @@ def pull(
     con.begin()
     try:
         first_rowid = scalar(con, f"SELECT coalesce(max(rowid) + 1, 0) FROM raw.{table}")
-        # pages are fetched in a thread while DuckDB lands the previous batch (it releases the GIL)
-        waited = time.perf_counter()
         known = frozenset(field for field, _, _ in FEED_FIELDS[table])
-        for batch in _batches(
+        batches = _batches(
             client.fetch_pages(resource, result.updated_since, PAGE_LIMIT, known),
             spool_sets,
             files * PAGES_PER_FILE,
-        ):
-            timing["waiting for the feed"] += time.perf_counter() - waited
-            result.pages += batch.pages
-            result.items += batch.items
-            result.quarantined += land_batch(con, sql, params, batch, resource, timing, flat_reads)
-            waited = time.perf_counter()
+        )
+        _land_batches(con, batches, sql, params, result, timing, flat_reads)
         waited = time.perf_counter()
         record_load(con, result, table, first_rowid, load_id, full_refresh, started)
         timing["counting repeated keys"] += time.perf_counter() - waited
@@ -490,15 +484,39 @@ def pull(
     finally:
         for spool in (spool for spools in spool_sets for spool in spools):
             spool.close()
+    _log_landed(result, timing)
+    return result
+
+
+def _land_batches(
+    con: duckdb.DuckDBPyConnection,
+    batches: Iterator[Batch],
+    sql: dict[str, str],
+    params: dict[str, Any],
+    result: LandResult,
+    timing: defaultdict[str, float],
+    flat_reads: bool,
+) -> None:
+    """Land each batch as it comes, counting its pages, items and quarantined items into `result`: the pages are
+    fetched in a thread while DuckDB lands the previous batch (it releases the GIL)."""
+    waited = time.perf_counter()
+    for batch in batches:
+        timing["waiting for the feed"] += time.perf_counter() - waited
+        result.pages += batch.pages
+        result.items += batch.items
+        result.quarantined += land_batch(con, sql, params, batch, result.resource, timing, flat_reads)
+        waited = time.perf_counter()
+
+
+def _log_landed(result: LandResult, timing: dict[str, float]) -> None:
     since = f" updated since {result.updated_since}" if result.updated_since else " (full refresh)"
     log.info(
         "landed %s %s in %s pages%s; %s quarantined, %s repeated (%s)",
         f"{result.items - result.quarantined:,}",
-        resource,
+        result.resource,
         f"{result.pages:,}",
         since,
         f"{result.quarantined:,}",
         f"{result.repeated:,}",
         ", ".join(f"{what} {seconds:.1f} s" for what, seconds in timing.items()),
     )
-    return result

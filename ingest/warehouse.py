@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +146,28 @@ RAW_DDL = [
 ]
 
 
+def record_run_metrics(
+    con: duckdb.DuckDBPyConnection,
+    load_id: str,
+    as_of: dt.date,
+    step: str,
+    metrics: Sequence[tuple[str, str, int, str | None]],
+    *,
+    subject: str | None = None,
+) -> None:
+    """Store a step's numbers, (subject, metric, value, note) each, in raw.run_metrics (published as
+    ops.run_metrics). A rerun under the same load id replaces the step's rows (only those of `subject` when
+    given), so that no summary counts a step twice."""
+    where, key = "load_id = ? AND step = ?", [load_id, step]
+    if subject is not None:
+        where, key = f"{where} AND subject = ?", [*key, subject]
+    con.execute(f"DELETE FROM raw.run_metrics WHERE {where}", key)
+    con.executemany(
+        "INSERT INTO raw.run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+        [[load_id, as_of, step, subject_, metric, value, note] for subject_, metric, value, note in metrics],
+    )
+
+
 def duckdb_config() -> dict[str, str]:
     """DuckDB spills to disk beyond DUCKDB_MEMORY_LIMIT (default 1 GB; dbt's profile reads the same variable),
     so that memory stays bounded whatever the data size (DuckDB's own default is 80 % of the machine)."""
@@ -170,6 +194,13 @@ def one_row(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> Any:
     """The first value of one_row: count(*), max(…), a setting."""
     return one_row(con, sql, params)[0]
+
+
+def dict_rows(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> list[dict[str, Any]]:
+    """Every row of a query as a dict by column name, in the query's order."""
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def sql_literal(text: str) -> str:

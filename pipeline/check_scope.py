@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.warehouse import one_row, open_duckdb, scalar
+from ingest.warehouse import one_row, open_duckdb, record_run_metrics, scalar
 
 FULL_CHECK_AFTER_DAYS = 6  # a full check when the last one is more than this many days before D
 CHECKS_STEP, CHECKS_SUBJECT = "quality_gate", "checks"
@@ -97,11 +97,11 @@ def record_passed_check(
     con: duckdb.DuckDBPyConnection, load_id: str, as_of: dt.date, scope: CheckScope, rows_checked: int
 ) -> None:
     """Record that D's checks passed with this scope: the next run's changed rows are those after now()."""
-    con.execute(
-        "DELETE FROM raw.run_metrics WHERE load_id = ? AND step = ? AND subject = ?",
-        [load_id, CHECKS_STEP, CHECKS_SUBJECT],
-    )
-    con.execute(
-        "INSERT INTO raw.run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-        [load_id, as_of, CHECKS_STEP, CHECKS_SUBJECT, scope.metric, rows_checked, scope.reason],
+    record_run_metrics(
+        con,
+        load_id,
+        as_of,
+        CHECKS_STEP,
+        [(CHECKS_SUBJECT, scope.metric, rows_checked, scope.reason)],
+        subject=CHECKS_SUBJECT,
     )

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pendulum
 from airflow.sdk import Asset
 
-from pipeline.settings import TIMEZONE, as_of_date
+from pipeline.settings import TIMEZONE, as_of_date, env_or_variable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -78,8 +78,6 @@ def is_backfill(context: Context) -> bool:
 def alert_recipients() -> list[str]:
     """The data team's addresses: ALERT_RECIPIENTS, else the Airflow Variable `alert_recipients` (comma-separated).
     A Variable that cannot be read raises (AirflowRuntimeError), never reads as "no recipients"."""
-    from publish.email import env_or_variable  # not at parse time: it imports DuckDB
-
     raw = env_or_variable("ALERT_RECIPIENTS", "alert_recipients")
     return [a.strip() for a in (raw or "").replace(";", ",").split(",") if a.strip()]
 

@@ -46,12 +46,13 @@ from ingest.warehouse import (
     connect,
     one_row,
     open_duckdb,
+    record_run_metrics,
     scalar,
     sql_identifier,
     sql_literal,
 )
 from pipeline.check_scope import CHECKS_STEP, CHECKS_SUBJECT, FULL_CHECK
-from pipeline.settings import PROJECT_ROOT, TIMEZONE, Settings, warehouse_dir
+from pipeline.settings import PROJECT_ROOT, TIMEZONE, Settings, run_load_id, warehouse_dir
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +304,7 @@ def apply_retention(
     if settings.warehouse_db.exists():
         report.warehouse_bytes_before = settings.warehouse_db.stat().st_size
         _warehouse_retention(settings.warehouse_db, report, cutoffs, compact)
-        _record(settings.warehouse_db, load_id or f"{as_of.isoformat()}:retention", as_of, report)
+        _record(settings.warehouse_db, load_id or run_load_id(as_of, "retention"), as_of, report)
     for r in report.removed:
         if r.removed:
             log.info(
@@ -505,11 +506,7 @@ def _record(db: Path, load_id: str, as_of: dt.date, report: RetentionReport) -> 
     rows += [(name, "kept", value, "kept") for name, value in sorted(report.kept.items())]
     con = connect(db)
     try:
-        con.execute("DELETE FROM raw.run_metrics WHERE load_id = ? AND step = ?", [load_id, STEP])
-        con.executemany(
-            "INSERT INTO raw.run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-            [[load_id, as_of, STEP, subject, metric, value, note] for subject, metric, value, note in rows],
-        )
+        record_run_metrics(con, load_id, as_of, STEP, rows)
     finally:
         con.close()
 

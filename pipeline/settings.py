@@ -3,7 +3,9 @@ environment (so `make run`, the tests and docker-compose point the same code at 
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -14,6 +16,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Beside the code in a checkout; an Airflow that installed the package elsewhere points at its copy.
 DBT_PROJECT_DIR = Path(os.environ.get("RENEWAL_DBT_PROJECT_DIR") or PROJECT_ROOT / "dbt_project")
+# The one list of the supervising centres (published as marts.centres); the province's code is read from it.
+SUPERVISING_CENTRES_SEED = DBT_PROJECT_DIR / "seeds" / "supervising_centres.csv"
 TIMEZONE = "Asia/Shanghai"
 # The Airflow connection that holds the feed's address (host, port) and token (password). FEED_URL and
 # FEED_TOKEN in the environment take precedence; either way the token is never in code, logs or the warehouse.
@@ -70,14 +74,31 @@ def _path(name: str, default: str) -> Path:
     return value if value.is_absolute() else PROJECT_ROOT / value
 
 
+def _in_airflow() -> bool:
+    """Whether Airflow is loaded (inside a task, or a DAG file being parsed). Outside it, importing Airflow to
+    look up a connection or Variable would only configure Airflow as a side effect."""
+    return "airflow.sdk" in sys.modules
+
+
+def env_or_variable(env: str, variable: str) -> str | None:
+    """A setting from the environment, else from the Airflow Variable of that name (None when neither is set).
+    A Variable that cannot be read raises: a broken lookup must never pass for "nobody to tell"."""
+    value = os.environ.get(env)
+    if value or not _in_airflow():
+        return value or None
+    from airflow.sdk import Variable
+
+    return Variable.get(variable, default=None) or None
+
+
 def airflow_connection(conn_id: str) -> dict | None:
     """An Airflow connection's fields (host, port, schema, login, password), or None when there is none: from
     AIRFLOW_CONN_<ID> (JSON or URI) or, inside a task, from Airflow's secrets backends and metadata database."""
     raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if raw and raw.lstrip().startswith("{"):
         return json.loads(raw)
-    if not raw and "airflow.sdk" not in sys.modules:
-        return None  # not in an Airflow task: importing Airflow here would only configure it as a side effect
+    if not raw and not _in_airflow():
+        return None
     try:
         from airflow.sdk import BaseHook
 
@@ -156,3 +177,31 @@ def as_of_date(logical_date: dt.datetime) -> dt.date:
     import zoneinfo
 
     return logical_date.astimezone(zoneinfo.ZoneInfo(TIMEZONE)).date()
+
+
+def run_load_id(as_of: dt.date, run_id: str) -> str:
+    """The load id under which a run's rows land in the raw layer and its numbers in raw.run_metrics:
+    `<D>:<run id>`, so that a rerun of the same run replaces its own rows and no other run's."""
+    return f"{as_of.isoformat()}:{run_id}"
+
+
+def is_province_code(code: str) -> bool:
+    """Whether a supervising centre's code is a province's: a province-level division code of GB/T 2260 is two
+    digits and 0000 (Fujian 350000); a city's ends in 00 (350100), and a centre without a division (PT) has none.
+    bi/access.py applies the same rule to the same seed: Superset's image holds bi/ and the seed, not the
+    pipeline."""
+    return len(code) == 6 and code.isdigit() and code.endswith("0000")
+
+
+@functools.cache
+def province_code(seed: Path = SUPERVISING_CENTRES_SEED) -> str:
+    """The province's code (350000), from the seed of the supervising centres: its one province-level code. The
+    province's list holds every centre's rows, and rows that name no known centre go to it."""
+    with seed.open(encoding="utf-8", newline="") as fh:
+        codes = [row["supervising_centre"] for row in csv.DictReader(fh)]
+    provinces = [code for code in codes if is_province_code(code)]
+    if len(provinces) != 1:
+        raise RuntimeError(
+            f"{seed}: expected one province-level centre code (like 350000), found {provinces}"
+        )
+    return provinces[0]

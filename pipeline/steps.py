@@ -18,10 +18,17 @@ from ingest.crash_points import crash_point
 from ingest.feed_client import FeedClient
 from ingest.land import land_resource
 from ingest.lookups import verify_lookups
-from ingest.warehouse import FEED_RESOURCES, connect, open_duckdb
+from ingest.warehouse import FEED_RESOURCES, connect, dict_rows, open_duckdb, record_run_metrics
 from pipeline.check_scope import CheckScope, record_passed_check, warehouse_scope
 from pipeline.dbt_handle import release_dbt_duckdb
-from pipeline.settings import MARTS_POSTGRES_CONN_ID, Settings, load_settings, marts_postgres_dsn
+from pipeline.settings import (
+    MARTS_POSTGRES_CONN_ID,
+    Settings,
+    load_settings,
+    marts_postgres_dsn,
+    province_code,
+    run_load_id,
+)
 from publish.exports import export_reminders
 from publish.form_cache import FormCache
 from publish.marts import publish_marts, publish_parquet
@@ -36,13 +43,8 @@ def _record(
     step: str,
     metrics: list[tuple[str, str, int, str | None]],
 ) -> None:
-    """Store a step's numbers in raw.run_metrics (published as ops.run_metrics) and log them; a rerun of the same
-    load replaces that step's rows, so the summary never counts a step twice."""
-    con.execute("DELETE FROM raw.run_metrics WHERE load_id = ? AND step = ?", [load_id, step])
-    con.executemany(
-        "INSERT INTO raw.run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-        [[load_id, as_of, step, subject, metric, value, note] for subject, metric, value, note in metrics],
-    )
+    """Store a step's numbers in raw.run_metrics (record_run_metrics) and log them."""
+    record_run_metrics(con, load_id, as_of, step, metrics)
     for subject, metric, value, note in metrics:
         log.info(
             "run summary %s: %s %s = %s%s", step, subject, metric, f"{value:,}", f" ({note})" if note else ""
@@ -193,9 +195,7 @@ def quality_gate(as_of: dt.date, run_id: str = "manual", settings: Settings | No
     )
     con = connect(s.warehouse_db)
     try:
-        record_passed_check(
-            con, f"{as_of.isoformat()}:{run_id}", as_of, scope, sum(result.rows_checked.values())
-        )
+        record_passed_check(con, run_load_id(as_of, run_id), as_of, scope, sum(result.rows_checked.values()))
     finally:
         con.close()
     return {
@@ -221,14 +221,16 @@ def feed_freshness(
     release_dbt_duckdb()
     con = open_duckdb(s.warehouse_db, read_only=True)
     try:
-        cursor = con.execute("SELECT * FROM marts.feed_freshness WHERE supervising_centre = '350000'")
-        names = [d[0] for d in cursor.description]
-        found = cursor.fetchone()
+        found = dict_rows(
+            con, "SELECT * FROM marts.feed_freshness WHERE supervising_centre = ?", [province_code()]
+        )
     finally:
         con.close()
-    if found is None:
-        raise RuntimeError(f"{s.warehouse_db}: marts.feed_freshness has no row for 350000 (the province)")
-    row = dict(zip(names, found, strict=True))
+    if not found:
+        raise RuntimeError(
+            f"{s.warehouse_db}: marts.feed_freshness has no row for {province_code()} (the province)"
+        )
+    row = found[0]
     if row["as_of"] != as_of:
         raise RuntimeError(
             f"{s.warehouse_db}: marts.feed_freshness is as of {row['as_of']}, not {as_of}: run dbt for {as_of} first"
@@ -295,7 +297,7 @@ def export(as_of: dt.date, settings: Settings | None = None, load_id: str | None
     try:
         _record(
             con,
-            load_id or f"{as_of.isoformat()}:manual",
+            load_id or run_load_id(as_of, "manual"),
             as_of,
             "export_reminders",
             [*cache.metrics(), ("exports", "elapsed_ms", elapsed_ms, "select, forms, files, ledger")],

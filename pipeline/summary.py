@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.warehouse import open_duckdb, scalar
+from pipeline.settings import province_code
 
 
 @dataclass
@@ -62,7 +63,8 @@ def read_figures(con: duckdb.DuckDBPyConnection) -> PublishedFigures:
     feed = (
         con.execute(
             """SELECT freshness_status, newest_updated_on, days_unchanged, notice_zh FROM marts.feed_freshness
-               WHERE supervising_centre = '350000'"""
+               WHERE supervising_centre = ?""",
+            [province_code()],
         ).fetchone()
         if "feed_freshness" in marts
         else None

@@ -13,10 +13,10 @@ import html
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 
 from ingest.warehouse import open_duckdb
+from pipeline.settings import env_or_variable
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +41,6 @@ def mail_sender() -> str:
     """The From address of every mail the pipeline sends (reminders and alerts): ALERT_FROM. The SMTP
     connection needs none of its own, and an office's SMTP URL seldom carries one."""
     return os.environ.get("ALERT_FROM") or "renewal-pipeline@localhost"
-
-
-def env_or_variable(env: str, variable: str) -> str | None:
-    """A setting from the environment, else from the Airflow Variable of that name (None when neither is set).
-    A Variable that cannot be read raises: a broken lookup must never pass for "nobody to tell"."""
-    value = os.environ.get(env)
-    # outside an Airflow task, importing Airflow would only configure it as a side effect
-    if value or "airflow.sdk" not in sys.modules:
-        return value or None
-    from airflow.sdk import Variable
-
-    return Variable.get(variable, default=None) or None
 
 
 def recipients() -> dict[str, list[str]]:
@@ -104,13 +92,6 @@ def send_reminder_emails(
                 "SELECT centre FROM email_deliveries WHERE export_date = ?", [as_of]
             ).fetchall()
         }
-        feed = manifest.get("feed_freshness") or {}
-        # the workbook's first line when the feed has stopped changing (R-FEED): the mail says it first too
-        notice = (
-            f"<p><b>{html.escape(feed['notice_zh'])}</b></p>"
-            if feed.get("status", "fresh") != "fresh"
-            else ""
-        )
         with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
             for code, addresses in sorted(to.items()):
                 count = manifest["by_centre"].get(code, 0)
@@ -118,18 +99,11 @@ def send_reminder_emails(
                 work = manifest.get("work_items", {}).get(code, 0)
                 if code in done or not addresses or count + work == 0:
                     continue
-                name, stem = _centre_and_stem(manifest, code, as_of)
-                body = (
-                    f"<p>{html.escape(name)}：</p>{notice}<p>{as_of.isoformat()} 今日须办 {work} 个机构，"
-                    f"新发出备案续期提醒 {count} 条，明细见附件（{html.escape(stem)}.xlsx，首页为“今日须办”；"
-                    f"提醒清单另见 .csv）。可以申请续期的机构预填的申请表（附件1）和工作总结草稿（附件2）、"
-                    f"暂不能申请的机构的告知书在导出目录的“申请材料”文件夹中。</p>"
-                    f"<p>福建省职业技能鉴定指导中心 续期数据平台</p>"
-                )
+                subject, body, stem = _centre_mail(manifest, code, as_of, count, work)
                 hook.send_email_smtp(
                     to=addresses,
                     from_email=mail_sender(),
-                    subject=f"【备案续期提醒】{name} {as_of.isoformat()}（{count}条）",
+                    subject=subject,
                     html_content=body,
                     files=[str(folder / f"{stem}.xlsx"), str(folder / f"{stem}.csv")],
                 )
@@ -142,3 +116,22 @@ def send_reminder_emails(
         con.close()
     log.info("e-mailed reminders to %d centres: %s", len(sent), sent)
     return {"sent": sent}
+
+
+def _centre_mail(manifest: dict, code: str, as_of: dt.date, count: int, work: int) -> tuple[str, str, str]:
+    """(subject, HTML body, file stem of the attachments) of centre `code`'s mail for D: `count` reminders sent
+    today, `work` institutions on its work list."""
+    feed = manifest.get("feed_freshness") or {}
+    # the workbook's first line when the feed has stopped changing (R-FEED): the mail says it first too
+    notice = (
+        f"<p><b>{html.escape(feed['notice_zh'])}</b></p>" if feed.get("status", "fresh") != "fresh" else ""
+    )
+    name, stem = _centre_and_stem(manifest, code, as_of)
+    body = (
+        f"<p>{html.escape(name)}：</p>{notice}<p>{as_of.isoformat()} 今日须办 {work} 个机构，"
+        f"新发出备案续期提醒 {count} 条，明细见附件（{html.escape(stem)}.xlsx，首页为“今日须办”；"
+        f"提醒清单另见 .csv）。可以申请续期的机构预填的申请表（附件1）和工作总结草稿（附件2）、"
+        f"暂不能申请的机构的告知书在导出目录的“申请材料”文件夹中。</p>"
+        f"<p>福建省职业技能鉴定指导中心 续期数据平台</p>"
+    )
+    return f"【备案续期提醒】{name} {as_of.isoformat()}（{count}条）", body, stem

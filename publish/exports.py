@@ -25,18 +25,18 @@ import logging
 import re
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from ingest.crash_points import crash_point
-from ingest.warehouse import open_duckdb, scalar
+from ingest.warehouse import dict_rows, open_duckdb, scalar
+from pipeline.settings import province_code
 from publish.form_cache import FormCache
 from publish.forms import Institution, build_forms
 from publish.names import export_path, inside
 from publish.returns import return_lists
-from publish.workbook import PROVINCE, centre_workbook
+from publish.workbook import centre_workbook
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,8 @@ def select_reminders(published_db: Path, ledger_db: Path, as_of: dt.date) -> lis
         if ledger_db.exists():
             con.execute(f"ATTACH '{ledger_db}' AS ledger (READ_ONLY)")
             sent = "SELECT * FROM ledger.reminder_ledger"
-        cursor = con.execute(
+        return dict_rows(
+            con,
             f"""
             SELECT r.*
             FROM marts.reminders r
@@ -112,8 +113,6 @@ def select_reminders(published_db: Path, ledger_db: Path, as_of: dt.date) -> lis
             ORDER BY r.supervising_centre, r.deadline NULLS LAST, r.institution_id, r.reminder_type""",
             {"as_of": as_of},
         )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
     finally:
         con.close()
 
@@ -189,12 +188,6 @@ def _csv_bytes(rows: list[dict]) -> bytes:
     return b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
 
 
-def _query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
-    cursor = con.execute(sql, params or [])
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
-
-
 def _centres(published_db: Path) -> dict[str, str]:
     """Every supervising centre (mart centres, from the seed supervising_centres): code -> name, in code order."""
     con = open_duckdb(published_db, read_only=True)
@@ -221,7 +214,7 @@ def feed_freshness(published_db: Path) -> dict[str, dict[str, Any]]:
                 published_db,
             )
             return {}
-        rows = _query(con, "SELECT * FROM marts.feed_freshness ORDER BY supervising_centre")
+        rows = dict_rows(con, "SELECT * FROM marts.feed_freshness ORDER BY supervising_centre")
     finally:
         con.close()
     return {row["supervising_centre"]: row for row in rows}
@@ -238,13 +231,13 @@ def _work_lists(published_db: Path) -> tuple[list[dict], list[dict], list[dict]]
     """work_items (R-WORK), renewal_warnings (R-WARN) and centre_summary, in their display order."""
     con = open_duckdb(published_db, read_only=True)
     try:
-        work = _query(con, "SELECT * FROM marts.work_items ORDER BY list_centre, sort_order")
-        warnings = _query(
+        work = dict_rows(con, "SELECT * FROM marts.work_items ORDER BY list_centre, sort_order")
+        warnings = dict_rows(
             con,
             """SELECT * FROM marts.renewal_warnings
                                   ORDER BY supervising_centre, window_opens_on, institution_id""",
         )
-        summary = _query(
+        summary = dict_rows(
             con, "SELECT * FROM marts.centre_summary ORDER BY supervising_centre, lifecycle_stage"
         )
     finally:
@@ -267,9 +260,7 @@ def form_institutions(published_db: Path, rows: list[dict]) -> list[Institution]
     try:
 
         def query(sql: str) -> list[dict]:
-            cursor = con.execute(sql, [ids])
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, r, strict=False)) for r in cursor.fetchall()]
+            return dict_rows(con, sql, [ids])
 
         base = {
             r["institution_id"]: r
@@ -332,15 +323,26 @@ def _feed_summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def export_reminders(
-    published_db: Path,
-    exports_dir: Path,
-    as_of: dt.date,
-    ledger_db: Path,
-    form_cache: FormCache | None = None,
-) -> dict:
-    """Write the export for D, then record it in the ledger; returns the manifest. With a form_cache, only the
-    forms whose inputs changed are made (the files are the same bytes either way)."""
+@dataclass
+class _ExportInputs:
+    """What the export for D is made of, read from the published marts, the ledger and the forms."""
+
+    rows: list[dict]  # the reminders sent today
+    centres: dict[str, str]  # every centre's name by code, in code order
+    by_centre: dict[str, list[dict]]  # the reminders of each centre (every centre, none or not)
+    work: list[dict]
+    warnings: list[dict]
+    summary: list[dict]
+    feed: dict[str, dict[str, Any]]
+    institutions: dict[str, Institution]
+    forms: dict[str, tuple[bytes, ...]]
+
+
+def _export_inputs(
+    published_db: Path, ledger_db: Path, as_of: dt.date, form_cache: FormCache | None
+) -> _ExportInputs:
+    """Everything the export for D writes: the reminders not sent before D, the work lists, the feed's freshness
+    and the forms of the institutions reminded."""
     rows = select_reminders(published_db, ledger_db, as_of)
     centres = _centres(published_db)
     by_centre: dict[str, list[dict]] = {code: [] for code in centres}
@@ -352,95 +354,145 @@ def export_reminders(
     # 附件1/附件2 only for an institution that can apply now; any other gets a one-page 告知 instead
     make = build_forms if form_cache is None else form_cache.forms
     forms = dict(zip(institutions, make(list(institutions.values()), as_of), strict=True))
-    sent_by_centre = {code: len(r) for code, r in by_centre.items()}
+    return _ExportInputs(rows, centres, by_centre, work, warnings, summary, feed, institutions, forms)
 
+
+def _centre_files(inputs: _ExportInputs, code: str, as_of: dt.date) -> dict[str, bytes]:
+    """A centre's CSV of today's reminders and its workbook, by path in the export."""
+    name = inputs.centres.get(code, code)
+    stem = f"{code}_{name}_续期提醒_{as_of.isoformat()}"
+    centre_rows = inputs.by_centre[code]
+    province = code == province_code()
+    centre_work = [r for r in inputs.work if r["list_centre"] == code]
+    centre_warnings = (
+        inputs.warnings if province else [r for r in inputs.warnings if r["supervising_centre"] == code]
+    )
+    # the province's workbook sums up every centre's
+    sent_by_centre = {c: len(r) for c, r in inputs.by_centre.items()} if province else None
+    return {
+        export_path(f"{stem}.csv"): _csv_bytes(centre_rows),
+        export_path(f"{stem}.xlsx"): centre_workbook(
+            code,
+            as_of,
+            centre_work,
+            centre_warnings,
+            centre_rows,
+            inputs.summary if province else None,
+            sent_by_centre,
+            new_ids={r["institution_id"] for r in (inputs.rows if province else centre_rows)},
+            centres=inputs.centres,
+            feed_notice=feed_notice(inputs.feed.get(code)),
+        ),
+    }
+
+
+def _form_files(inputs: _ExportInputs, code: str) -> tuple[dict[str, bytes], int, int]:
+    """The forms of a centre's institutions reminded today, by path, and how many application packs (附件1 and
+    附件2) and how many 告知 they are."""
+    name = inputs.centres.get(code, code)
+    files: dict[str, bytes] = {}
+    packs = notices = 0
+    for iid in sorted({r["institution_id"] for r in inputs.by_centre[code]}):
+        inst = inputs.institutions[iid]
+        folder = (f"{code}_{name}_申请材料", f"{iid}_{_name_label(inst.name)}")
+        made = inputs.forms[iid]
+        if len(made) == 2:
+            files[export_path(*folder, f"附件1_备案续期申请表_{iid}.xlsx")] = made[0]
+            files[export_path(*folder, f"附件2_认定工作总结_{iid}.docx")] = made[1]
+            packs += 1
+        else:
+            files[export_path(*folder, f"告知_暂不能申请续期_{iid}.docx")] = made[0]
+            notices += 1
+    return files, packs, notices
+
+
+def _manifest(
+    inputs: _ExportInputs, as_of: dt.date, files: dict[str, bytes], packs: int, notices: int
+) -> dict[str, Any]:
+    """manifest.json: the counts per centre and type, the feed's freshness, and the sha256 of every file."""
+    rows, work, warnings, centres = inputs.rows, inputs.work, inputs.warnings, inputs.centres
+    return {
+        "as_of": as_of.isoformat(),
+        "reminders": len(rows),
+        "institutions": len(inputs.institutions),
+        "application_packs": packs,
+        "cannot_apply_notices": notices,
+        "by_centre": {code: len(r) for code, r in inputs.by_centre.items()},
+        "by_type": {
+            t: sum(1 for r in rows if r["reminder_type"] == t)
+            for t in sorted({r["reminder_type"] for r in rows})
+        },
+        "work_items": {code: sum(1 for r in work if r["list_centre"] == code) for code in centres},
+        "warnings": {code: sum(1 for r in warnings if r["supervising_centre"] == code) for code in centres},
+        "feed_freshness": _feed_summary(inputs.feed.get(province_code())),
+        "files": {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
+    }
+
+
+def _write_files(staging: Path, files: dict[str, bytes]) -> None:
+    """Each file at its path below `staging`, which it must not leave."""
+    for path, data in files.items():
+        destination = inside(staging, path)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(data)
+
+
+def _swap_in(staging: Path, target: Path, exports_dir: Path, as_of: dt.date) -> None:
+    """Put the complete export in place of D's folder by renames: a reader sees the old export or the new one."""
+    if target.exists():
+        old = exports_dir / f".{as_of.isoformat()}.{uuid.uuid4().hex}.old"
+        target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old)
+    else:
+        staging.rename(target)
+
+
+def export_reminders(
+    published_db: Path,
+    exports_dir: Path,
+    as_of: dt.date,
+    ledger_db: Path,
+    form_cache: FormCache | None = None,
+) -> dict:
+    """Write the export for D, then record it in the ledger; returns the manifest. With a form_cache, only the
+    forms whose inputs changed are made (the files are the same bytes either way)."""
+    inputs = _export_inputs(published_db, ledger_db, as_of, form_cache)
     target = exports_dir / as_of.isoformat()
     staging = exports_dir / f".{as_of.isoformat()}.{uuid.uuid4().hex}.tmp"
     staging.mkdir(parents=True)
     files: dict[str, bytes] = {}
     packs = notices = 0
     try:
-        for code, centre_rows in by_centre.items():
-            name = centres.get(code, code)
-            stem = f"{code}_{name}_续期提醒_{as_of.isoformat()}"
-            # every name below is built from values of the feed or the seeds: each part goes through
-            # safe_name (export_path), and each path is checked to stay inside the export folder when written
-            province = code == PROVINCE
-            centre_work = [r for r in work if r["list_centre"] == code]
-            centre_warnings = (
-                warnings if province else [r for r in warnings if r["supervising_centre"] == code]
-            )
-            files[export_path(f"{stem}.csv")] = _csv_bytes(centre_rows)
-            files[export_path(f"{stem}.xlsx")] = centre_workbook(
-                code,
-                as_of,
-                centre_work,
-                centre_warnings,
-                centre_rows,
-                summary if province else None,
-                sent_by_centre if province else None,
-                new_ids={r["institution_id"] for r in (rows if province else centre_rows)},
-                centres=centres,
-                feed_notice=feed_notice(feed.get(code)),
-            )
-            for iid in sorted({r["institution_id"] for r in centre_rows}):
-                inst = institutions[iid]
-                folder = (f"{code}_{name}_申请材料", f"{iid}_{_name_label(inst.name)}")
-                made = forms[iid]
-                if len(made) == 2:
-                    files[export_path(*folder, f"附件1_备案续期申请表_{iid}.xlsx")] = made[0]
-                    files[export_path(*folder, f"附件2_认定工作总结_{iid}.docx")] = made[1]
-                    packs += 1
-                else:
-                    files[export_path(*folder, f"告知_暂不能申请续期_{iid}.docx")] = made[0]
-                    notices += 1
-        files |= return_lists(published_db, as_of, centres)  # each centre's 退回清单, in the manifest too
-        manifest = {
-            "as_of": as_of.isoformat(),
-            "reminders": len(rows),
-            "institutions": len(institutions),
-            "application_packs": packs,
-            "cannot_apply_notices": notices,
-            "by_centre": {code: len(r) for code, r in by_centre.items()},
-            "by_type": {
-                t: sum(1 for r in rows if r["reminder_type"] == t)
-                for t in sorted({r["reminder_type"] for r in rows})
-            },
-            "work_items": {code: sum(1 for r in work if r["list_centre"] == code) for code in centres},
-            "warnings": {
-                code: sum(1 for r in warnings if r["supervising_centre"] == code) for code in centres
-            },
-            "feed_freshness": _feed_summary(feed.get(PROVINCE)),
-            "files": {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
-        }
+        # every file name is built from values of the feed or the seeds: each part goes through safe_name
+        # (export_path), and each path is checked to stay inside the export folder when written (inside)
+        for code in inputs.by_centre:
+            files |= _centre_files(inputs, code, as_of)
+            forms, centre_packs, centre_notices = _form_files(inputs, code)
+            files |= forms
+            packs, notices = packs + centre_packs, notices + centre_notices
+        # each centre's 退回清单, in the manifest too
+        files |= return_lists(published_db, as_of, inputs.centres)
+        manifest = _manifest(inputs, as_of, files, packs, notices)
         files["manifest.json"] = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
-        for path, data in files.items():
-            destination = inside(staging, path)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            destination.write_bytes(data)
+        _write_files(staging, files)
         crash_point("export:staged")  # every file written, not yet in exports/<D>/
-        if target.exists():
-            old = exports_dir / f".{as_of.isoformat()}.{uuid.uuid4().hex}.old"
-            target.rename(old)
-            staging.rename(target)
-            shutil.rmtree(old)
-        else:
-            staging.rename(target)
+        _swap_in(staging, target, exports_dir, as_of)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     if form_cache is not None:
         form_cache.keep_only_used()
-    recorded = record_sent(ledger_db, rows, as_of)
+    recorded = record_sent(ledger_db, inputs.rows, as_of)
     log.info(
         "exported %s reminders for %d institutions (%d application packs, %d 告知; %d newly recorded as sent) "
         "and %d work-list rows to %s",
-        f"{len(rows):,}",
-        len(institutions),
+        f"{len(inputs.rows):,}",
+        len(inputs.institutions),
         packs,
         notices,
         recorded,
-        len(work),
+        len(inputs.work),
         target,
     )
     return manifest

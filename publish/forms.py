@@ -30,6 +30,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 
+from pipeline.commands import python_module
 from publish.xlsx import (
     DATE_FORMAT,
     append_row,
@@ -319,13 +320,33 @@ def annex2_docx(inst: Institution, as_of: dt.date) -> bytes:
     """附件2 draft: what the data knows, stated; what only the institution can write, marked 请填写."""
     stamp = dt.datetime.combine(as_of, dt.time())
     doc = _OfficialDocument("职业技能等级认定工作总结", stamp)
-    e, facts = inst.eligibility, inst.facts
-    candidates = sum(p["candidates"] or 0 for p in inst.plans if p.get("is_counting", True))
-    passed = sum(p["passed"] or 0 for p in inst.plans if p.get("is_counting", True))
     doc.plain("附件2")
     doc.title(f"{inst.name}职业技能等级认定工作总结")
 
     doc.heading("一、开展职业技能等级认定的基本情况")
+    _annex2_basics(doc, inst, as_of)
+    if inst.eligibility:
+        _annex2_certificates_and_batches(doc, inst)
+    if inst.by_occupation_level:
+        _annex2_occupation_table(doc, inst.by_occupation_level)
+    _annex2_occupation_changes(doc, inst.facts)
+    doc.plain("更改评价方式或变更申报条件情况：（请填写；无则写“无”）", indent=True)
+
+    doc.heading("二、存在问题")
+    _annex2_rectifications(doc, inst.facts)
+    doc.plain(
+        "开展认定工作存在的问题（困难）：（请填写。如存在不可抗力无法开展认定工作的，需说明。）", indent=True
+    )
+
+    doc.heading("三、下阶段工作")
+    doc.plain("（请填写：下一个备案期拓展认定业务、完善认定制度规范、改进认定工作流程的计划。）", indent=True)
+    return doc.save(stamp)
+
+
+def _annex2_basics(doc: _OfficialDocument, inst: Institution, as_of: dt.date) -> None:
+    """附件2, part one: the institution, its registration and its assessments in the period, in total."""
+    candidates = sum(p["candidates"] or 0 for p in inst.plans if p.get("is_counting", True))
+    passed = sum(p["passed"] or 0 for p in inst.plans if p.get("is_counting", True))
     for label, value in [
         ("机构名称", inst.name),
         ("机构性质", inst.institution_type_zh),
@@ -338,42 +359,52 @@ def annex2_docx(inst: Institution, as_of: dt.date) -> bytes:
         f"{inst.batch_count}批次，认定{candidates}人次，合格{passed}人，合格率{_rate(passed, candidates)}。",
         indent=True,
     )
-    if e:
-        expected, issued, queryable = (
-            e.get(k) or 0 for k in ("expected_certificates", "issued_certificates", "queryable_certificates")
+
+
+def _annex2_certificates_and_batches(doc: _OfficialDocument, inst: Institution) -> None:
+    """附件2: whether every certificate can be queried, and a batch count short of the notice's, from the
+    institution's row of renewal_eligibility."""
+    e = inst.eligibility
+    expected, issued, queryable = (
+        e.get(k) or 0 for k in ("expected_certificates", "issued_certificates", "queryable_certificates")
+    )
+    if e.get("certificates_all_queryable"):
+        doc.plain(f"证书数据：应发证书{expected}张，已全部核发，均可在技能人才评价工作网查询。", indent=True)
+    else:
+        doc.plain(
+            f"证书数据：应发证书{expected}张，已核发{issued}张，在技能人才评价工作网可查询{queryable}张；"
+            f"尚有{expected - queryable}张不可查询，请在提交申请前补齐证书核发和数据上传"
+            "（通知三（一）2：证书数据均在技能人才评价工作网可查询）。",
+            indent=True,
         )
-        if e.get("certificates_all_queryable"):
-            doc.plain(
-                f"证书数据：应发证书{expected}张，已全部核发，均可在技能人才评价工作网查询。", indent=True
-            )
-        else:
-            doc.plain(
-                f"证书数据：应发证书{expected}张，已核发{issued}张，在技能人才评价工作网可查询{queryable}张；"
-                f"尚有{expected - queryable}张不可查询，请在提交申请前补齐证书核发和数据上传"
-                "（通知三（一）2：证书数据均在技能人才评价工作网可查询）。",
-                indent=True,
-            )
-        if e.get("meets_batch_threshold") is False:
-            doc.plain(
-                f"认定批次：备案有效期内共{inst.batch_count}批次，未达到通知规定的批次要求。"
-                "请随本总结提交书面说明：（请填写未达到批次要求的原因；因不可抗力无法开展认定的，请说明具体情况。）",
-                indent=True,
-            )
-    if inst.by_occupation_level:
-        doc.table(
-            ["职业（工种）", "级别", "批次", "认定人数", "合格人数", "合格率"],
+    if e.get("meets_batch_threshold") is False:
+        doc.plain(
+            f"认定批次：备案有效期内共{inst.batch_count}批次，未达到通知规定的批次要求。"
+            "请随本总结提交书面说明：（请填写未达到批次要求的原因；因不可抗力无法开展认定的，请说明具体情况。）",
+            indent=True,
+        )
+
+
+def _annex2_occupation_table(doc: _OfficialDocument, by_occupation_level: list[dict]) -> None:
+    """附件2: the assessments by occupation (work type) and level."""
+    doc.table(
+        ["职业（工种）", "级别", "批次", "认定人数", "合格人数", "合格率"],
+        [
             [
-                [
-                    row["occupation_name"] + (f"（{row['work_type']}）" if row["work_type"] else ""),
-                    row["level_zh"],
-                    str(row["batches"]),
-                    str(row["candidates"] or 0),
-                    str(row["passed"] or 0),
-                    _rate(row["passed"], row["candidates"]),
-                ]
-                for row in inst.by_occupation_level
-            ],
-        )
+                row["occupation_name"] + (f"（{row['work_type']}）" if row["work_type"] else ""),
+                row["level_zh"],
+                str(row["batches"]),
+                str(row["candidates"] or 0),
+                str(row["passed"] or 0),
+                _rate(row["passed"], row["candidates"]),
+            ]
+            for row in by_occupation_level
+        ],
+    )
+
+
+def _annex2_occupation_changes(doc: _OfficialDocument, facts: dict) -> None:
+    """附件2: occupations added in the period, and requests to add or change one made in the window (R-FREEZE)."""
     added = facts.get("occupations_added") or 0
     doc.plain(
         f"新增职业（工种）：备案有效期内新增{added}个：{facts.get('occupations_added_list')}。"
@@ -387,9 +418,10 @@ def annex2_docx(inst: Institution, as_of: dt.date) -> bytes:
             f"{facts.get('freeze_requests_list')}。按通知规定，续期申请期内暂停受理此类申请。",
             indent=True,
         )
-    doc.plain("更改评价方式或变更申报条件情况：（请填写；无则写“无”）", indent=True)
 
-    doc.heading("二、存在问题")
+
+def _annex2_rectifications(doc: _OfficialDocument, facts: dict) -> None:
+    """附件2, part two: the rectification notices of the period and how many were completed."""
     notices = facts.get("rectification_notices") or 0
     doc.plain(
         f"整改情况：备案有效期内收到整改通知{notices}份，已完成整改{facts.get('rectifications_completed') or 0}份："
@@ -398,13 +430,6 @@ def annex2_docx(inst: Institution, as_of: dt.date) -> bytes:
         else "整改情况：备案有效期内未收到整改通知。",
         indent=True,
     )
-    doc.plain(
-        "开展认定工作存在的问题（困难）：（请填写。如存在不可抗力无法开展认定工作的，需说明。）", indent=True
-    )
-
-    doc.heading("三、下阶段工作")
-    doc.plain("（请填写：下一个备案期拓展认定业务、完善认定制度规范、改进认定工作流程的计划。）", indent=True)
-    return doc.save(stamp)
 
 
 def cannot_apply_notice_docx(inst: Institution, as_of: dt.date) -> bytes:
@@ -474,7 +499,7 @@ def build_forms(
 
     def make(share: list[Institution]) -> list[tuple[bytes, ...]]:
         worker = subprocess.run(
-            [sys.executable, "-m", "publish.forms"],
+            python_module("publish.forms"),
             input=pickle.dumps((share, as_of)),
             capture_output=True,
             env=env,

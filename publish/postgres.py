@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.warehouse import open_duckdb, scalar, sql_identifier, sql_literal
+from pipeline.settings import province_code
 from publish.marts import PUBLISHED
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 READER_ROLE = "bi_reader"
 CENTRE_ROLE_PREFIX = "bi_centre_"
 CENTRE_COLUMN = "supervising_centre"
-PROVINCE = "350000"
 
 
 def centre_role(code: str) -> str:
@@ -151,7 +151,7 @@ def _restrict_to_centres(cur: cursor, schemas: list[str]) -> None:
     tables are never readable without it. The policies are permissive, so a login in bi_reader sees every
     row, and a login in two centres' roles sees both centres."""
     cur.execute(
-        f"SELECT {CENTRE_COLUMN} FROM marts.centres WHERE {CENTRE_COLUMN} <> %s ORDER BY 1", [PROVINCE]
+        f"SELECT {CENTRE_COLUMN} FROM marts.centres WHERE {CENTRE_COLUMN} <> %s ORDER BY 1", [province_code()]
     )
     codes = [code for (code,) in cur.fetchall()]
     for code in codes:

@@ -18,7 +18,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from ingest.warehouse import open_duckdb, scalar
+from ingest.warehouse import dict_rows, open_duckdb, scalar
 from publish.names import safe_name
 from publish.xlsx import append_row, workbook_bytes
 
@@ -54,13 +54,12 @@ def select_returns(published_db: Path, as_of: dt.date) -> list[dict]:
         if not present:  # a snapshot published before the 退回清单 existed
             log.warning("%s has no ops.centre_record_returns: no 退回清单 written", published_db)
             return []
-        cursor = con.execute(
+        return dict_rows(
+            con,
             """SELECT * FROM ops.centre_record_returns WHERE as_of = ?
                                 ORDER BY supervising_centre, source_file, row_number, field""",
             [as_of],
         )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
     finally:
         con.close()
 

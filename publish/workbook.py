@@ -24,6 +24,7 @@ from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from pipeline.settings import province_code
 from publish.xlsx import (
     DATE_FORMAT,
     append_row,
@@ -32,7 +33,6 @@ from publish.xlsx import (
     workbook_bytes,
 )
 
-PROVINCE = "350000"
 # row fill by urgency: today's deadlines, overdue reviews, and any other deadline within a week
 URGENCY_FILLS = {
     1: PatternFill("solid", fgColor="F8CBAD"),
@@ -258,7 +258,7 @@ def centre_workbook(
     of reminders every centre sends today; `feed_notice`: the notice of mart feed_freshness when the feed is not
     fresh (R-FEED), the first line of the first sheet."""
     name = centres.get(code, code)
-    province = code == PROVINCE
+    province = code == province_code()
     wb = Workbook()
     stamp = dt.datetime.combine(as_of, dt.time())
     wb.properties.creator = "福建省职业技能鉴定指导中心 续期数据平台"
@@ -268,10 +268,36 @@ def centre_workbook(
     def header(sheet_title: str) -> str:
         return f"{name}　{sheet_title}　{date_zh(as_of)}"
 
-    ws = wb.active
+    marked = new_ids if new_ids is not None else {r["institution_id"] for r in sent}
+    _work_sheet(wb.active, as_of, work, province, marked, feed_notice, header)
+    if province:
+        # the province's own sheets: every centre's roll-up, and its own tasks
+        _centres_summary_sheet(wb, work, summary or [], sent_by_centre or {}, centres, header)
+        _province_tasks_sheet(wb, work, header)
+    _warnings_sheet(wb, as_of, warnings, province, header)
+    by_type: dict[str, list[dict]] = {}
+    for row in sent:
+        by_type.setdefault(row["reminder_type"], []).append(row)
+    types = _in_display_order({t: rows[0]["reminder_type_sort_order"] for t, rows in by_type.items()})
+    _summary_sheet(wb, name, as_of, work, warnings, sent, by_type, types, header)
+    for reminder_type in types:
+        _reminder_sheet(wb, as_of, by_type[reminder_type], header)
+    return workbook_bytes(wb, stamp)
+
+
+def _work_sheet(
+    ws: Worksheet,
+    as_of: dt.date,
+    work: list[dict],
+    province: bool,
+    marked: set[str],
+    feed_notice: str | None,
+    header: Callable[[str], str],
+) -> None:
+    """今日须办, the first sheet: the centre's work list (the province's covers every centre), under the notice of
+    a feed that stopped changing; `marked` are the institutions shown as 新增."""
     ws.title = "今日须办"
     if work:
-        marked = new_ids if new_ids is not None else {r["institution_id"] for r in sent}
         columns = work_columns(as_of, province, marked)
         if feed_notice:
             _notice(ws, feed_notice, len(columns))
@@ -285,9 +311,12 @@ def centre_workbook(
         _one_line(ws, EMPTY_WORK_LIST)
         print_like_an_office_document(ws, header("今日须办"), title_rows=None)
 
-    if province:
-        _province_sheets(wb, as_of, work, summary or [], sent_by_centre or {}, centres, header)
 
+def _warnings_sheet(
+    wb: Workbook, as_of: dt.date, warnings: list[dict], province: bool, header: Callable[[str], str]
+) -> None:
+    """预警 (R-WARN): the institutions whose renewal window has not opened yet and that do not meet the renewal
+    conditions on today's data."""
     ws = wb.create_sheet("预警")
     if warnings:
         _table(ws, warning_columns(as_of, province), warnings)
@@ -296,18 +325,12 @@ def centre_workbook(
         _one_line(ws, EMPTY_WARNINGS)
         print_like_an_office_document(ws, header("预警"), title_rows=None)
 
-    by_type: dict[str, list[dict]] = {}
-    for row in sent:
-        by_type.setdefault(row["reminder_type"], []).append(row)
-    types = _in_display_order({t: rows[0]["reminder_type_sort_order"] for t, rows in by_type.items()})
-    _summary_sheet(wb, name, as_of, work, warnings, sent, by_type, types, header)
-    for reminder_type in types:
-        rows = by_type[reminder_type]
-        ws = wb.create_sheet(rows[0]["reminder_type_zh"][:31])
-        _table(ws, reminder_columns(as_of, rows[0]["deadline_label_zh"] or "截止日期"), rows)
-        print_like_an_office_document(ws, header(f"今日发出的提醒：{rows[0]['reminder_type_zh']}"))
 
-    return workbook_bytes(wb, stamp)
+def _reminder_sheet(wb: Workbook, as_of: dt.date, rows: list[dict], header: Callable[[str], str]) -> None:
+    """The sheet of one reminder type: the reminders of that type sent today."""
+    ws = wb.create_sheet(rows[0]["reminder_type_zh"][:31])
+    _table(ws, reminder_columns(as_of, rows[0]["deadline_label_zh"] or "截止日期"), rows)
+    print_like_an_office_document(ws, header(f"今日发出的提醒：{rows[0]['reminder_type_zh']}"))
 
 
 def _summary_sheet(
@@ -359,19 +382,11 @@ def _stage_count(stage: str) -> Callable[[dict], object]:
     return lambda r: r[f"stage:{stage}"]
 
 
-def _province_sheets(
-    wb: Workbook,
-    as_of: dt.date,
-    work: list[dict],
-    summary: list[dict],
-    sent_by_centre: Mapping[str, int],
-    centres: Mapping[str, str],
-    header: Callable[[str], str],
-) -> None:
-    # 各中心汇总: one row per centre, a column per stage (labels and order from the mart), then the centre's own
-    # measures
-    ws = wb.create_sheet("各中心汇总")
-    labels = {r["lifecycle_stage"]: r["lifecycle_stage_zh"] for r in summary}
+def _centres_summary_rows(
+    work: list[dict], summary: list[dict], sent_by_centre: Mapping[str, int], centres: Mapping[str, str]
+) -> tuple[list[dict], list[str]]:
+    """各中心汇总's rows, one per centre with its count of institutions in each stage, and the stages in the
+    mart's display order."""
     stages = _in_display_order({r["lifecycle_stage"]: r["lifecycle_stage_sort_order"] for r in summary})
     by_centre: dict[str, dict] = {}
     for r in summary:
@@ -401,6 +416,22 @@ def _province_sheets(
                 "sent": sent_by_centre.get(code, 0),
             }
         )
+    return rows, stages
+
+
+def _centres_summary_sheet(
+    wb: Workbook,
+    work: list[dict],
+    summary: list[dict],
+    sent_by_centre: Mapping[str, int],
+    centres: Mapping[str, str],
+    header: Callable[[str], str],
+) -> None:
+    """各中心汇总: one row per centre, a column per stage (labels and order from the mart), then the centre's own
+    measures, and a row of totals."""
+    ws = wb.create_sheet("各中心汇总")
+    labels = {r["lifecycle_stage"]: r["lifecycle_stage_zh"] for r in summary}
+    rows, stages = _centres_summary_rows(work, summary, sent_by_centre, centres)
     totals = {"centre": "合计"} | {k: sum(r[k] for r in rows) for k in rows[0] if k != "centre"}
     columns = (
         [Column("鉴定中心", 16, lambda r: r["centre"]), Column("机构总数", 7, lambda r: r["total"], "number")]
@@ -417,7 +448,9 @@ def _province_sheets(
         cell.font = Font(bold=True)
     print_like_an_office_document(ws, header("各中心汇总"))
 
-    # 省中心事项: the province's own tasks (new 备案函, termination reports)
+
+def _province_tasks_sheet(wb: Workbook, work: list[dict], header: Callable[[str], str]) -> None:
+    """省中心事项: the province's own tasks (new 备案函, termination reports)."""
     ws = wb.create_sheet("省中心事项")
     tasks = [r for r in work if r["has_province_task"]]
     if tasks:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.commands import python_module
 from pipeline.settings import PROJECT_ROOT
 from tests.helpers import self_signed
 
@@ -178,17 +179,9 @@ def test_the_demo_mail_catcher_keeps_and_logs_what_airflow_sends(tmp_path, monke
     port = _free_port()
     out = tmp_path / "mail"
     catcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mock_feed.mail_catcher",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--out",
-            str(out),
-        ],
+        python_module(
+            "mock_feed.mail_catcher", "--host", "127.0.0.1", "--port", str(port), "--out", str(out)
+        ),
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -6,13 +6,13 @@ import io
 import json
 import re
 import subprocess
-import sys
 import zipfile
 
 import duckdb
 import pytest
 from openpyxl import load_workbook
 
+from pipeline.commands import local_run_command
 from pipeline.settings import PROJECT_ROOT
 from publish.marts import MARTS
 from tests.helpers import AS_OF, file_digests
@@ -20,10 +20,7 @@ from tests.helpers import AS_OF, file_digests
 
 def run(dataset, warehouse, exports):
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.local_run",
+        local_run_command(
             "--as-of",
             AS_OF.isoformat(),
             "--data",
@@ -32,7 +29,7 @@ def run(dataset, warehouse, exports):
             str(warehouse),
             "--exports",
             str(exports),
-        ],
+        ),
         check=False,
         cwd=PROJECT_ROOT,
         capture_output=True,

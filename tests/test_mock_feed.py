@@ -3,12 +3,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 
 import requests
 
 from mock_feed.generate import generate_dataset, resident_id_check_digit
+from pipeline.commands import serve_command
 from tests.helpers import AS_OF, TOKEN
 
 CERT = re.compile(r"^[YS]\d{4}35\d{6}\d{2}[1-5]\d{6}$")
@@ -124,7 +124,7 @@ def test_a_stopped_feed_removes_its_serialised_dataset(dataset, tmp_path, monkey
 def test_a_feed_stopped_while_loading_removes_its_temporary_copy(dataset, tmp_path):
     """SIGTERM while the dataset is still being serialised (minutes at province scale) cleans up too."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mock_feed", "serve", "--data", str(dataset), "--port", "0"],
+        serve_command(dataset, 0),
         env=dict(os.environ, TMPDIR=str(tmp_path)),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

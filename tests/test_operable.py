@@ -8,13 +8,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import duckdb
 import pytest
 
 from mock_feed.generate import generate_dataset
 from pipeline import steps
+from pipeline.commands import local_run_command
 from pipeline.settings import PROJECT_ROOT
 from tests.helpers import RunningFeed, local_smtp, make_settings, run_pipeline_steps
 
@@ -77,18 +77,9 @@ def operated(tmp_path_factory, cohort_data):
 
         def local_run(*args, data=cohort_data):
             return subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pipeline.local_run",
-                    "--data",
-                    str(data),
-                    "--warehouse",
-                    str(warehouse),
-                    "--exports",
-                    str(exports),
-                    *args,
-                ],
+                local_run_command(
+                    "--data", str(data), "--warehouse", str(warehouse), "--exports", str(exports), *args
+                ),
                 check=False,
                 cwd=PROJECT_ROOT,
                 env=env,

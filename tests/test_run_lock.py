@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 
+from pipeline.commands import local_run_command
 from pipeline.local_run import RunLocked, exclusive_run
 from pipeline.settings import PROJECT_ROOT
 
@@ -52,15 +53,7 @@ def test_a_second_make_run_on_the_same_warehouse_refuses_at_once_and_leaves_the_
     holder = _holder(warehouse / ".run.lock")
     try:
         second = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pipeline.local_run",
-                "--warehouse",
-                str(warehouse),
-                "--as-of",
-                "2026-11-25",
-            ],
+            local_run_command("--warehouse", str(warehouse), "--as-of", "2026-11-25"),
             cwd=PROJECT_ROOT,
             capture_output=True,
             text=True,
@@ -79,7 +72,7 @@ def test_a_second_make_run_on_the_same_warehouse_refuses_at_once_and_leaves_the_
 
 def local_run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.local_run", *args],
+        local_run_command(*args),
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

@@ -8,6 +8,7 @@ import sys
 import pytest
 import yaml
 
+from pipeline.commands import python_module
 from pipeline.scheduler import PRELOADED
 from pipeline.settings import PROJECT_ROOT
 
@@ -79,7 +80,7 @@ def test_the_gate_imports_great_expectations_quietly_too():
 @pytest.mark.slow
 def test_the_module_is_airflow_scheduler_with_its_arguments():
     run = subprocess.run(
-        [sys.executable, "-m", "pipeline.scheduler", "--help"], capture_output=True, text=True, check=False
+        python_module("pipeline.scheduler", "--help"), capture_output=True, text=True, check=False
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Usage: airflow scheduler" in run.stdout

@@ -4,7 +4,8 @@
     "Checks: changed rows and the weekly full check"). Such a test says which of its model's rows changed in its
     `where` config, with these placeholders:
       __last_passed_check__  the time of the last passed check, e.g. where: "checked_at > __last_passed_check__"
-      __changed_loads__      the loads landed since then, as a list, e.g. where: "load_id in __changed_loads__"
+      __changed_loads__      the loads landed since then (macros/changed_loads.sql, which the gate renders too),
+                             as a list, e.g. where: "load_id in __changed_loads__"
       __model__              the tested model itself: a uniqueness test checks every row whose key a changed
                              row has, e.g. "id in (select id from __model__ where load_id in __changed_loads__)"
     When the run checks changed rows (env RENEWAL_CHECK_CHANGED_SINCE holds that time) the placeholders become
@@ -22,9 +23,7 @@
         {%- else -%}
             {%- set since = "'" ~ changed_since ~ "'::timestamptz" -%}
             {%- if '__changed_loads__' in where -%}
-                {%- set loads = run_query(
-                    "select distinct load_id from raw.feed_loads where finished_at > " ~ since ~ " order by 1"
-                ).columns[0].values() -%}
+                {%- set loads = run_query(changed_loads(since) ~ " order by 1").columns[0].values() -%}
                 {%- set quoted = [] -%}
                 {%- for load in loads -%}
                     {%- do quoted.append("'" ~ (load | replace("'", "''")) ~ "'") -%}

@@ -3,21 +3,30 @@
 -- R-WORK sorted and ';'-joined and the earliest deadline among them (docs/rules.md R-WORK). Not a row per item:
 -- the rule asks for a row per institution, which is what an officer works through (one call per institution),
 -- so the items are columns of the row: item_codes, item_codes_zh and actions_zh.
--- The provincial centre's list (350000, docs/contract.md §3) holds every centre's rows plus its own tasks.
+-- The provincial centre's list (350000, docs/contract.md §3; macros/province_centre.sql reads its code from the
+-- seed supervising_centres) holds every centre's rows plus its own tasks.
+-- Each kind of item of R-WORK's table comes from the model that decides it (models/intermediate/int_work_items__*),
+-- each with institution_id, item_code, item_deadline and detail_zh; this model lists them and orders them.
+{%- set centre_item_models = [
+    'int_work_items__expires_today',
+    'int_work_items__grace_ends_today',
+    'int_work_items__reminder',
+    'int_work_items__review_overdue',
+    'int_work_items__review_due_soon',
+    'int_work_items__flags',
+    'int_work_items__at_risk',
+] %}
+{%- set province_task_models = [
+    'int_work_items__issue_new_letter',
+    'int_work_items__report_termination',
+] %}
+
 with eligibility as (
     select * from {{ ref('renewal_eligibility') }}
 ),
 
 institutions as (
     select * from {{ ref('int_institutions_dated') }}
-),
-
-policy as (
-    select * from {{ ref('int_policy_parameters') }}
-),
-
-calendar as (
-    select * from {{ ref('int_working_days') }}
 ),
 
 labels as (
@@ -41,130 +50,33 @@ today as (
     select {{ as_of() }} as as_of
 ),
 
--- the review_due_soon_working_days-th working day after D (R-WORK review_due_soon)
-soon_limit as (
-    select min(later.calendar_day) as review_due_soon_until
-    from calendar as d_day
-    cross join policy
-    inner join calendar as later
-        on later.workday_seq = d_day.workday_seq + policy.review_due_soon_working_days and later.is_workday
-    where d_day.calendar_day = {{ as_of() }}
-),
-
-open_reviews as (
-    -- counting applications (R-APP, R-SLA) with no review result known on D
-    select
-        review_sla.institution_id,
-        min(review_sla.review_due_on) as review_due_on
-    from {{ ref('review_sla') }} as review_sla
-    where review_sla.review_result is null
-    group by review_sla.institution_id
-),
-
 centre_items as (
-    select
-        institution_id,
-        'expires_today' as item_code,
-        {{ as_of() }} as item_deadline,
-        null::varchar as detail_zh
-    from eligibility
-    where expires_on = {{ as_of() }} and lifecycle_stage in ('window_open', 'overdue')
-    union all
-    select
-        institution_id,
-        'grace_ends_today',
-        {{ as_of() }},
-        null
-    from eligibility
-    where grace_ends_on = {{ as_of() }} and lifecycle_stage = 'grace_period'
-    union all
-    -- every reminder whose condition holds on D, new or continuing, whatever its audience
-    select
-        institution_id,
-        'reminder',
-        min(case
-            when reminder_type in ('window_open', 'expiring_30d', 'overdue') then apply_by
-            when reminder_type = 'window_opens_soon' then window_opens_on
-            when reminder_type in ('grace_period', 'grace_ending') then grace_ends_on
-        end),
-        -- each reminder with its key date named for what it is (a window's opening day is no 截止日期)
-        string_agg(
-            reminder_type_zh || coalesce(
-                '，' || deadline_label_zh || '为' || strftime(deadline, '%Y年%-m月%-d日'), ''
-            ),
-            '；' order by reminder_type
-        )
-    from reminders
-    group by institution_id
-    union all
-    select
-        open_reviews.institution_id,
-        'review_overdue',
-        open_reviews.review_due_on,
-        '应于' || strftime(open_reviews.review_due_on, '%Y年%-m月%-d日') || '前反馈，已超期'
-        || datediff('day', open_reviews.review_due_on, {{ as_of() }}) || '天'
-    from open_reviews
-    where {{ as_of() }} > open_reviews.review_due_on
-    union all
-    select
-        open_reviews.institution_id,
-        'review_due_soon',
-        open_reviews.review_due_on,
-        '应于' || strftime(open_reviews.review_due_on, '%Y年%-m月%-d日') || '前反馈，还有'
-        || (due_day.workday_seq - d_day.workday_seq) || '个工作日'
-    from open_reviews
-    cross join soon_limit
-    inner join calendar as due_day on open_reviews.review_due_on = due_day.calendar_day
-    inner join calendar as d_day on d_day.calendar_day = {{ as_of() }}
-    where open_reviews.review_due_on between {{ as_of() }} and soon_limit.review_due_soon_until
-    union all
-    select
-        institution_id,
-        case reason_code
-            when 'article14_case' then 'flag_article14'
-            when 'occupation_change_in_freeze' then 'flag_freeze'
-            when 'post_expiry_data' then 'flag_post_expiry'
-            when 'outstanding_obligations' then 'flag_obligations'
-        end,
-        null,
-        null
-    from {{ ref('int_institution_reasons') }}
-    where
-        reason_code in ('article14_case', 'occupation_change_in_freeze', 'post_expiry_data', 'outstanding_obligations')
-    union all
-    select
-        institution_id,
-        'at_risk',
-        window_opens_on,
-        '续期申请期' || strftime(window_opens_on, '%Y年%-m月%-d日') || '开启；' || warning_reasons_zh
-    from {{ ref('renewal_warnings') }}
+    {%- for model in centre_item_models %}
+        select
+            institution_id,
+            item_code,
+            item_deadline,
+            detail_zh
+        from {{ ref(model) }}
+        {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 ),
 
 province_tasks as (
-    select
-        eligibility.institution_id,
-        'issue_new_letter' as item_code,
-        null::date as item_deadline,
-        '续期评估于' || strftime(eligibility.review_completed_on, '%Y年%-m月%-d日') || '通过' as detail_zh
-    from eligibility
-    cross join policy
-    where
-        eligibility.lifecycle_stage = 'renewed'
-        and eligibility.review_completed_on between {{ as_of() }} - to_days(policy.new_letter_task_days)
-        and {{ as_of() }}
-    union all
-    -- a termination known only from the feed's status has no date and yields no task
-    select
-        terminations.institution_id,
-        'report_termination',
-        null,
-        '终止备案通知日期' || strftime(max(terminations.notified_on), '%Y年%-m月%-d日')
-    from {{ ref('stg_centre__terminations') }} as terminations
-    cross join policy
-    where
-        terminations.notified_on between {{ as_of() }} - to_days(policy.termination_report_days)
-        and {{ as_of() }}
-    group by terminations.institution_id
+    {%- for model in province_task_models %}
+        select
+            institution_id,
+            item_code,
+            item_deadline,
+            detail_zh
+        from {{ ref(model) }}
+        {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+),
+
+province as (
+    -- the provincial centre, from the seed supervising_centres (macros/province_centre.sql)
+    select {{ province_centre() }} as supervising_centre
 ),
 
 listed as (
@@ -177,16 +89,18 @@ listed as (
     union all
     -- the province's list: every other centre's rows too, and its own tasks
     select
-        '350000',
+        province.supervising_centre,
         centre_items.*
     from centre_items
+    cross join province
     inner join eligibility on centre_items.institution_id = eligibility.institution_id
-    where eligibility.supervising_centre <> '350000'
+    where eligibility.supervising_centre <> province.supervising_centre
     union all
     select
-        '350000',
+        province.supervising_centre,
         province_tasks.*
     from province_tasks
+    cross join province
 ),
 
 item_order as (

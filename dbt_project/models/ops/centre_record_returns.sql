@@ -1,6 +1,7 @@
 -- The 退回清单: every centre-records row rejected by the latest load of D, with the centre that must fix it,
 -- the supervising centre of the institution as written in the row; rows that name no institution of the feed
--- go to the province (350000). publish/returns.py renders one workbook per centre from it.
+-- go to the province (350000, read from the seed supervising_centres: macros/province_centre.sql).
+-- publish/returns.py renders one workbook per centre from it.
 with latest_load as (
     select load_id
     from {{ ref('stg_pipeline__run_metrics') }}
@@ -23,7 +24,7 @@ institutions as (
 )
 
 select
-    coalesce(institutions.supervising_centre, '350000') as supervising_centre,
+    coalesce(institutions.supervising_centre, {{ province_centre() }}) as supervising_centre,
     rejected.source_file,
     rejected.row_number,
     rejected.field,
