@@ -46,6 +46,7 @@ import duckdb  # noqa: E402
 
 from mock_feed.server import FaultOptions, FeedData, FeedServer  # noqa: E402
 from mock_feed.timeline import generate_timeline, timeline_span, view  # noqa: E402
+from pipeline.commands import local_run_command  # noqa: E402
 from pipeline.settings import DBT_PROJECT_DIR, Settings  # noqa: E402
 
 DAY = dt.timedelta(days=1)
@@ -110,8 +111,8 @@ class Runner:
 
     def start(self, day: dt.date, attempt: str) -> subprocess.Popen:
         log = open(self.work / "logs" / f"{day.isoformat()}-{attempt}.log", "w")  # noqa: SIM115 - closed by the child's end
-        command = [sys.executable, "-m", "pipeline.local_run", "--as-of", day.isoformat(), "--data"]
-        command += [str(self.timeline), "--warehouse", str(self.warehouse), "--exports", str(self.exports)]
+        command = local_run_command("--as-of", day.isoformat(), "--data", str(self.timeline))
+        command += ["--warehouse", str(self.warehouse), "--exports", str(self.exports)]
         return subprocess.Popen(
             command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )

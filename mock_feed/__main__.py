@@ -13,7 +13,7 @@ from mock_feed.server import FaultOptions, serve
 from mock_feed.timeline import NotATimeline, generate_timeline, is_timeline, view
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mock_feed", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write a dataset directory, or with --from/--to a timeline")
@@ -50,19 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     cut.add_argument("--data", required=True, type=Path, help="the timeline")
     cut.add_argument("--as-of", required=True, type=dt.date.fromisoformat)
     cut.add_argument("--out", required=True, type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     if args.command == "generate":
         return _generate(parser, args)
     if args.command == "view":
-        try:
-            _print_counts(view(args.data, args.as_of, args.out))
-        except NotATimeline as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(f"the dataset of {args.as_of} cut from {args.data} into {args.out}")
-        return 0
+        return _view(args)
     if is_timeline(args.data) != (args.as_of is not None):
         print(f"error: --as-of goes with a timeline, and a timeline needs it ({args.data})", file=sys.stderr)
         return 2
@@ -78,6 +77,16 @@ def main(argv: list[str] | None = None) -> int:
         args.fault_seed,
     )
     serve(args.data, args.host, args.port, args.token, faults, as_of=args.as_of)
+    return 0
+
+
+def _view(args: argparse.Namespace) -> int:
+    try:
+        _print_counts(view(args.data, args.as_of, args.out))
+    except NotATimeline as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"the dataset of {args.as_of} cut from {args.data} into {args.out}")
     return 0
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import requests
 
+from pipeline.commands import generate_command, serve_command
 from pipeline.settings import FEED_CONN_ID, PROJECT_ROOT, TIMEZONE
 
 # The pseudonym key of local runs, one per checkout so that every warehouse made from it pseudonymises alike.
@@ -100,19 +101,7 @@ def airflow_env(home: Path, extra: dict[str, str]) -> dict[str, str]:
 
 def start_feed(data: Path, token: str, feed_opts: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "mock_feed",
-        "serve",
-        "--data",
-        str(data),
-        "--port",
-        str(port),
-        "--token",
-        token,
-        *shlex.split(feed_opts),
-    ]
+    cmd = serve_command(data, port, "--token", token, *shlex.split(feed_opts))
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None  # stderr=PIPE
     url = f"http://127.0.0.1:{port}"
@@ -357,21 +346,7 @@ def dataset_dir(args: argparse.Namespace, as_of: dt.date) -> Path:
     data = PROJECT_ROOT / "data" / f"demo-{as_of.isoformat()}"
     if not (data / "institutions.jsonl").exists():
         print(f"generating the demo dataset for {as_of} in {data} …", flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mock_feed",
-                "generate",
-                "--out",
-                str(data),
-                "--as-of",
-                as_of.isoformat(),
-                "--institutions",
-                str(args.institutions),
-            ],
-            check=True,
-        )
+        subprocess.run(generate_command(data, as_of, args.institutions), check=True)
     return data
 
 

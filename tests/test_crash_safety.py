@@ -13,13 +13,13 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 
 import duckdb
 import pytest
 from helpers import file_digests
 
 from ingest.crash_points import CRASH_AT
+from pipeline.commands import generate_command, local_run_command
 from pipeline.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def run(data, folder, crash_at: str | None = None) -> int:
     env["PSEUDONYM_KEY"] = "crash-test-key"
     if crash_at:
         env[CRASH_AT] = crash_at
-    command = [sys.executable, "-m", "pipeline.local_run", "--as-of", DAY.isoformat(), "--data", str(data)]
+    command = local_run_command("--as-of", DAY.isoformat(), "--data", str(data))
     command += ["--warehouse", str(folder / "warehouse"), "--exports", str(folder / "exports")]
     with open(folder / f"run-{crash_at or 'clean'}.log".replace(":", "_"), "w") as log:
         proc = subprocess.Popen(
@@ -82,22 +82,7 @@ def unsent_in_ledger(folder) -> list[tuple]:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     data = tmp_path_factory.mktemp("crash-data")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mock_feed",
-            "generate",
-            "--out",
-            str(data),
-            "--as-of",
-            DAY.isoformat(),
-            "--institutions",
-            "30",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    subprocess.run(generate_command(data, DAY, 30), check=True, capture_output=True)
     return data
 
 

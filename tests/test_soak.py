@@ -85,7 +85,7 @@ def test_a_short_soak_holds_every_invariant(tmp_path):
             "--from",
             "2026-09-01",
             "--to",
-            "2026-09-05",
+            "2026-09-04",
             "--institutions",
             "30",
             "--out",

@@ -8,7 +8,6 @@ import datetime as dt
 import itertools
 import json
 import subprocess
-import sys
 import time
 
 import orjson
@@ -17,6 +16,7 @@ import requests
 from helpers import file_digests
 
 from mock_feed.timeline import NotATimeline, generate_timeline, view
+from pipeline.commands import mock_feed_command, serve_command
 from pipeline.local_run import free_port
 
 START, END = dt.date(2025, 12, 1), dt.date(2026, 10, 30)
@@ -144,19 +144,8 @@ def test_the_feed_serves_a_timeline_as_of_a_day(timeline, tmp_path):
     day = dt.date(2026, 9, 10)
     view(timeline, day, tmp_path / "view")
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "mock_feed",
-        "serve",
-        "--data",
-        str(timeline),
-        "--as-of",
-        day.isoformat(),
-    ]
-    feed = subprocess.Popen(
-        [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    command = serve_command(timeline, port, "--as-of", day.isoformat())
+    feed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -180,8 +169,6 @@ def test_the_feed_serves_a_timeline_as_of_a_day(timeline, tmp_path):
 
 
 def test_serving_a_timeline_needs_a_day(timeline):
-    done = subprocess.run(
-        [sys.executable, "-m", "mock_feed", "serve", "--data", str(timeline)], capture_output=True, text=True
-    )
+    done = subprocess.run(mock_feed_command("serve", "--data", str(timeline)), capture_output=True, text=True)
     assert done.returncode == 2
     assert "--as-of" in done.stderr
