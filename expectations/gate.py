@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.warehouse import open_duckdb, scalar, sql_identifier, sql_literal
+from pipeline.settings import province_code
 
 if TYPE_CHECKING:
     import duckdb
@@ -255,6 +256,7 @@ def run_gate(
         "as_of": dt.date.fromisoformat(as_of),
         "max_drop": float(os.environ.get("GATE_MAX_DROP") or MAX_DROP),
         "changed_since": changed_since,
+        "province": province_code(),
     }
     con = open_duckdb(warehouse_db, read_only=True)
     try:

@@ -26,7 +26,7 @@ CERTIFICATE_NO = r"^[YS][0-9]{4}35[0-9]{6}[0-9]{2}[1-5][0-9]{6}$"
 @dataclass(frozen=True)
 class Check:
     name: str
-    # may use $as_of, $max_drop and $changed_since (changed() below); `published` is the last publication,
+    # may use $as_of, $max_drop, $changed_since (changed() below) and $province (the province's centre code); `published` is the last publication,
     # attached read-only
     sql: str
     expectations: Callable[[], list[gx.expectations.Expectation]]
@@ -177,11 +177,11 @@ SUITES: list[Check] = [
     ),
     Check(
         "work_items_province_list",
-        # the province's list (350000) holds every centre's rows
+        # the province's list holds every centre's rows
         """SELECT w.list_centre, w.institution_id, w.sort_order,
-                  w.list_centre = '350000' OR EXISTS (
+                  w.list_centre = $province OR EXISTS (
                       SELECT 1 FROM marts.work_items p
-                      WHERE p.list_centre = '350000' AND p.institution_id = w.institution_id) AS on_province_list
+                      WHERE p.list_centre = $province AND p.institution_id = w.institution_id) AS on_province_list
            FROM marts.work_items w""",
         lambda: [E.ExpectColumnValuesToBeInSet(column="on_province_list", value_set=[True])],
     ),
