@@ -50,28 +50,29 @@ today as (
     select {{ as_of() }} as as_of
 ),
 
-centre_items as (
-    {%- for model in centre_item_models %}
+items as (
+    -- every item of every kind, with whose list it goes on: its centre's (and so the province's), or only the
+    -- province's (its own tasks)
+    {%- for model in centre_item_models + province_task_models %}
         select
             institution_id,
             item_code,
             item_deadline,
-            detail_zh
+            detail_zh,
+            {{ model in province_task_models }} as province_task
         from {{ ref(model) }}
         {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),
 
+centre_items as (
+    select * exclude (province_task) from items
+    where not province_task
+),
+
 province_tasks as (
-    {%- for model in province_task_models %}
-        select
-            institution_id,
-            item_code,
-            item_deadline,
-            detail_zh
-        from {{ ref(model) }}
-        {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
+    select * exclude (province_task) from items
+    where province_task
 ),
 
 province as (
