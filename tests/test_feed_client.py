@@ -293,7 +293,10 @@ class TunnelHandler(socketserver.StreamRequestHandler):
                 if not readable:
                     return
                 for end in readable:
-                    data = end.recv(65536)
+                    try:
+                        data = end.recv(65536)
+                    except ConnectionResetError:  # the client closed its pooled connection: the tunnel ends
+                        return
                     if not data:
                         return
                     (upstream if end is self.connection else self.connection).sendall(data)
