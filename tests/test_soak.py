@@ -113,3 +113,13 @@ def test_a_short_soak_holds_every_invariant(tmp_path):
     assert result["warehouse"] == str(tmp_path / "soak-work" / "warehouse")
     assert "run time" in done.stdout
     assert "warehouse size" in done.stdout
+
+
+def test_a_folder_pruned_by_retention_is_not_read_as_a_missing_send(tmp_path):
+    ledger = tmp_path / "ledger.duckdb"
+    ledger_with(ledger, [("35000001", "2026-12-31", "expiring", "2026-12-01", "2026-12-02")])
+    exports = tmp_path / "exports"
+    (exports / "2026-12-02").mkdir(parents=True)
+    (exports / "2026-12-02" / "manifest.json").write_text("{}")  # what retention leaves after 180 days
+    due = {("35000001", "2026-12-31", "expiring")}
+    assert reminder_check(ledger, exports, due)["reminders_sent_once"]
