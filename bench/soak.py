@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import csv
 import datetime as dt
 import json
@@ -33,18 +32,19 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(
+    1, str(ROOT / "tests")
+)  # the in-thread mock feed and file digests the tests use (tests/helpers.py)
 
 import duckdb  # noqa: E402
+from helpers import RunningFeed, file_digests, make_settings  # noqa: E402
 
-from mock_feed.server import FaultOptions, FeedData, FeedServer  # noqa: E402
 from mock_feed.timeline import generate_timeline, timeline_span, view  # noqa: E402
 from pipeline.commands import local_run_command  # noqa: E402
 from pipeline.settings import DBT_PROJECT_DIR, Settings  # noqa: E402
@@ -150,20 +150,6 @@ def _children_cpu() -> float:
 
 
 # -- the from-scratch rebuild ---------------------------------------------------------------------------------
-@contextlib.contextmanager
-def served(data: Path) -> Iterator[str]:
-    """The mock feed over loopback on a dataset directory, in a thread."""
-    server = FeedServer(("127.0.0.1", 0), FeedData(data), "soak", FaultOptions())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        server.data.close()
-
-
 def rebuild(timeline: Path, day: dt.date, folder: Path, ledger_before: Path | None, key: str) -> Settings:
     """The day from nothing: its data, an empty warehouse, the pipeline's steps in order, dbt's models, the
     publication and, with the ledger as it was before the day, the export."""
@@ -171,19 +157,15 @@ def rebuild(timeline: Path, day: dt.date, folder: Path, ledger_before: Path | No
 
     shutil.rmtree(folder, ignore_errors=True)
     view(timeline, day, folder / "data")
-    with served(folder / "data") as url:
-        settings = Settings(
-            warehouse_dir=folder / "warehouse",
-            exports_dir=folder / "exports",
-            data_dir=folder / "data",
-            feed_url=url,
-            feed_token="soak",
-            pseudonym_key=key.encode(),
-        )
+    feed = RunningFeed(folder / "data")
+    try:
+        settings = replace(make_settings(folder, folder / "data", feed.url), pseudonym_key=key.encode())
         load_id = f"{day.isoformat()}:rebuild"
         steps.extract_feed(day, load_id, settings=settings)
         steps.load_local_sources(day, load_id, settings=settings)
         steps.verify_certificates(day, load_id, settings=settings)
+    finally:
+        feed.stop()
     dbt = subprocess.run(
         [
             *(str(Path(sys.executable).parent / "dbt"), "build", "--profiles-dir", "."),
@@ -247,16 +229,6 @@ def mart_differences(published: Path, rebuilt: Path, day: dt.date) -> list[str]:
         return differ
     finally:
         con.close()
-
-
-def file_digests(folder: Path) -> dict[str, str]:
-    import hashlib
-
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def due_reminders(published: Path, day: dt.date) -> set[tuple[str, str, str]]:
