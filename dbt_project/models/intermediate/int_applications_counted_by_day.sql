@@ -1,6 +1,7 @@
--- R-APP, judged on each day of int_institution_days with only the records dated on or before that day:
--- which application of the current period (int_applications_in_period) counts (the latest counting one wins,
--- ties by the highest application_id), what its review result was known to be, and whether early/late ones exist.
+-- R-APP, judged on the first day of each span of int_institution_days with only the records dated on or before
+-- that day (the same for every day of the span): which application of the current period
+-- (int_applications_in_period) counts (the latest counting one wins, ties by the highest application_id), what its
+-- review result was known to be, and whether early/late ones exist.
 with days as (
     select * from {{ ref('int_institution_days') }}
 ),
@@ -49,6 +50,7 @@ counting as (
 select
     days.institution_id,
     days.judged_on,
+    days.judged_until,
     counting.application_id,
     counting.received_on,
     counting.incentive_evidence,

@@ -1,4 +1,5 @@
--- R-STAGE: lifecycle stage of each institution on each judged day (first match wins).
+-- R-STAGE: lifecycle stage of each institution on each span of judged days, judged on its first day (first match
+-- wins); int_institution_days starts a span on every day a condition below can change.
 with days as (
     select * from {{ ref('int_applications_counted_by_day') }}
 ),

@@ -12,6 +12,7 @@ stage_days as (
     select
         institution_id,
         judged_on,
+        judged_until,
         'expiring' as flag
     from stages
     where lifecycle_stage in ('window_open', 'overdue')
@@ -19,6 +20,7 @@ stage_days as (
     select
         institution_id,
         judged_on,
+        judged_until,
         'overdue'
     from stages
     where lifecycle_stage = 'overdue'
@@ -26,6 +28,7 @@ stage_days as (
     select
         institution_id,
         judged_on,
+        judged_until,
         'grace_period'
     from stages
     where lifecycle_stage = 'grace_period'
@@ -33,6 +36,7 @@ stage_days as (
     select
         institution_id,
         judged_on,
+        judged_until,
         'abandoned'
     from stages
     where lifecycle_stage = 'abandoned'

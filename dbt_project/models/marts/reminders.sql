@@ -1,5 +1,6 @@
 -- R-REMIND: one row per institution and reminder type whose condition holds on D, with first_due_on, the
--- first day of the unbroken run of days up to D on which it held (each day judged with its own records).
+-- first day of the unbroken run of days up to D on which it held (each day judged with its own records, span by
+-- span: int_institution_stages_by_day).
 with stages as (
     select * from {{ ref('int_institution_stages_by_day') }}
 ),
@@ -16,6 +17,7 @@ days as (
     select
         stages.institution_id,
         stages.judged_on,
+        stages.judged_until,
         stages.lifecycle_stage,
         institutions.* exclude (institution_id),  -- noqa: RF02
         policy.*
@@ -24,19 +26,20 @@ days as (
     cross join policy
 ),
 
-holding as (
+spans as (
+    -- each span of a stage, cut to the days on which its reminder holds
     select
         institution_id,
-        judged_on,
+        greatest(judged_on, window_opens_on - window_opens_soon_days) as judged_on,
+        least(judged_until, window_opens_on - 1) as judged_until,
         'window_opens_soon' as reminder_type
     from days
-    where
-        lifecycle_stage = 'not_yet_due'
-        and judged_on >= window_opens_on - window_opens_soon_days and judged_on < window_opens_on
+    where lifecycle_stage = 'not_yet_due'
     union all
     select
         institution_id,
         judged_on,
+        judged_until,
         'window_open'
     from days
     where lifecycle_stage = 'window_open'
@@ -44,37 +47,48 @@ holding as (
     select
         institution_id,
         judged_on,
+        judged_until,
         'overdue'
     from days
     where lifecycle_stage = 'overdue'
     union all
     select
         institution_id,
-        judged_on,
+        greatest(judged_on, expires_on - expiring_days),
+        judged_until,
         'expiring_30d'
     from days
-    where lifecycle_stage in ('window_open', 'overdue') and judged_on >= expires_on - expiring_days
+    where lifecycle_stage in ('window_open', 'overdue')
     union all
     select
         institution_id,
         judged_on,
+        judged_until,
         'grace_period'
     from days
     where lifecycle_stage = 'grace_period'
     union all
     select
         institution_id,
-        judged_on,
+        greatest(judged_on, grace_ends_on - grace_ending_days),
+        judged_until,
         'grace_ending'
     from days
-    where lifecycle_stage = 'grace_period' and judged_on >= grace_ends_on - grace_ending_days
+    where lifecycle_stage = 'grace_period'
     union all
     select
         institution_id,
         judged_on,
+        least(judged_until, grace_ends_on + abandoned_notice_days),
         'abandoned'
     from days
-    where lifecycle_stage = 'abandoned' and judged_on <= grace_ends_on + abandoned_notice_days
+    where lifecycle_stage = 'abandoned'
+),
+
+holding as (
+    select *
+    from spans
+    where judged_on <= judged_until
 ),
 
 current_runs as (
