@@ -17,11 +17,7 @@ applications as (
 ),
 
 terminations as (
-    select
-        institution_id,
-        min(notified_on) as first_notified_on
-    from {{ ref('stg_centre__terminations') }}
-    group by institution_id
+    select * from {{ ref('stg_centre__terminations') }}
 ),
 
 bounds as (
@@ -51,7 +47,7 @@ change_days as (
     union all
     select
         institution_id,
-        first_notified_on
+        notified_on
     from terminations
     union all
     select
