@@ -71,6 +71,15 @@ def pg_type(duckdb_type: str) -> str:
     return "text"
 
 
+def pg_value(column: str, duckdb_type: str) -> str:
+    """The column as PostgreSQL can take it. Its text cannot hold NUL (U+0000), which a hostile feed value may
+    carry and which would fail the whole COPY: NUL becomes U+FFFD, as control characters do in the exports."""
+    name = sql_identifier(column)
+    if duckdb_type.upper() == "VARCHAR":
+        return f"replace({name}, chr(0), '\ufffd') AS {name}"
+    return name
+
+
 def _load_table(
     duck: duckdb.DuckDBPyConnection, cur: cursor, schema: str, table: str, order: str, tmp_dir: Path
 ) -> int:
@@ -89,9 +98,10 @@ def _load_table(
     )
     # COPY in bulk: DuckDB writes CSV to a file, PostgreSQL reads it over the connection
     csv_path = tmp_dir / f".{schema}.{table}.csv"
+    select = ", ".join(pg_value(c, t) for c, t, _ in columns)
     try:
         duck.execute(
-            f"COPY (SELECT * FROM {schema}.{table} ORDER BY {order}) TO '{csv_path}' "
+            f"COPY (SELECT {select} FROM {schema}.{table} ORDER BY {order}) TO '{csv_path}' "
             "(FORMAT csv, HEADER false, NULL '')"
         )
         with open(csv_path, "rb") as fh:

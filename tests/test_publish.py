@@ -146,6 +146,36 @@ def test_postgres_publication_is_complete_commented_and_read_only(snapshots, pos
 
 
 @pytest.mark.slow
+def test_postgres_takes_a_nul_from_the_feed_as_u_fffd(snapshots, postgres, tmp_path):
+    """PostgreSQL's text cannot hold NUL, which a hostile feed value may carry: the value is published with U+FFFD
+    in its place (as the exports show control characters) and the rest of the publication goes through."""
+    a, _ = snapshots
+    nul = replace(a, warehouse_dir=tmp_path / "nul")
+    nul.warehouse_dir.mkdir()
+    shutil.copy(a.warehouse_db, nul.warehouse_db)
+    con = duckdb.connect(str(nul.warehouse_db))
+    institution = con.execute("SELECT min(institution_id) FROM marts.renewal_eligibility").fetchone()[0]
+    con.execute(
+        "UPDATE marts.renewal_eligibility SET institution_name = '福州' || chr(0) || '中心' WHERE institution_id = ?",
+        [institution],
+    )
+    con.close()
+    steps.publish(AS_OF, settings=nul)
+    published = steps.publish_to_postgres(AS_OF, settings=nul, dsn=postgres)
+    pg = psycopg2.connect(postgres)
+    cur = pg.cursor()
+    cur.execute(
+        "SELECT institution_name FROM marts.renewal_eligibility WHERE institution_id = %s", [institution]
+    )
+    assert cur.fetchone() == ("福州\ufffd中心",)
+    cur.execute("SELECT count(*) FROM marts.renewal_eligibility")
+    assert cur.fetchone()[0] == published["renewal_eligibility"] > 1
+    pg.close()
+    # the next test starts from snapshot A again
+    steps.publish_to_postgres(AS_OF, settings=a, dsn=postgres)
+
+
+@pytest.mark.slow
 def test_postgres_second_publish_swaps_atomically_under_a_reader(snapshots, postgres):
     a, b = snapshots
     steps.publish_to_postgres(AS_OF, settings=a, dsn=postgres)
