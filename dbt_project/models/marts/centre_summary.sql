@@ -1,4 +1,4 @@
--- The province's roll-up: one row per supervising centre and lifecycle stage (every stage, zero
+-- The province's roll-up: one row per supervising centre (every centre) and lifecycle stage (every stage, zero
 -- included) with the number of institutions in it, and per centre the overdue reviews (R-SLA, no result yet),
 -- the institutions at risk (R-WARN) and the rows of its own work list (R-WORK). Reminders sent today are the
 -- export's to count (they depend on the send ledger, not on D alone).
@@ -6,12 +6,16 @@ with eligibility as (
     select * from {{ ref('renewal_eligibility') }}
 ),
 
-centres as (
-    select distinct supervising_centre from eligibility
-),
-
 centre_names as (
     select * from {{ ref('supervising_centres') }}
+),
+
+centres as (
+    -- every centre, one with no institutions too (its rows are zeros, but for the province's own tasks), and
+    -- any other centre the feed names
+    select supervising_centre from centre_names
+    union
+    select supervising_centre from eligibility
 ),
 
 stages as (
