@@ -27,7 +27,8 @@ days as (
 ),
 
 spans as (
-    -- each span of a stage, cut to the days on which its reminder holds
+    -- each span of a stage, cut to the days on which its reminder holds (greatest() and least() would skip a
+    -- NULL bound, but none can be: the dates and policy parameters are tested not_null before this model builds)
     select
         institution_id,
         greatest(judged_on, window_opens_on - window_opens_soon_days) as judged_on,
