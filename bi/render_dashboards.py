@@ -205,15 +205,17 @@ class Session:
         self.page = self.context.new_page()
         self._csrf: str | None = None
         # The login page's own event log beacon can answer after the login and set the session cookie
-        # back to an anonymous one (Flask keeps the session in the cookie): log in until it holds.
+        # back to an anonymous one (Flask keeps the session in the cookie), and the next page then sends the
+        # browser back to the login page (`/login/?next=…`): log in until it holds.
         for attempt in range(1, 4):
+            self.context.clear_cookies()
             self.page.goto(f"{base_url}/login/", wait_until="networkidle")
             self.page.fill("#username", username)
             self.page.fill("#password", password)
             self.page.keyboard.press("Enter")
-            self.page.wait_for_url(lambda url: "/login" not in url, timeout=180_000)
+            self.page.wait_for_url(lambda url: "/login" not in url or "next=" in url, timeout=180_000)
             self.page.wait_for_load_state("networkidle")
-            if self.get("/api/v1/me/").ok:
+            if "/login" not in self.page.url and self.get("/api/v1/me/").ok:
                 return
             log.info("logging in as %s did not hold (attempt %d): again", username, attempt)
         raise SystemExit(f"could not log in to {base_url} as {username}")
