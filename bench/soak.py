@@ -38,9 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(
-    1, str(ROOT / "tests")
-)  # the in-thread mock feed and file digests the tests use (tests/helpers.py)
+# the in-thread mock feed and the file digests the tests use (tests/helpers.py)
+sys.path.insert(1, str(ROOT / "tests"))
 
 import duckdb  # noqa: E402
 from helpers import RunningFeed, file_digests, make_settings  # noqa: E402
