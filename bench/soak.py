@@ -7,6 +7,11 @@ them, with the days production has: a day the scheduler was down, a retried day,
    feed serves the timeline as it stood that day, watermarks, the reminder ledger and the reminders DAG all on.
    Some days are skipped (the scheduler was down), some run twice (a retry), and one run is killed at a random
    moment with SIGKILL to its whole process group, then run again.
+   Each day's runs stand on that day's clock, 06:00 Asia/Shanghai when production's scheduled run starts
+   (DayClock: the pipeline's clock for every process of the run, and the files they wrote dated on it
+   afterwards). So what ages by the clock ages as in production: retention removes superseded versions, old
+   loads and lookup answers, Airflow's logs, the killed run's leftovers; found certificates are looked up again
+   after 30 days.
 3. After every day, a from-scratch rebuild of that day (an empty warehouse, the same day's data, the same ledger
    as before the day) must publish the same marts and export the same files, byte for byte. Skipped days are
    rebuilt too, for the reminders that fell due on them.
@@ -33,6 +38,7 @@ import signal
 import subprocess
 import sys
 import time
+import zoneinfo
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -44,9 +50,10 @@ sys.path.insert(1, str(ROOT / "tests"))
 import duckdb  # noqa: E402
 from helpers import RunningFeed, file_digests, make_settings  # noqa: E402
 
+from ingest import clock  # noqa: E402
 from mock_feed.timeline import generate_timeline, timeline_span, view  # noqa: E402
 from pipeline.commands import local_run_command  # noqa: E402
-from pipeline.settings import DBT_PROJECT_DIR, Settings  # noqa: E402
+from pipeline.settings import DBT_PROJECT_DIR, TIMEZONE, Settings  # noqa: E402
 
 DAY = dt.timedelta(days=1)
 # renewal_history's columns that compare a day with the run before it: a rebuild from scratch has no run before
@@ -73,6 +80,9 @@ class Day:
     exports_equal_clean: bool | None = None
     feed_versions: int = 0  # feed records new or changed that day: the size of the day's change
     rerun_s: float | None = None
+    # what the day's retention removed (raw.run_metrics, step retention): rows of the warehouse, files
+    retention_rows_removed: int = 0
+    retention_files_removed: int = 0
     killed_after_s: float | None = None
     differences: list[str] = field(default_factory=list)
 
@@ -99,6 +109,50 @@ def day_plan(days: list[dt.date], seed: int) -> dict[dt.date, Day]:
     return plan
 
 
+# -- the day's clock ------------------------------------------------------------------------------------------
+SCHEDULED_AT = dt.time(6, 0)  # renewal_daily's schedule (pipeline/dag_common.py)
+
+
+@dataclass
+class DayClock:
+    """The clock of one day's runs: D at 06:00 Asia/Shanghai, when production's scheduled run starts, at the day's
+    first attempt, then running at the wall clock's pace. One offset serves every attempt of the day, so a rerun
+    comes after the run it repeats, as it does in production, and each day comes after the last.
+
+    Every process of a run reads it as the pipeline's clock (ingest/clock.py, RENEWAL_CLOCK_OFFSET_S). File times
+    are the kernel's: `date_files` moves the times of what an attempt wrote onto the day's clock once it has
+    ended, so that the next days' retention sees their true ages."""
+
+    day: dt.date
+    offset_s: int
+
+    @classmethod
+    def starting_now(cls, day: dt.date) -> DayClock:
+        scheduled = dt.datetime.combine(day, SCHEDULED_AT, zoneinfo.ZoneInfo(TIMEZONE))
+        return cls(day, round(scheduled.timestamp() - time.time()))
+
+    def env(self) -> dict[str, str]:
+        return {clock.OFFSET_ENV: str(self.offset_s)}
+
+    def date_files(self, folders: list[Path], written_since: float) -> int:
+        """Move the times of the files and folders written since `written_since` (wall clock) onto the day's
+        clock; returns how many."""
+        moved = 0
+        for folder in folders:
+            if not folder.exists():
+                continue
+            for path in (folder, *folder.rglob("*")):
+                try:
+                    st = path.lstat()
+                except FileNotFoundError:
+                    continue
+                if st.st_mtime >= written_since:
+                    times = (st.st_atime + self.offset_s, st.st_mtime + self.offset_s)
+                    os.utime(path, times, follow_symlinks=False)
+                    moved += 1
+        return moved
+
+
 # -- one day's run --------------------------------------------------------------------------------------------
 class Runner:
     """`python -m pipeline.local_run` for a day on the soak's warehouse, in its own process group."""
@@ -106,25 +160,41 @@ class Runner:
     def __init__(self, work: Path, timeline: Path, env: dict[str, str]) -> None:
         self.work, self.timeline, self.env = work, timeline, env
         self.warehouse, self.exports = work / "warehouse", work / "exports"
+        self.clock: DayClock | None = None
         (work / "logs").mkdir(parents=True, exist_ok=True)
 
     def start(self, day: dt.date, attempt: str) -> subprocess.Popen:
+        if self.clock is None or self.clock.day != day:
+            self.clock = DayClock.starting_now(day)
         log = open(self.work / "logs" / f"{day.isoformat()}-{attempt}.log", "w")  # noqa: SIM115 - closed by the child's end
         command = local_run_command("--as-of", day.isoformat(), "--data", str(self.timeline))
         command += ["--warehouse", str(self.warehouse), "--exports", str(self.exports)]
         return subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=ROOT,
+            env=self.env | self.clock.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+
+    def ended(self, written_since: float) -> None:
+        """An attempt ended: what it wrote is dated on the day's clock."""
+        assert self.clock is not None  # set by start()
+        self.clock.date_files([self.warehouse, self.exports], written_since)
 
     def run(self, day: dt.date, attempt: str) -> tuple[float, float]:
         """The day's run to its end: (wall seconds, CPU seconds of all its processes). The CPU time is the steadier
         measure of what a day costs on a machine that does other work too."""
-        started, cpu = time.monotonic(), _children_cpu()
+        started, cpu, wall = time.monotonic(), _children_cpu(), time.time()
         proc = self.start(day, attempt)
-        if proc.wait() != 0:
+        code = proc.wait()
+        elapsed = round(time.monotonic() - started, 1), round(_children_cpu() - cpu, 1)
+        self.ended(wall)
+        if code != 0:
             log = self.work / "logs" / f"{day}-{attempt}.log"
             raise SystemExit(f"the run for {day} ({attempt}) failed: {log}")
-        return round(time.monotonic() - started, 1), round(_children_cpu() - cpu, 1)
+        return elapsed
 
     def kill_midway(self, day: dt.date, rng: random.Random, within_s: float) -> float:
         """Start the day's run and SIGKILL its whole process group (the run, Airflow's task, dbt, the feed) at a
@@ -132,6 +202,7 @@ class Runner:
         a shorter span. Returns when it was killed."""
         for attempt in range(4):
             after_s = rng.uniform(2, within_s / 2**attempt)
+            wall = time.time()
             proc = self.start(day, "killed")
             try:
                 proc.wait(timeout=after_s)
@@ -139,6 +210,8 @@ class Runner:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 return after_s
+            finally:
+                self.ended(wall)
         raise SystemExit(f"every run for {day} ended before the kill: {self.work / 'logs'}")
 
 
@@ -308,6 +381,21 @@ def warehouse_bytes(warehouse: Path) -> int:
     )
 
 
+def retention_removed(warehouse_db: Path, day: dt.date) -> tuple[int, int]:
+    """Rows and files the day's retention removed, over all its runs (raw.run_metrics, step retention)."""
+    con = duckdb.connect(str(warehouse_db), read_only=True)
+    try:
+        rows, files = con.execute(
+            """SELECT coalesce(sum(value) FILTER (WHERE metric = 'rows_removed'), 0),
+                      coalesce(sum(value) FILTER (WHERE metric = 'files_removed'), 0)
+               FROM raw.run_metrics WHERE step = 'retention' AND as_of = ?""",
+            [day],
+        ).fetchone()
+        return int(rows), int(files)
+    finally:
+        con.close()
+
+
 def feed_versions(timeline: Path, day: dt.date) -> int:
     """The feed records new or changed on the day: versions whose updated_at falls on it."""
     prefix = f'"updated_at":"{day.isoformat()}T'
@@ -333,6 +421,9 @@ def soak_day(
     if entry.rerun:
         entry.rerun_s, _ = runner.run(day, "rerun")
     entry.warehouse_bytes = warehouse_bytes(runner.warehouse)
+    entry.retention_rows_removed, entry.retention_files_removed = retention_removed(
+        runner.warehouse / "warehouse.duckdb", day
+    )
     fresh = rebuild(runner.timeline, day, runner.work / "rebuild", before if before.exists() else None, key)
     from pipeline import steps
 
@@ -426,7 +517,8 @@ def row_text(d: Day) -> str:
     run = (
         f"{d.run_s:6.1f} s {d.run_cpu_s or 0:6.1f} cpu-s" if d.run_s is not None else "     - s      - cpu-s"
     )
-    return f"{d.day}  {run}  {d.warehouse_bytes / 1e6:7.1f} MB  {d.feed_versions:6d} changes  {verdict:8} {flags}"
+    pruned = f"{d.retention_rows_removed:6d} rows {d.retention_files_removed:4d} files pruned"
+    return f"{d.day}  {run}  {d.warehouse_bytes / 1e6:7.1f} MB  {d.feed_versions:6d} changes  {pruned}  {verdict:8} {flags}"
 
 
 def chart(days: list[dict], width: int = 40) -> str:

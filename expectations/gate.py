@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ingest import clock
 from ingest.warehouse import open_duckdb, scalar, sql_identifier, sql_literal
 from pipeline.settings import province_code
 
@@ -254,6 +255,7 @@ def run_gate(
     context = _context(docs_dir)
     params = {
         "as_of": dt.date.fromisoformat(as_of),
+        "now": clock.now(),
         "max_drop": float(os.environ.get("GATE_MAX_DROP") or MAX_DROP),
         "changed_since": changed_since,
         "province": province_code(),

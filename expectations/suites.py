@@ -26,7 +26,8 @@ CERTIFICATE_NO = r"^[YS][0-9]{4}35[0-9]{6}[0-9]{2}[1-5][0-9]{6}$"
 @dataclass(frozen=True)
 class Check:
     name: str
-    # may use $as_of, $max_drop, $changed_since (changed() below) and $province (the province's centre code); `published` is the last publication,
+    # may use $as_of, $now (the pipeline's clock, ingest/clock.py), $max_drop, $changed_since (changed() below) and
+    # $province (the province's centre code); `published` is the last publication,
     # attached read-only
     sql: str
     expectations: Callable[[], list[gx.expectations.Expectation]]
@@ -88,7 +89,7 @@ SUITES: list[Check] = [
         "counting_plan_certificate_lookup_freshness",
         # ... and the answer must be recent: ingest/lookups.py re-checks found certificates after 30 days.
         """SELECT c.certificate_no,
-                  date_diff('day', c.last_checked_at, now()) AS days_since_checked
+                  date_diff('day', c.last_checked_at, $now) AS days_since_checked
            FROM intermediate.int_certificates_with_latest_lookup c
            JOIN intermediate.int_plans_counted_in_period p USING (plan_no)
            WHERE p.is_counting AND c.last_checked_at IS NOT NULL""",

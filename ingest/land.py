@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import duckdb
 
+from ingest import clock
 from ingest.crash_points import crash_point
 from ingest.feed_client import FeedClient, Page
 from ingest.warehouse import (
@@ -406,13 +407,14 @@ def record_load(
         [load_id, first_rowid],
     )
     con.execute(
-        "INSERT INTO raw.feed_loads VALUES (?, ?, ?, ?::TIMESTAMPTZ, ?, now(), ?, ?, ?)",
+        "INSERT INTO raw.feed_loads VALUES (?, ?, ?, ?::TIMESTAMPTZ, ?, ?, ?, ?, ?)",
         [
             load_id,
             result.resource,
             full_refresh,
             result.updated_since,
             started,
+            clock.now(),
             result.pages,
             result.items,
             max_updated_at,
@@ -452,7 +454,7 @@ def pull(
     """land_resource's pull; with flat_reads False, every page is read as JSON (landing_sql)."""
     table = FEED_RESOURCES[resource]
     result = LandResult(resource, 0, 0, None if full_refresh else watermark(con, resource, overlap))
-    started = dt.datetime.now(dt.UTC)
+    started = clock.now()
     sql = landing_sql(resource)
     ipad, opad = hmac_pads(pseudonym_key)
     params = {"load_id": load_id} | ({"ipad": ipad, "opad": opad} if "$ipad" in sql["insert"] else {})

@@ -11,6 +11,7 @@ from typing import IO
 
 import duckdb
 
+from ingest import clock
 from ingest.feed_client import FeedClient
 from ingest.land import landing_spool, spool_path
 from ingest.warehouse import scalar
@@ -53,7 +54,7 @@ class LookupResult:
 
 def certificates_due(con: duckdb.DuckDBPyConnection, recheck_after: dt.timedelta) -> int:
     """Number the certificates due for a lookup into the temp table lookups_due(n, certificate_no)."""
-    stale_before = dt.datetime.now(dt.UTC) - recheck_after
+    stale_before = clock.now() - recheck_after
     con.execute(DUE_FOR_LOOKUP_SQL, {"stale_before": stale_before})
     return scalar(con, "SELECT count(*) FROM lookups_due")
 
@@ -74,7 +75,7 @@ def answer_fetcher(client: FeedClient) -> Callable[[list[str]], bytes]:
 
     def fetch(batch: list[str]) -> bytes:
         body = client.lookup(batch)
-        checked_at = dt.datetime.now(dt.UTC).isoformat().encode()
+        checked_at = clock.now().isoformat().encode()
         return b'{"checked_at":"%s","response":%s}' % (checked_at, body)
 
     return fetch

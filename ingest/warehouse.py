@@ -10,6 +10,8 @@ from typing import Any
 
 import duckdb
 
+from ingest import clock
+
 FEED_RESOURCES = {
     # feed resource -> raw table
     "institutions": "institutions",
@@ -162,9 +164,13 @@ def record_run_metrics(
     if subject is not None:
         where, key = f"{where} AND subject = ?", [*key, subject]
     con.execute(f"DELETE FROM raw.run_metrics WHERE {where}", key)
+    recorded_at = clock.now()
     con.executemany(
-        "INSERT INTO raw.run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-        [[load_id, as_of, step, subject_, metric, value, note] for subject_, metric, value, note in metrics],
+        "INSERT INTO raw.run_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            [load_id, as_of, step, subject_, metric, value, note, recorded_at]
+            for subject_, metric, value, note in metrics
+        ],
     )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import requests
 
+from ingest import clock
 from pipeline.commands import generate_command, serve_command
 from pipeline.settings import FEED_CONN_ID, PROJECT_ROOT, TIMEZONE
 
@@ -322,7 +323,7 @@ def as_of_dates(args: argparse.Namespace) -> tuple[list[dt.date], bool]:
             raise ValueError(f"backfill FROM={start} is after TO={end}")
         dates, backfill = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)], True
     else:
-        today = dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date()
+        today = clock.now().astimezone(zoneinfo.ZoneInfo(TIMEZONE)).date()
         dates, backfill = [dt.date.fromisoformat(args.as_of) if args.as_of else today], False
     if dates[0] < first:
         raise ValueError(

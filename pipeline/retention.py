@@ -6,7 +6,7 @@ What the centre must keep is never removed: the reminder ledger (what was sent t
 the verdict history (`marts.renewal_history`) is only counted. Everything else removed is either a copy (a
 superseded version of a record whose current version stays) or a record whose use has a known end.
 
-Ages are counted on the clock (`now`), from when a thing was stored: a load's landing time (raw.feed_loads,
+Ages are counted on the pipeline's clock (`now`, ingest/clock.py), from when a thing was stored: a load's landing time (raw.feed_loads,
 raw.run_metrics), a lookup's `checked_at`, a file's modification time. A backfill or a rerun for an old as-of date
 therefore removes no more than a daily run, and what it wrote is kept as long as anything written that day.
 
@@ -40,6 +40,7 @@ from typing import Any
 
 import duckdb
 
+from ingest import clock
 from ingest.warehouse import (
     FEED_KEYS,
     FEED_RESOURCES,
@@ -268,7 +269,7 @@ def _days(overrides: Mapping[str, int] | None) -> dict[str, int]:
 
 def _now(now: dt.datetime | None) -> dt.datetime:
     if now is None:
-        return dt.datetime.now(dt.UTC)
+        return clock.now()
     if now.tzinfo is None:
         raise ValueError("retention: `now` needs a time zone")
     return now
@@ -779,8 +780,12 @@ def clean_airflow(
     task: Airflow 3 keeps tasks away from its database. `make run` calls it after the DAGs; in production run
     `python -m pipeline.retention airflow` in a scheduler container (README, Retention)."""
     env = dict(os.environ if env is None else env)
-    before = _now(now) - dt.timedelta(days=_days(None)["airflow"] if days is None else days)
-    command = airflow_db_clean_command(airflow, before)
+    kept = dt.timedelta(days=_days(None)["airflow"] if days is None else days)
+    # Airflow stamps its metadata with the wall clock, and the log files carry the pipeline's times (the same in
+    # production; the soak moves both the clock and the files it wrote)
+    wall_now = now if now is not None else dt.datetime.now(dt.UTC)
+    before = _now(now) - kept
+    command = airflow_db_clean_command(airflow, wall_now - kept)
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
@@ -857,7 +862,7 @@ def main(argv: list[str] | None = None) -> int:
         as_of = (
             dt.date.fromisoformat(args.as_of)
             if args.as_of
-            else dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date()
+            else clock.now().astimezone(zoneinfo.ZoneInfo(TIMEZONE)).date()
         )
         settings = folders_from_env()
         # the same locks as `make run`, so that retention by hand never runs beside a run
