@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from expectations.gate import GateFailed, run_gate
+from ingest import clock
 from pipeline import steps
 from tests.helpers import AS_OF, dbt_build, private_copy
 
@@ -144,6 +145,19 @@ def test_planted_bad_row_fails_the_gate_and_publishes_nothing(category, publishe
     assert failed, str(failure.value)
     assert any(text in line for line in failed), str(failure.value)
     assert sha(candidate.published_db) == before
+
+
+@pytest.mark.slow
+def test_the_lookups_age_on_the_pipelines_clock(published, tmp_path, monkeypatch):
+    """Forty days on, by the pipeline's clock (ingest/clock.py), the same lookup answers are too old: the gate reads
+    their age on the clock the run stamped them with, not on the wall clock."""
+    candidate = replace(published, warehouse_dir=tmp_path)
+    shutil.copy(published.warehouse_db, candidate.warehouse_db)
+    shutil.copy(published.published_db, candidate.published_db)
+    run_gate(candidate.warehouse_db, AS_OF.isoformat(), published_db=candidate.published_db)
+    monkeypatch.setenv(clock.OFFSET_ENV, str(40 * 86400))
+    with pytest.raises(GateFailed, match="counting_plan_certificate_lookup_freshness"):
+        run_gate(candidate.warehouse_db, AS_OF.isoformat(), published_db=candidate.published_db)
 
 
 ONE_ELIGIBILITY_ROW = "(SELECT min(institution_id) FROM marts.renewal_eligibility)"
