@@ -441,17 +441,9 @@ def soak_day(
     return entry
 
 
-def run_soak(start: dt.date, end: dt.date, institutions: int, out: Path, seed: int) -> dict:
-    work = out / "soak-work"
-    timeline = work / "timeline"
-    if not (timeline / "timeline.json").exists() or timeline_span(timeline) != (start, end):
-        shutil.rmtree(work, ignore_errors=True)
-        print(f"generating the timeline {start} … {end} ({institutions} institutions) …", flush=True)
-        generate_timeline(timeline, start, end, institutions, seed)
-    for folder in ("warehouse", "exports", "logs", "rebuild"):
-        shutil.rmtree(work / folder, ignore_errors=True)
-    key = secrets.token_hex(32)  # the soak's runs and its rebuilds pseudonymise alike
-    # `make soak FROM= TO=` puts FROM and TO in the environment, where local_run would read a backfill
+def run_environment(key: str) -> dict[str, str]:
+    """The runs' environment: this one's, with the soak's pseudonym key, and without what would make local_run
+    read other days or folders (`make soak FROM= TO=` puts FROM and TO in it, where local_run reads a backfill)."""
     ignored = {
         "FROM",
         "TO",
@@ -463,8 +455,22 @@ def run_soak(start: dt.date, end: dt.date, institutions: int, out: Path, seed: i
         "FEED_TOKEN",
         "FULL_REFRESH",
     }
-    env = {k: v for k, v in os.environ.items() if k not in ignored} | {"PSEUDONYM_KEY": key}
-    runner = Runner(work, timeline, env)
+    return {k: v for k, v in os.environ.items() if k not in ignored and k != clock.OFFSET_ENV} | {
+        "PSEUDONYM_KEY": key
+    }
+
+
+def run_soak(start: dt.date, end: dt.date, institutions: int, out: Path, seed: int) -> dict:
+    work = out / "soak-work"
+    timeline = work / "timeline"
+    if not (timeline / "timeline.json").exists() or timeline_span(timeline) != (start, end):
+        shutil.rmtree(work, ignore_errors=True)
+        print(f"generating the timeline {start} … {end} ({institutions} institutions) …", flush=True)
+        generate_timeline(timeline, start, end, institutions, seed)
+    for folder in ("warehouse", "exports", "logs", "rebuild"):
+        shutil.rmtree(work / folder, ignore_errors=True)
+    key = secrets.token_hex(32)  # the soak's runs and its rebuilds pseudonymise alike
+    runner = Runner(work, timeline, run_environment(key))
     days = [start + DAY * n for n in range((end - start).days + 1)]
     plan = day_plan(days, seed)
     rng = random.Random(f"soak-kill:{seed}")

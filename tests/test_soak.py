@@ -7,17 +7,31 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
+import shutil
 import subprocess
 import sys
 
 import duckdb
 import pytest
 
+from ingest.warehouse import FEED_KEYS
+from mock_feed.timeline import generate_timeline
+from pipeline import steps
 from pipeline.settings import PROJECT_ROOT
+from tests.helpers import file_digests
 
 sys.path.insert(0, str(PROJECT_ROOT / "bench"))
 
-from soak import day_plan, reminder_check
+from soak import (
+    Runner,
+    day_plan,
+    mart_differences,
+    rebuild,
+    reminder_check,
+    retention_removed,
+    run_environment,
+)
 
 LEDGER = """CREATE TABLE reminder_ledger (institution_id VARCHAR, period_expires_on DATE, reminder_type VARCHAR,
     first_due_on DATE, sent_on DATE)"""
@@ -123,3 +137,69 @@ def test_a_folder_pruned_by_retention_is_not_read_as_a_missing_send(tmp_path):
     (exports / "2026-12-02" / "manifest.json").write_text("{}")  # what retention leaves after 180 days
     due = {("35000001", "2026-12-31", "expiring")}
     assert reminder_check(ledger, exports, due)["reminders_sent_once"]
+
+
+def superseded_by(con, day: dt.date) -> int:
+    """Feed rows of earlier loads whose key has a later version (staging's order) landed by `day`'s runs."""
+    total = 0
+    for table, keys in FEED_KEYS.items():
+        same_key = " AND ".join(f"n.{k} = t.{k}" for k in keys)
+        total += con.execute(
+            f"""SELECT count(*) FROM raw.{table} AS t WHERE t.load_id < ? AND EXISTS (
+                    SELECT 1 FROM raw.{table} AS n WHERE {same_key} AND n.load_id LIKE ? || ':%'
+                      AND (n.updated_at > t.updated_at OR (n.updated_at = t.updated_at AND n.load_id > t.load_id)))""",
+            [day.isoformat(), day.isoformat()],
+        ).fetchone()[0]
+    return total
+
+
+@pytest.mark.slow
+def test_forty_days_later_on_the_pipelines_clock_retention_prunes_and_the_day_equals_a_rebuild(tmp_path):
+    """Runs on 09-01 and 09-02, then the scheduler down until 10-11, each run on its day's clock (bench/soak.py,
+    DayClock). On 10-11 the versions that 09-02 replaced were replaced 39 days ago, and retention removes them
+    (35 days); the first days' Airflow logs go (30 days); found certificates are looked up again (30 days). What
+    10-11 publishes and exports is still what a rebuild of 10-11 from nothing publishes and exports."""
+    first, second, later = dt.date(2026, 9, 1), dt.date(2026, 9, 2), dt.date(2026, 10, 11)
+    work = tmp_path / "soak-work"
+    generate_timeline(work / "timeline", first, later, 30, 2022)
+    key = secrets.token_hex(32)
+    runner = Runner(work, work / "timeline", run_environment(key))
+    runner.run(first, "run")
+    runner.run(second, "run")
+    warehouse_db = runner.warehouse / "warehouse.duckdb"
+    con = duckdb.connect(str(warehouse_db), read_only=True)
+    superseded = superseded_by(con, second)
+    found_on_first = con.execute(
+        "SELECT count(DISTINCT certificate_no) FROM raw.certificate_lookups WHERE found"
+    ).fetchone()[0]
+    con.close()
+    assert superseded > 0
+    assert found_on_first > 0
+    first_logs = sorted((runner.warehouse / ".airflow").glob(f"dags-test-*-{first}.log"))
+    assert first_logs
+    ledger_before = work / "ledger-before.duckdb"
+    shutil.copy(runner.warehouse / "reminder_ledger.duckdb", ledger_before)
+
+    runner.run(later, "run")
+
+    rows, files = retention_removed(warehouse_db, later)
+    assert rows >= superseded
+    assert files >= len(first_logs)
+    con = duckdb.connect(str(warehouse_db), read_only=True)
+    assert superseded_by(con, second) == 0
+    asked_again = con.execute(
+        "SELECT count(DISTINCT certificate_no) FROM raw.certificate_lookups WHERE found AND checked_at >= ?",
+        [dt.datetime(2026, 10, 10, 22, 0, tzinfo=dt.UTC)],  # 10-11 06:00 Asia/Shanghai
+    ).fetchone()[0]
+    con.close()
+    assert asked_again >= found_on_first
+    assert not any(log.exists() for log in first_logs)
+
+    fresh = rebuild(work / "timeline", later, work / "rebuild", ledger_before, key)
+    steps.export(later, settings=fresh)
+    assert mart_differences(runner.warehouse / "published.duckdb", fresh.published_db, later) == []
+    ours, clean = (
+        file_digests(runner.exports / later.isoformat()),
+        file_digests(fresh.exports_dir / later.isoformat()),
+    )
+    assert ours == clean
