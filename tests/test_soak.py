@@ -1,7 +1,8 @@
 """`make soak` (bench/soak.py): the daily DAGs day after day over one timeline, with a skipped day, a rerun and a run
 killed half-way; each day equal to a rebuild from nothing, each reminder sent once. A short soak (4 days: one
-skipped, then one killed and rerun, 30 institutions; about 5 minutes) runs here; the
-long one (60 days and more at 200 institutions) and its figures are in bench/README.md."""
+skipped, then one killed and rerun, 30 institutions; about 5 minutes) runs here, and a run forty days after two
+others, where retention has aged data to remove; the long one (60 days and more at 200 institutions) and its
+figures are in bench/README.md."""
 
 from __future__ import annotations
 
