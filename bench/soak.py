@@ -135,8 +135,10 @@ class DayClock:
         return {clock.OFFSET_ENV: str(self.offset_s)}
 
     def date_files(self, folders: list[Path], written_since: float) -> int:
-        """Move the times of the files and folders written since `written_since` (wall clock) onto the day's
-        clock; returns how many."""
+        """Move the times of the files and folders written from `written_since` until now (wall clock) onto the
+        day's clock; returns how many. What earlier attempts wrote is left as dated, even when its day is later
+        than the wall clock."""
+        until = time.time()
         moved = 0
         for folder in folders:
             if not folder.exists():
@@ -146,7 +148,7 @@ class DayClock:
                     st = path.lstat()
                 except FileNotFoundError:
                     continue
-                if st.st_mtime >= written_since:
+                if written_since <= st.st_mtime <= until:
                     times = (st.st_atime + self.offset_s, st.st_mtime + self.offset_s)
                     os.utime(path, times, follow_symlinks=False)
                     moved += 1
@@ -209,10 +211,34 @@ class Runner:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+                _wait_for_group_gone(proc.pid)
                 return after_s
             finally:
                 self.ended(wall)
         raise SystemExit(f"every run for {day} ended before the kill: {self.work / 'logs'}")
+
+
+def _live_in_group(pgid: int) -> list[int]:
+    """The processes of a process group that still run (Linux /proc; zombies are dead, whoever reaps them)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            live.append(int(stat.parent.name))
+    return live
+
+
+def _wait_for_group_gone(pgid: int, timeout_s: float = 30) -> None:
+    """Wait until no process of the group runs (the leader is reaped first; the others, killed with it, die a
+    moment later), so that nothing of a killed run writes after its files were dated."""
+    deadline = time.monotonic() + timeout_s
+    while live := _live_in_group(pgid):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"processes {live} of the killed run still run {timeout_s:g} s after SIGKILL")
+        time.sleep(0.05)
 
 
 def _children_cpu() -> float:

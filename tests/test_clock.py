@@ -97,3 +97,18 @@ def test_the_soak_dates_what_an_attempt_wrote_on_its_day(tmp_path):
     assert dt.datetime.fromtimestamp(before.stat().st_mtime, dt.UTC) == dt.datetime(
         2026, 12, 1, tzinfo=dt.UTC
     )
+
+
+def test_files_dated_on_a_later_day_than_the_wall_clock_are_dated_once(tmp_path):
+    """A day after the wall clock: what its attempt wrote is dated into the future, and the next attempt, which
+    dates what it wrote, leaves those as they are."""
+    since = dt.datetime.now(dt.UTC).timestamp() - 1
+    written = touch(tmp_path / "gate" / "results.json", dt.datetime.now(dt.UTC))
+    first = DayClock.starting_now(dt.date.today() + dt.timedelta(days=400))
+    first.date_files([tmp_path], since)
+    dated = written.stat().st_mtime
+
+    DayClock.starting_now(dt.date.today() + dt.timedelta(days=401)).date_files([tmp_path], since)
+
+    assert dated > dt.datetime.now(dt.UTC).timestamp() + 300 * 86400
+    assert written.stat().st_mtime == dated
