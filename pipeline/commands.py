@@ -42,6 +42,11 @@ def serve_command(data: Path, port: int, *args: str) -> list[str]:
     return mock_feed_command("serve", "--data", str(data), "--port", str(port), *args)
 
 
+def dags_test_command(plan: Path) -> list[str]:
+    """`airflow dags test` for each DAG run of the plan file, in one process (pipeline/dags_test.py)."""
+    return python_module("pipeline.dags_test", str(plan))
+
+
 def local_run_command(*args: str) -> list[str]:
     """`make run`'s program (pipeline/local_run.py) with its options."""
     return python_module("pipeline.local_run", *args)

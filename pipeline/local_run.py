@@ -197,8 +197,9 @@ def _run_ids(home: Path, dag_id: str, as_of: dt.date) -> set[str]:
 def watch_dag_run(
     home: Path, proc: subprocess.Popen, dag_id: str, as_of: dt.date, earlier: set[str]
 ) -> tuple[str | None, list[tuple]]:
-    """Print each task of the run as it starts and ends (task, state, seconds) while `airflow dags test` runs;
-    return the run's final state and its task instances, read from the metadata database."""
+    """Print each task of the run as it starts and ends (task, state, seconds) while it runs; return the run's
+    final state and its task instances, read from the metadata database, once the run has ended or the process
+    running it has."""
     # The run is this DAG's run for D whose run_id was not there before (`dags test` replaces an earlier run of
     # the same date).
     shown: dict[str, str] = {}
@@ -234,7 +235,7 @@ def watch_dag_run(
                     retry = f" (try {tries})" if tries and tries > 1 else ""
                     print(f"  {task_id:<40} {state}{took}{retry}", flush=True)
                 shown[task_id] = state
-        if finished:
+        if finished or (run and run[1] in ("success", "failed")):
             return (run[1] if run else None), tis
         time.sleep(0.5)
 
@@ -254,35 +255,60 @@ def judge_run(dag_id: str, as_of: dt.date, state: str | None, tis: list[tuple]) 
         )
 
 
-def run_dag(airflow: str, env: dict[str, str], dag_id: str, as_of: dt.date, conf: dict | None = None) -> None:
-    """`airflow dags test DAG D` with progress on the terminal, judged by the run's recorded state."""
-    cmd = [airflow, "dags", "test", dag_id, logical_date(as_of).isoformat()] + (
-        ["--conf", json.dumps(conf)] if conf else []
-    )
+def dags_test_log(home: Path, dag_id: str, as_of: dt.date) -> Path:
+    """The output of `airflow dags test DAG D`, as local runs keep it."""
+    return home / f"dags-test-{dag_id}-{as_of.isoformat()}.log"
+
+
+def run_dags(env: dict[str, str], runs: list[tuple[str, dt.date, dict]]) -> None:
+    """`airflow dags test DAG D` for each (DAG, D, conf) in turn, all in one process (pipeline/dags_test.py), with
+    progress on the terminal; each run judged by its recorded state before the next is looked at. Raises
+    RunFailed at the first run that did not succeed (the process stops there too)."""
+    from pipeline.commands import dags_test_command
+
     home = Path(env["AIRFLOW_HOME"])
-    log_path = home / f"dags-test-{dag_id}-{as_of.isoformat()}.log"
-    print(f"{dag_id} for {as_of}:", flush=True)
-    started = time.monotonic()
-    earlier = _run_ids(home, dag_id, as_of)
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            state, tis = watch_dag_run(home, proc, dag_id, as_of, earlier)
-        finally:
-            proc.wait()
+    plan = [
+        {
+            "dag_id": dag_id,
+            "logical_date": logical_date(as_of).isoformat(),
+            "conf": conf or None,
+            "log": str(dags_test_log(home, dag_id, as_of)),
+        }
+        for dag_id, as_of, conf in runs
+    ]
+    plan_file = home / "dags-test-plan.json"
+    plan_file.write_text(json.dumps(plan, indent=1), encoding="utf-8")
+    earlier = {(dag_id, as_of): _run_ids(home, dag_id, as_of) for dag_id, as_of, _ in runs}
+    # what the process says outside any run: Airflow's start-up warnings, a plan it cannot read
+    with open(home / "dags-test-runner.log", "w") as out:
+        proc = subprocess.Popen(dags_test_command(plan_file), env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        judge_run(dag_id, as_of, state, tis)
-    except RunFailed:
-        lines = log_path.read_text(errors="replace").splitlines()
-        print("\n".join(lines[-60:]), file=sys.stderr)
-        # a centre file that cannot be read: its message, not the traceback, is what the person needs
-        for cause in sorted(
-            {line[line.index("CentreFileError: ") :] for line in lines if "CentreFileError: " in line}
-        ):
-            print(f"\n{cause}", file=sys.stderr)
-        print(f"\nfull Airflow log: {log_path}", file=sys.stderr)
-        raise
-    print(f"  {dag_id} succeeded in {time.monotonic() - started:.0f} s", flush=True)
+        for dag_id, as_of, _ in runs:
+            print(f"{dag_id} for {as_of}:", flush=True)
+            started = time.monotonic()
+            state, tis = watch_dag_run(home, proc, dag_id, as_of, earlier[(dag_id, as_of)])
+            try:
+                judge_run(dag_id, as_of, state, tis)
+            except RunFailed:
+                proc.wait()  # it stops at a failed run; its log is then whole
+                report_failed_run(dags_test_log(home, dag_id, as_of), home / "dags-test-runner.log")
+                raise
+            print(f"  {dag_id} succeeded in {time.monotonic() - started:.0f} s", flush=True)
+    finally:
+        proc.wait()
+
+
+def report_failed_run(log_path: Path, runner_log: Path) -> None:
+    """The end of a failed run's log on stderr, and what a person must act on first."""
+    path = log_path if log_path.exists() and log_path.stat().st_size else runner_log
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    print("\n".join(lines[-60:]), file=sys.stderr)
+    # a centre file that cannot be read: its message, not the traceback, is what the person needs
+    for cause in sorted(
+        {line[line.index("CentreFileError: ") :] for line in lines if "CentreFileError: " in line}
+    ):
+        print(f"\n{cause}", file=sys.stderr)
+    print(f"\nfull Airflow log: {path}", file=sys.stderr)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -377,15 +403,15 @@ def run_days(
 ) -> None:
     """renewal_daily for each date, oldest first, each followed by renewal_reminders unless this is a backfill."""
     migrate_metadata_db(airflow, env)
+    conf: dict = ({"full_refresh": True} if full_refresh else {}) | ({"backfill": True} if backfill else {})
+    runs = []
     for day in dates:
-        conf = {"full_refresh": True} if full_refresh else {}
-        if backfill:
-            conf["backfill"] = True
-        run_dag(airflow, env, "renewal_daily", day, conf)
+        runs.append(("renewal_daily", day, conf))
         # In production renewal_reminders runs when renewal_daily publishes (Asset schedule); `dags test`
         # runs one DAG, so the local run runs it next, for the same date. A backfill reminds nobody.
         if not backfill:
-            run_dag(airflow, env, "renewal_reminders", day)
+            runs.append(("renewal_reminders", day, {}))
+    run_dags(env, runs)
 
 
 def clean_local_airflow(airflow: str, env: dict[str, str]) -> None:

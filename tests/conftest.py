@@ -70,6 +70,8 @@ SLOW_PROGRAMS = {
     "podman",
     "make",
 }
+# The project's own program that is Airflow, run as `python -m <module>` (pipeline/commands.py)
+SLOW_MODULES = {"pipeline.dags_test": "airflow"}
 
 
 # The longest test files, longest first: `make test` runs files in parallel (one worker each, whole), and a
@@ -109,7 +111,10 @@ def _fast_tests_start_nothing_slow(request, monkeypatch):
     original = subprocess.Popen.__init__
 
     def guarded(self, args, *rest, **kwargs):
-        program = Path(str(args[0] if isinstance(args, list | tuple) else str(args).split()[0])).name
+        argv = [str(a) for a in args] if isinstance(args, list | tuple) else str(args).split()
+        program = Path(argv[0]).name
+        if argv[1:2] == ["-m"] and len(argv) > 2:
+            program = SLOW_MODULES.get(argv[2], program)
         if program in refused:
             raise pytest.fail.Exception(
                 f"{request.node.nodeid} starts {program}: mark it slow"

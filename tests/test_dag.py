@@ -193,6 +193,43 @@ def test_a_run_in_which_no_task_ran_is_a_failure():
     judge_run("renewal_daily", day, "success", [("extract_feed", "success"), ("report", "skipped")])
 
 
+def test_each_run_of_the_one_process_writes_its_own_log(tmp_path):
+    """pipeline/dags_test.py runs every DAG run of a local run in one process: what each run and the programs it
+    starts print goes to that run's log, and the process's own output is back where it was afterwards."""
+    import subprocess
+    import sys
+
+    from pipeline.dags_test import dags_test_args
+
+    script = tmp_path / "runs.py"
+    script.write_text(
+        "import subprocess, sys\n"
+        "from pathlib import Path\n"
+        "from pipeline.dags_test import output_to\n"
+        "for name in ('first', 'second'):\n"
+        "    with output_to(Path(sys.argv[1]) / f'{name}.log'):\n"
+        "        print(f'{name} from python')\n"
+        "        print(f'{name} on stderr', file=sys.stderr)\n"
+        "        subprocess.run(['echo', f'{name} from a child'], check=True)\n"
+        "print('after the runs')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == "after the runs\n"
+    for name in ("first", "second"):
+        lines = sorted((tmp_path / f"{name}.log").read_text().splitlines())
+        assert lines == sorted([f"{name} from python", f"{name} on stderr", f"{name} from a child"])
+    run = {"dag_id": "renewal_daily", "logical_date": "2026-11-25T06:00:00+08:00", "conf": None, "log": "x"}
+    assert dags_test_args(run) == ["dags", "test", "renewal_daily", "2026-11-25T06:00:00+08:00"]
+    assert dags_test_args(run | {"conf": {"backfill": True}})[-2:] == ["--conf", '{"backfill": true}']
+
+
 def test_dates_before_the_notice_are_refused_and_a_backfill_needs_both_ends():
     import datetime as dt
 

@@ -251,6 +251,12 @@ def test_failed_gate_emails_the_failed_expectations_and_publishes_nothing(operat
     assert "the run FAILED" in bad.stderr
     assert "quality_gate=failed" in bad.stderr
     assert marts_after == last_marts, "a failed run changed the publication"
+    # the DAG runs stop at the failed one: renewal_reminders never ran for the day, and nothing was exported
+    warehouse, exports, *_ = operated
+    assert "renewal_reminders for" not in bad.stdout
+    assert not (warehouse / ".airflow" / f"dags-test-renewal_reminders-{BAD.isoformat()}.log").exists()
+    assert not (exports / BAD.isoformat()).exists()
+    assert f"dags-test-renewal_daily-{BAD.isoformat()}.log" in bad.stderr  # where the whole log is
     alerts = [
         email.message_from_bytes(m.content, policy=email.policy.default)
         for m in mails

@@ -48,9 +48,13 @@ def test_dbt_under_its_marker():
 
 def test_starts_python():
     subprocess.run(["true"], check=True)
+
+def test_starts_airflow_as_a_module():
+    subprocess.run(["/usr/bin/python3", "-m", "pipeline.dags_test", "plan.json"])
 """
     )
     result = pytester.runpytest_subprocess("-q")  # its own process: this test's own guard stays out of it
-    result.assert_outcomes(passed=2, failed=2)
+    result.assert_outcomes(passed=2, failed=3)
+    result.stdout.fnmatch_lines(["*test_starts_airflow_as_a_module starts airflow: mark it slow*"])
     result.stdout.fnmatch_lines(["*test_starts_superset starts superset: mark it slow*"])
     result.stdout.fnmatch_lines(["*test_starts_dbt starts dbt: mark it slow (or dbt*"])
