@@ -493,16 +493,32 @@ def run_environment(key: str) -> dict[str, str]:
     }
 
 
-def run_soak(start: dt.date, end: dt.date, institutions: int, out: Path, seed: int) -> dict:
+def soak_key(work: Path) -> str:
+    """The pseudonym key of the soak's runs and rebuilds, which must pseudonymise alike: made for each soak, kept
+    in the work folder (owner only) so that later days can be run on its warehouse."""
+    key = secrets.token_hex(32)
+    path = work / "pseudonym_key"
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        handle.write(key)
+    return key
+
+
+def run_soak(
+    start: dt.date, end: dt.date, institutions: int, out: Path, seed: int, timeline_end: dt.date | None = None
+) -> dict:
+    """The soak of start … end; the timeline runs to timeline_end (default end), so that later days can be run
+    on the soak's warehouse afterwards."""
     work = out / "soak-work"
     timeline = work / "timeline"
-    if not (timeline / "timeline.json").exists() or timeline_span(timeline) != (start, end):
+    span = (start, max(end, timeline_end or end))
+    if not (timeline / "timeline.json").exists() or timeline_span(timeline) != span:
         shutil.rmtree(work, ignore_errors=True)
-        print(f"generating the timeline {start} … {end} ({institutions} institutions) …", flush=True)
-        generate_timeline(timeline, start, end, institutions, seed)
+        print(f"generating the timeline {span[0]} … {span[1]} ({institutions} institutions) …", flush=True)
+        generate_timeline(timeline, *span, institutions, seed)
     for folder in ("warehouse", "exports", "logs", "rebuild", "rebuild-dbt-target"):
         shutil.rmtree(work / folder, ignore_errors=True)
-    key = secrets.token_hex(32)  # the soak's runs and its rebuilds pseudonymise alike
+    key = soak_key(work)
     runner = Runner(work, timeline, run_environment(key))
     days = [start + DAY * n for n in range((end - start).days + 1)]
     plan = day_plan(days, seed)
@@ -583,12 +599,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--institutions", type=int, default=200)
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     parser.add_argument("--seed", type=int, default=2022)
+    parser.add_argument(
+        "--timeline-to",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="generate the timeline to this later day (later days can then be run on the soak's warehouse)",
+    )
     args = parser.parse_args(argv)
     if args.end < args.start:
         parser.error(f"TO={args.end} is before FROM={args.start}")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    result = run_soak(args.start, args.end, args.institutions, out, args.seed)
+    result = run_soak(args.start, args.end, args.institutions, out, args.seed, args.timeline_to)
     (out / "soak.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print()
     print(chart(result["days"]))

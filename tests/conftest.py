@@ -57,7 +57,16 @@ def postgres():
 # server, or builds a warehouse with dbt; `make test-fast` (pytest -m "not slow") leaves it out. These fixtures do
 # one of those: a test that uses one without the marker stops the collection, so that it cannot land in the
 # fast tier unnoticed.
-SLOW_FIXTURES = {"built", "exported", "published", "snapshots", "postgres", "reference", "two_runs"}
+SLOW_FIXTURES = {
+    "built",
+    "exported",
+    "published",
+    "snapshots",
+    "postgres",
+    "reference",
+    "two_runs",
+    "short_soak",
+}
 # What a fast test may not start (a program run by subprocess): the collection cannot see a test body.
 SLOW_PROGRAMS = {
     "airflow",

@@ -1,14 +1,13 @@
 """`make soak` (bench/soak.py): the daily DAGs day after day over one timeline, with a skipped day, a rerun and a run
 killed half-way; each day equal to a rebuild from nothing, each reminder sent once. A short soak (4 days: one
-skipped, then one killed and rerun, 30 institutions; about 5 minutes) runs here, and a run forty days after two
-others, where retention has aged data to remove; the long one (60 days and more at 200 institutions) and its
-figures are in bench/README.md."""
+skipped, then one killed and rerun, 30 institutions; about 4 minutes) runs here, then a run on its warehouse 37 days
+after its last day, where retention has aged data to remove; the long one (60 days and more at 200 institutions)
+and its figures are in bench/README.md."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,6 @@ import duckdb
 import pytest
 
 from ingest.warehouse import FEED_KEYS
-from mock_feed.timeline import generate_timeline
 from pipeline import steps
 from pipeline.settings import PROJECT_ROOT
 from tests.helpers import file_digests
@@ -91,20 +89,20 @@ def test_the_reminder_check_sees_a_double_send_an_early_send_and_a_miss(tmp_path
     assert not reminder_check(ledger, exports, due)["reminders_sent_once"]
 
 
-@pytest.mark.slow
-def test_a_short_soak_holds_every_invariant(tmp_path):
+SOAK_FROM, SOAK_TO = dt.date(2026, 9, 1), dt.date(2026, 9, 4)
+LATER = dt.date(2026, 10, 11)  # the scheduler down from the soak's last day until 37 days later
+
+
+@pytest.fixture(scope="module")
+def short_soak(tmp_path_factory) -> dict:
+    """`make soak` over SOAK_FROM … SOAK_TO at 30 institutions, its timeline generated on to LATER, and what its
+    ledger held when it ended."""
+    out = tmp_path_factory.mktemp("soak")
     done = subprocess.run(
         [
-            sys.executable,
-            "bench/soak.py",
-            "--from",
-            "2026-09-01",
-            "--to",
-            "2026-09-04",
-            "--institutions",
-            "30",
-            "--out",
-            str(tmp_path),
+            *(sys.executable, "bench/soak.py", "--institutions", "30", "--out", str(out)),
+            *("--from", SOAK_FROM.isoformat(), "--to", SOAK_TO.isoformat()),
+            *("--timeline-to", LATER.isoformat()),
         ],
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -112,7 +110,16 @@ def test_a_short_soak_holds_every_invariant(tmp_path):
         timeout=1500,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    result = json.loads((tmp_path / "soak.json").read_text())
+    con = duckdb.connect(str(out / "soak-work" / "warehouse" / "reminder_ledger.duckdb"), read_only=True)
+    ledger_rows = con.execute("SELECT count(*) FROM reminder_ledger").fetchone()[0]
+    con.close()
+    return {"out": out, "stdout": done.stdout, "ledger_rows": ledger_rows}
+
+
+@pytest.mark.slow
+def test_a_short_soak_holds_every_invariant(short_soak):
+    out = short_soak["out"]
+    result = json.loads((out / "soak.json").read_text())
     days = result["days"]
     assert [d["day"] for d in days] == [f"2026-09-0{n}" for n in range(1, 5)]
     assert [sum(d[f] for d in days) for f in ("skipped", "rerun", "killed")] == [1, 1, 1]
@@ -122,12 +129,10 @@ def test_a_short_soak_holds_every_invariant(tmp_path):
     assert result["reminders_sent_once"]
     assert result["reminders_missed"] == 0
     assert result["reminders_sent"] > 0
-    con = duckdb.connect(str(tmp_path / "soak-work" / "warehouse" / "reminder_ledger.duckdb"), read_only=True)
-    assert con.execute("SELECT count(*) FROM reminder_ledger").fetchone()[0] == result["reminders_sent"]
-    con.close()
-    assert result["warehouse"] == str(tmp_path / "soak-work" / "warehouse")
-    assert "run time" in done.stdout
-    assert "warehouse size" in done.stdout
+    assert short_soak["ledger_rows"] == result["reminders_sent"]
+    assert result["warehouse"] == str(out / "soak-work" / "warehouse")
+    assert "run time" in short_soak["stdout"]
+    assert "warehouse size" in short_soak["stdout"]
 
 
 def test_a_folder_pruned_by_retention_is_not_read_as_a_missing_send(tmp_path):
@@ -140,67 +145,64 @@ def test_a_folder_pruned_by_retention_is_not_read_as_a_missing_send(tmp_path):
     assert reminder_check(ledger, exports, due)["reminders_sent_once"]
 
 
-def superseded_by(con, day: dt.date) -> int:
-    """Feed rows of earlier loads whose key has a later version (staging's order) landed by `day`'s runs."""
+def superseded_through(con, day: dt.date) -> int:
+    """Feed rows with a later version (staging's order) landed by the runs of `day` or before."""
+    after = (day + dt.timedelta(days=1)).isoformat()
     total = 0
     for table, keys in FEED_KEYS.items():
         same_key = " AND ".join(f"n.{k} = t.{k}" for k in keys)
         total += con.execute(
-            f"""SELECT count(*) FROM raw.{table} AS t WHERE t.load_id < ? AND EXISTS (
-                    SELECT 1 FROM raw.{table} AS n WHERE {same_key} AND n.load_id LIKE ? || ':%'
+            f"""SELECT count(*) FROM raw.{table} AS t WHERE EXISTS (
+                    SELECT 1 FROM raw.{table} AS n WHERE {same_key} AND n.load_id < ?
                       AND (n.updated_at > t.updated_at OR (n.updated_at = t.updated_at AND n.load_id > t.load_id)))""",
-            [day.isoformat(), day.isoformat()],
+            [after],
         ).fetchone()[0]
     return total
 
 
 @pytest.mark.slow
-def test_forty_days_later_on_the_pipelines_clock_retention_prunes_and_the_day_equals_a_rebuild(tmp_path):
-    """Runs on 09-01 and 09-02, then the scheduler down until 10-11, each run on its day's clock (bench/soak.py,
-    DayClock). On 10-11 the versions that 09-02 replaced were replaced 39 days ago, and retention removes them
-    (35 days); the first days' Airflow logs go (30 days); found certificates are looked up again (30 days). What
-    10-11 publishes and exports is still what a rebuild of 10-11 from nothing publishes and exports."""
-    first, second, later = dt.date(2026, 9, 1), dt.date(2026, 9, 2), dt.date(2026, 10, 11)
-    work = tmp_path / "soak-work"
-    generate_timeline(work / "timeline", first, later, 30, 2022)
-    key = secrets.token_hex(32)
+def test_forty_days_on_the_soaks_warehouse_retention_prunes_and_the_day_equals_a_rebuild(short_soak):
+    """The scheduler down after the short soak until LATER, each run on its day's clock (bench/soak.py, DayClock).
+    On LATER the versions that the soak's days replaced were replaced 37 days ago or more, and retention removes
+    them (35 days); the first day's Airflow logs go (30 days); found certificates are looked up again (30 days).
+    What LATER publishes and exports is still what a rebuild of LATER from nothing publishes and exports."""
+    work = short_soak["out"] / "soak-work"
+    key = (work / "pseudonym_key").read_text()
     runner = Runner(work, work / "timeline", run_environment(key))
-    runner.run(first, "run")
-    runner.run(second, "run")
     warehouse_db = runner.warehouse / "warehouse.duckdb"
     con = duckdb.connect(str(warehouse_db), read_only=True)
-    superseded = superseded_by(con, second)
-    found_on_first = con.execute(
+    superseded = superseded_through(con, SOAK_TO)
+    found_in_soak = con.execute(
         "SELECT count(DISTINCT certificate_no) FROM raw.certificate_lookups WHERE found"
     ).fetchone()[0]
     con.close()
     assert superseded > 0
-    assert found_on_first > 0
-    first_logs = sorted((runner.warehouse / ".airflow").glob(f"dags-test-*-{first}.log"))
+    assert found_in_soak > 0
+    first_logs = sorted((runner.warehouse / ".airflow").glob(f"dags-test-*-{SOAK_FROM}.log"))
     assert first_logs
-    ledger_before = work / "ledger-before.duckdb"
+    ledger_before = work / "ledger-before-later.duckdb"
     shutil.copy(runner.warehouse / "reminder_ledger.duckdb", ledger_before)
 
-    runner.run(later, "run")
+    runner.run(LATER, "run")
 
-    rows, files = retention_removed(warehouse_db, later)
+    rows, files = retention_removed(warehouse_db, LATER)
     assert rows >= superseded
     assert files >= len(first_logs)
     con = duckdb.connect(str(warehouse_db), read_only=True)
-    assert superseded_by(con, second) == 0
+    assert superseded_through(con, SOAK_TO) == 0
     asked_again = con.execute(
         "SELECT count(DISTINCT certificate_no) FROM raw.certificate_lookups WHERE found AND checked_at >= ?",
-        [dt.datetime(2026, 10, 10, 22, 0, tzinfo=dt.UTC)],  # 10-11 06:00 Asia/Shanghai
+        [dt.datetime(2026, 10, 10, 22, 0, tzinfo=dt.UTC)],  # LATER 06:00 Asia/Shanghai
     ).fetchone()[0]
     con.close()
-    assert asked_again >= found_on_first
+    assert asked_again >= found_in_soak
     assert not any(log.exists() for log in first_logs)
 
-    fresh = rebuild(work / "timeline", later, work / "rebuild", ledger_before, key)
-    steps.export(later, settings=fresh)
-    assert mart_differences(runner.warehouse / "published.duckdb", fresh.published_db, later) == []
+    fresh = rebuild(work / "timeline", LATER, work / "rebuild", ledger_before, key)
+    steps.export(LATER, settings=fresh)
+    assert mart_differences(runner.warehouse / "published.duckdb", fresh.published_db, LATER) == []
     ours, clean = (
-        file_digests(runner.exports / later.isoformat()),
-        file_digests(fresh.exports_dir / later.isoformat()),
+        file_digests(runner.exports / LATER.isoformat()),
+        file_digests(fresh.exports_dir / LATER.isoformat()),
     )
     assert ours == clean
