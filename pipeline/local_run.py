@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 
 from ingest import clock
-from pipeline.commands import generate_command, serve_command
+from pipeline.commands import dags_test_command, generate_command, serve_command
 from pipeline.settings import FEED_CONN_ID, PROJECT_ROOT, TIMEZONE
 
 # The pseudonym key of local runs, one per checkout so that every warehouse made from it pseudonymises alike.
@@ -264,8 +264,6 @@ def run_dags(env: dict[str, str], runs: list[tuple[str, dt.date, dict]]) -> None
     """`airflow dags test DAG D` for each (DAG, D, conf) in turn, all in one process (pipeline/dags_test.py), with
     progress on the terminal; each run judged by its recorded state before the next is looked at. Raises
     RunFailed at the first run that did not succeed (the process stops there too)."""
-    from pipeline.commands import dags_test_command
-
     home = Path(env["AIRFLOW_HOME"])
     plan = [
         {
@@ -276,6 +274,12 @@ def run_dags(env: dict[str, str], runs: list[tuple[str, dt.date, dict]]) -> None
         }
         for dag_id, as_of, conf in runs
     ]
+    for (
+        dag_id,
+        as_of,
+        _,
+    ) in runs:  # a log left by an earlier run of the same DAG and date is never read as this one's
+        dags_test_log(home, dag_id, as_of).unlink(missing_ok=True)
     plan_file = home / "dags-test-plan.json"
     plan_file.write_text(json.dumps(plan, indent=1), encoding="utf-8")
     earlier = {(dag_id, as_of): _run_ids(home, dag_id, as_of) for dag_id, as_of, _ in runs}
