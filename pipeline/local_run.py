@@ -274,11 +274,8 @@ def run_dags(env: dict[str, str], runs: list[tuple[str, dt.date, dict]]) -> None
         }
         for dag_id, as_of, conf in runs
     ]
-    for (
-        dag_id,
-        as_of,
-        _,
-    ) in runs:  # a log left by an earlier run of the same DAG and date is never read as this one's
+    # a log left by an earlier run of the same DAG and date is never read as this one's
+    for dag_id, as_of, _ in runs:
         dags_test_log(home, dag_id, as_of).unlink(missing_ok=True)
     plan_file = home / "dags-test-plan.json"
     plan_file.write_text(json.dumps(plan, indent=1), encoding="utf-8")
