@@ -25,6 +25,7 @@ import requests
 
 from ingest import clock
 from pipeline.commands import dags_test_command, generate_command, serve_command
+from pipeline.dags_test import CLEAN_FAILED
 from pipeline.settings import FEED_CONN_ID, PROJECT_ROOT, TIMEZONE
 
 # The pseudonym key of local runs, one per checkout so that every warehouse made from it pseudonymises alike.
@@ -263,7 +264,9 @@ def dags_test_log(home: Path, dag_id: str, as_of: dt.date) -> Path:
 def run_dags(env: dict[str, str], runs: list[tuple[str, dt.date, dict]]) -> None:
     """`airflow dags test DAG D` for each (DAG, D, conf) in turn, all in one process (pipeline/dags_test.py), with
     progress on the terminal; each run judged by its recorded state before the next is looked at. Raises
-    RunFailed at the first run that did not succeed (the process stops there too)."""
+    RunFailed at the first run that did not succeed (the process stops there too). When every run succeeded,
+    the same process removes Airflow's records older than the retention policy's 30 days (README, Retention); a
+    failure there is a warning, not a failed run."""
     home = Path(env["AIRFLOW_HOME"])
     plan = [
         {
@@ -282,7 +285,14 @@ def run_dags(env: dict[str, str], runs: list[tuple[str, dt.date, dict]]) -> None
     earlier = {(dag_id, as_of): _run_ids(home, dag_id, as_of) for dag_id, as_of, _ in runs}
     # what the process says outside any run: Airflow's start-up warnings, a plan it cannot read
     with open(home / "dags-test-runner.log", "w") as out:
-        proc = subprocess.Popen(dags_test_command(plan_file), env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            dags_test_command(plan_file, clean_airflow=True),
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    assert proc.stdin is not None  # stdin=PIPE
     try:
         for dag_id, as_of, _ in runs:
             print(f"{dag_id} for {as_of}:", flush=True)
@@ -295,8 +305,16 @@ def run_dags(env: dict[str, str], runs: list[tuple[str, dt.date, dict]]) -> None
                 report_failed_run(dags_test_log(home, dag_id, as_of), home / "dags-test-runner.log")
                 raise
             print(f"  {dag_id} succeeded in {time.monotonic() - started:.0f} s", flush=True)
+        # every run judged a success: Airflow's old records may go now (pipeline/dags_test.py --clean-airflow)
+        proc.stdin.write(b"clean\n")
     finally:
+        proc.stdin.close()
         proc.wait()
+    if proc.returncode == CLEAN_FAILED:
+        print(
+            f"warning: Airflow's old records were not cleaned: {home / 'dags-test-runner.log'}",
+            file=sys.stderr,
+        )
 
 
 def report_failed_run(log_path: Path, runner_log: Path) -> None:
@@ -415,17 +433,6 @@ def run_days(
     run_dags(env, runs)
 
 
-def clean_local_airflow(airflow: str, env: dict[str, str]) -> None:
-    """Airflow's records older than the retention policy's 30 days (README, Retention): its metadata (`airflow db
-    clean`, then VACUUM) and logs. A failure is reported, not fatal: the run itself succeeded."""
-    from pipeline.retention import RetentionError, clean_airflow
-
-    try:
-        clean_airflow(airflow, env)
-    except RetentionError as exc:
-        print(f"warning: Airflow's old records were not cleaned: {exc}", file=sys.stderr)
-
-
 def print_summary(dates: list[dt.date], backfill: bool, warehouse: Path, exports: Path) -> None:
     from pipeline.summary import summary_text
 
@@ -469,7 +476,6 @@ def _main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    clean_local_airflow(airflow, airflow_env(airflow_home(warehouse), {}))
     print_summary(dates, backfill, warehouse, exports)
     return 0
 

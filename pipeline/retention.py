@@ -767,8 +767,21 @@ def airflow_db_clean_command(airflow: str, before: dt.datetime) -> list[str]:
     ]
 
 
+def _airflow_in_process(argv: list[str]) -> None:
+    """An `airflow` command (without the program's name) run by Airflow's own parser in this process."""
+    from airflow.cli import cli_parser
+
+    args = cli_parser.get_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (Exception, SystemExit) as exc:
+        if isinstance(exc, SystemExit) and exc.code in (None, 0):
+            return
+        raise RetentionError(f"`{' '.join(argv)}` failed: {exc!r}") from exc
+
+
 def clean_airflow(
-    airflow: str,
+    airflow: str | None,
     env: Mapping[str, str] | None = None,
     *,
     now: dt.datetime | None = None,
@@ -777,19 +790,26 @@ def clean_airflow(
     """Airflow's own records older than the policy's 30 days: `airflow db clean` on its metadata database
     (VACUUM after it when that is SQLite, as `make run`'s is, since SQLite does not give deleted pages back), the
     task logs under its log folder and, in AIRFLOW_HOME, the logs of `airflow dags test` (`make run`). Not in a
-    task: Airflow 3 keeps tasks away from its database. `make run` calls it after the DAGs; in production run
-    `python -m pipeline.retention airflow` in a scheduler container (README, Retention)."""
+    task: Airflow 3 keeps tasks away from its database. `make run`'s DAG runner (pipeline/dags_test.py) calls it
+    after the DAGs; in production run `python -m pipeline.retention airflow` in a scheduler container (README,
+    Retention).
+
+    `airflow` is the airflow program, run in the environment `env`; None runs the same command in this process,
+    whose environment must then be Airflow's (the DAG runner's: it saves starting Airflow again, ~2.5 s)."""
     env = dict(os.environ if env is None else env)
     kept = dt.timedelta(days=_days(None)["airflow"] if days is None else days)
     # Airflow stamps its metadata with the wall clock, and the log files carry the pipeline's times (the same in
     # production; the soak moves both the clock and the files it wrote)
     wall_now = now if now is not None else dt.datetime.now(dt.UTC)
     before = _now(now) - kept
-    command = airflow_db_clean_command(airflow, wall_now - kept)
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
-        raise RetentionError(f"`{' '.join(command[1:])}` failed (exit {done.returncode}):\n{tail}")
+    command = airflow_db_clean_command(airflow or "airflow", wall_now - kept)
+    if airflow is None:
+        _airflow_in_process(command[1:])
+    else:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
+            raise RetentionError(f"`{' '.join(command[1:])}` failed (exit {done.returncode}):\n{tail}")
     home = Path(env.get("AIRFLOW_HOME") or Path.home() / "airflow")
     database = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or ""
     if database.startswith("sqlite:///"):

@@ -748,9 +748,12 @@ def test_marts_rebuilt_after_retention_are_the_marts_before_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_airflow_db_clean_removes_metadata_older_than_30_days(tmp_path):
+@pytest.mark.parametrize("where", ["airflow's program", "make run's DAG runner"])
+def test_airflow_db_clean_removes_metadata_older_than_30_days(tmp_path, where):
+    import json
     import subprocess
 
+    from pipeline.commands import dags_test_command
     from pipeline.local_run import airflow_env
 
     home = tmp_path / ".airflow"
@@ -773,15 +776,38 @@ def test_airflow_db_clean_removes_metadata_older_than_30_days(tmp_path):
     con.close()
     touch(home / "dags-test-renewal_daily-2026-01-01.log", now - dt.timedelta(days=45))
 
-    clean_airflow(airflow, env, now=now)
+    def events() -> list[str]:
+        con = sqlite3.connect(home / "airflow.db")
+        try:
+            return [
+                r[0] for r in con.execute("SELECT event FROM log WHERE dag_id = 'renewal_daily' ORDER BY 1")
+            ]
+        finally:
+            con.close()
+
+    if where == "airflow's program":
+        clean_airflow(airflow, env, now=now)
+    else:  # in the process that ran the DAGs, once local_run has judged every run a success
+        plan = tmp_path / "plan.json"
+        plan.write_text(json.dumps([]))
+        for said in ("", "clean\n"):
+            done = subprocess.run(
+                dags_test_command(plan, clean_airflow=True),
+                input=said,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+            if not said:  # no word from local_run (a run failed, or it died): nothing is cleaned
+                assert events() == ["old", "recent"]
 
     con = sqlite3.connect(home / "airflow.db")
-    events = [r[0] for r in con.execute("SELECT event FROM log WHERE dag_id = 'renewal_daily'")]
     archives = [
         r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE name LIKE '_airflow_deleted%'")
     ]
     con.close()
-    assert events == ["recent"]
+    assert events() == ["recent"]
     assert archives == []
     assert not (home / "dags-test-renewal_daily-2026-01-01.log").exists()
 
