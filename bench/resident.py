@@ -15,9 +15,9 @@ import psycopg2
 import requests
 
 from pipeline.commands import python_module
-from pipeline.dag_common import SCHEDULER_TUNING, WRITER_POOL, WRITER_POOL_DESCRIPTION
+from pipeline.dag_common import SCHEDULER_TUNING
 from pipeline.local_run import airflow_env, free_port, local_pseudonym_key
-from pipeline.settings import FEED_CONN_ID
+from pipeline.settings import FEED_CONN_ID, WRITER_POOL, WRITER_POOL_DESCRIPTION
 
 DAGS = ("renewal_daily", "renewal_reminders")
 FINISHED = ("success", "failed")

@@ -14,11 +14,10 @@ from pipeline.dag_common import (
     PUBLISHED_MARTS,
     START_DATE,
     TRANSIENT,
-    WRITER_POOL,
     is_backfill,
     run_as_of,
 )
-from pipeline.settings import run_load_id
+from pipeline.settings import WRITER_POOL, run_load_id
 
 if TYPE_CHECKING:
     from airflow.sdk.types import OutletEventAccessorsProtocol

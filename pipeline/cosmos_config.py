@@ -13,9 +13,9 @@ from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator, DbtSourceLocalOperator
 
 from pipeline.check_scope import CHANGED_SINCE_ENV, warehouse_scope
-from pipeline.dag_common import WRITER_POOL, alert_stale_feed, as_of_macro, is_backfill, run_as_of
+from pipeline.dag_common import alert_stale_feed, as_of_macro, is_backfill, run_as_of
 from pipeline.dbt_handle import release_dbt_duckdb
-from pipeline.settings import DBT_PROJECT_DIR, as_of_date, warehouse_dir
+from pipeline.settings import DBT_PROJECT_DIR, WRITER_POOL, as_of_date, warehouse_dir
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -15,7 +15,12 @@ from zoneinfo import ZoneInfo
 import pendulum
 from airflow.sdk import Asset
 
-from pipeline.settings import TIMEZONE, as_of_date, env_or_variable
+from pipeline.settings import (
+    NOTICE_DATE,
+    TIMEZONE,
+    as_of_date,
+    env_or_variable,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,16 +29,11 @@ log = logging.getLogger(__name__)
 
 # Published by renewal_daily's `publish` with extra {"as_of": D, "backfill": bool}; starts renewal_reminders.
 PUBLISHED_MARTS = Asset("renewal_published_marts")
-# The notice 闽劳鉴〔2022〕26号 is dated 2022-12-15: every as-of date from then on can be run or backfilled.
-START_DATE = pendulum.datetime(2022, 12, 15, tz=TIMEZONE)
+START_DATE = pendulum.datetime(NOTICE_DATE.year, NOTICE_DATE.month, NOTICE_DATE.day, tz=TIMEZONE)
 # renewal_daily's schedule, 06:00 Asia/Shanghai; RENEWAL_DAILY_SCHEDULE=none leaves it to be triggered from
 # outside (the bench's resident Airflow; an office that triggers runs through the API).
 _SCHEDULE = os.environ.get("RENEWAL_DAILY_SCHEDULE") or "0 6 * * *"
 DAILY_SCHEDULE = None if _SCHEDULE.lower() == "none" else _SCHEDULE
-# Every task that writes warehouse.duckdb, published.duckdb or the reminder ledger takes this pool's one
-# slot, so no two tasks of either DAG ever write at once (DuckDB allows one writer per file).
-WRITER_POOL = "renewal_duckdb_writer"
-WRITER_POOL_DESCRIPTION = "one writer at a time for the renewal DuckDB files (warehouse, published, ledger)"
 ALERT_SMTP_CONN_ID = "smtp_default"
 
 # The scheduler and worker settings that make the daily run's eleven tasks follow each other quickly under a

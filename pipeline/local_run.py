@@ -26,7 +26,14 @@ import requests
 from ingest import clock
 from pipeline.commands import dags_test_command, generate_command, serve_command
 from pipeline.dags_test import CLEAN_FAILED
-from pipeline.settings import FEED_CONN_ID, PROJECT_ROOT, TIMEZONE
+from pipeline.settings import (
+    FEED_CONN_ID,
+    NOTICE_DATE,
+    PROJECT_ROOT,
+    TIMEZONE,
+    WRITER_POOL,
+    WRITER_POOL_DESCRIPTION,
+)
 
 # The pseudonym key of local runs, one per checkout so that every warehouse made from it pseudonymises alike.
 PSEUDONYM_KEY_FILE = PROJECT_ROOT / ".airflow" / "pseudonym_key"
@@ -124,8 +131,6 @@ def start_feed(data: Path, token: str, feed_opts: str) -> tuple[subprocess.Popen
 def migrate_metadata_db(airflow: str, env: dict[str, str]) -> None:
     """`airflow db migrate` and the writer pool, skipped (about 10 s) when this Airflow version already did both."""
     from importlib.metadata import version
-
-    from pipeline.dag_common import WRITER_POOL, WRITER_POOL_DESCRIPTION
 
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
@@ -357,9 +362,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def as_of_dates(args: argparse.Namespace) -> tuple[list[dt.date], bool]:
     """The dates to run, oldest first, and whether this is a backfill; every date must be on or after the notice."""
-    from pipeline.dag_common import START_DATE
-
-    first = START_DATE.date()
+    # the notice's date from settings, not the DAGs' START_DATE: that import would load Airflow here (~2 s)
+    first = NOTICE_DATE
     if args.backfill_from or args.backfill_to:
         if not (args.backfill_from and args.backfill_to):
             raise ValueError("a backfill needs both FROM=YYYY-MM-DD and TO=YYYY-MM-DD")

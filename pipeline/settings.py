@@ -19,6 +19,12 @@ DBT_PROJECT_DIR = Path(os.environ.get("RENEWAL_DBT_PROJECT_DIR") or PROJECT_ROOT
 # The one list of the supervising centres (published as marts.centres); the province's code is read from it.
 SUPERVISING_CENTRES_SEED = DBT_PROJECT_DIR / "seeds" / "supervising_centres.csv"
 TIMEZONE = "Asia/Shanghai"
+# The notice 闽劳鉴〔2022〕26号 is dated 2022-12-15: every as-of date from then on can be run or backfilled.
+NOTICE_DATE = dt.date(2022, 12, 15)
+# Every task that writes warehouse.duckdb, published.duckdb or the reminder ledger takes this pool's one
+# slot, so no two tasks of either DAG ever write at once (DuckDB allows one writer per file).
+WRITER_POOL = "renewal_duckdb_writer"
+WRITER_POOL_DESCRIPTION = "one writer at a time for the renewal DuckDB files (warehouse, published, ledger)"
 # The Airflow connection that holds the feed's address (host, port) and token (password). FEED_URL and
 # FEED_TOKEN in the environment take precedence; either way the token is never in code, logs or the warehouse.
 FEED_CONN_ID = "skill_evaluation_feed"

@@ -84,7 +84,8 @@ def test_reminders_dag_runs_on_each_publication(dagbag):
 def test_both_dags_accept_every_date_from_the_notice_and_share_one_asset(dagbag):
     import datetime as dt
 
-    from pipeline.dag_common import PUBLISHED_MARTS, WRITER_POOL
+    from pipeline.dag_common import PUBLISHED_MARTS
+    from pipeline.settings import WRITER_POOL
 
     for dag_id in ("renewal_daily", "renewal_reminders"):
         dag = dagbag.dags[dag_id]
