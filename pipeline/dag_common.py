@@ -15,12 +15,7 @@ from zoneinfo import ZoneInfo
 import pendulum
 from airflow.sdk import Asset
 
-from pipeline.settings import (
-    NOTICE_DATE,
-    TIMEZONE,
-    as_of_date,
-    env_or_variable,
-)
+from pipeline.settings import NOTICE_DATE, TIMEZONE, as_of_date, env_or_variable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
