@@ -58,10 +58,12 @@ soak: install
 	$(PY) bench/soak.py --from "$(FROM)" --to "$(TO)" --institutions "$(INSTITUTIONS)" --out "$(if $(filter command line environment,$(origin OUT)),$(OUT),bench)"
 
 # Test files run in parallel, one pytest worker per core (pytest-xdist), each file whole in one worker so that its
-# module fixtures (a published warehouse, a running Superset, a week of Airflow runs) are made once.
+# module fixtures (a published warehouse, a running Superset, a week of Airflow runs) are made once. The files go
+# out in the order tests/conftest.py gives them, the longest first (xdist's own order is by number of tests).
 TEST_WORKERS ?= auto
+PYTEST_XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: install bi/.venv/.installed system-packages
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest $(PYTEST_XDIST)
 
 # Debian packages the tests use (PostgreSQL, LibreOffice, poppler, CJK fonts, Chromium), installed when missing.
 system-packages:
@@ -70,7 +72,7 @@ system-packages:
 # The quick loop: the tests not marked slow (no Airflow, Superset, browser or database server, no warehouse build;
 # the rules' dbt unit tests on an empty warehouse, marked dbt, are in).
 test-fast: install
-	$(PY) -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -m "not slow" -q $(PYTEST_XDIST)
 
 # Mutation testing of the rules: each mutation of tests/mutation/mutants.tsv alone against the fast tier.
 mutants: install
@@ -124,7 +126,8 @@ bi: bi/.venv/.installed
 # checked chart by chart against that centre's rows, and what else that login can reach; one PNG per dashboard
 # and report.json into $(SHOTS).
 dashboards: bi/.venv/.installed
-	$(BI_PY) bi/render_dashboards.py --warehouse "$(WAREHOUSE)" --shots "$(SHOTS)" $(if $(CENTRE),--centre "$(CENTRE)")
+	$(BI_PY) bi/render_dashboards.py --warehouse "$(WAREHOUSE)" --shots "$(SHOTS)" $(if $(CENTRE),--centre "$(CENTRE)") \
+		$(if $(DASHBOARD),--dashboard "$(DASHBOARD)")
 
 # The dbt docs site (lineage down to the dashboards and reminder exports) in dbt_project/target/index.html;
 # column types come from $(WAREHOUSE)/warehouse.duckdb when a run has built it (else an empty catalog).

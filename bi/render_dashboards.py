@@ -516,7 +516,9 @@ def check_all(
     centres: list[access.Centre],
     marts: Marts,
     shots: Path,
+    only: list[str] | None = None,
 ) -> tuple[list[DashboardCheck], list[AccessCheck]]:
+    """Every dashboard the centre's login lists, or those of the slugs in `only`, then the access checks."""
     from playwright.sync_api import sync_playwright
 
     shots.mkdir(parents=True, exist_ok=True)
@@ -533,6 +535,14 @@ def check_all(
             listing = sorted(answer.json()["result"], key=lambda d: d["id"])
             if not listing:
                 raise SystemExit(f"Superset shows {centre.login} no dashboards: the import did not run")
+            if only:
+                unknown = sorted(set(only) - {d.get("slug") for d in listing})
+                if unknown:
+                    raise SystemExit(
+                        f"--dashboard {', '.join(unknown)}: {centre.login} has no such dashboard "
+                        f"(slugs: {', '.join(sorted(str(d.get('slug')) for d in listing))})"
+                    )
+                listing = [d for d in listing if d.get("slug") in only]
             dashboards = [check_dashboard(user, admin, d, marts, shots, n) for n, d in enumerate(listing, 1)]
             return dashboards, check_access(user, admin, centre, centres)
         finally:
@@ -595,6 +605,12 @@ def main(argv: list[str] | None = None) -> int:
         "e.g. postgresql+psycopg2://bi_metabase@host:5432/marts (what docker-compose's Superset reads)",
     )
     parser.add_argument("--password-env", help="environment variable holding that database's password")
+    parser.add_argument(
+        "--dashboard",
+        action="append",
+        metavar="SLUG",
+        help="only this dashboard (its slug, e.g. review-sla; repeatable); the access checks run all the same",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     centres = access.read_centres()
@@ -620,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.state_dir:
             parser.error("--url needs --state-dir (for the logins' passwords)")
         dashboards, checks = check_all(
-            args.url.rstrip("/"), logins(args.state_dir), centre, centres, marts, shots
+            args.url.rstrip("/"), logins(args.state_dir), centre, centres, marts, shots, args.dashboard
         )
     else:
         with tempfile.TemporaryDirectory(prefix="superset-") as tmp:
@@ -628,7 +644,9 @@ def main(argv: list[str] | None = None) -> int:
             set_up(state, marts.published_db, args.database_uri, password)
             with running(state) as url:
                 log.info("Superset answering at %s; opening the dashboards in %s", url, chromium_path())
-                dashboards, checks = check_all(url, logins(state), centre, centres, marts, shots)
+                dashboards, checks = check_all(
+                    url, logins(state), centre, centres, marts, shots, args.dashboard
+                )
     return 0 if report(centre, dashboards, checks, shots) else 1
 
 

@@ -62,7 +62,7 @@ def load_report(shots: Path) -> dict[str, dict]:
     return {d["title"]: d for d in read_report(shots)["dashboards"]}
 
 
-def make_dashboards(published, shots: Path, *extra: str) -> subprocess.CompletedProcess:
+def make_dashboards(published, shots: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
             "make",
@@ -70,7 +70,6 @@ def make_dashboards(published, shots: Path, *extra: str) -> subprocess.Completed
             "dashboards",
             f"WAREHOUSE={published.warehouse_dir}",
             f"SHOTS={shots}",
-            *extra,
         ],
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -137,50 +136,6 @@ def test_make_dashboards_renders_every_dashboard_with_data(published, tmp_path):
     assert "FAIL" not in result.stdout
 
 
-@pytest.mark.slow
-def test_make_dashboards_as_a_city_centre_shows_only_its_rows(published, tmp_path):
-    """`make dashboards CENTRE=350100`: Fuzhou's demo login sees Fuzhou's rows in every chart (each chart's
-    row count is what its SQL returns on Fuzhou's rows of the published file), gets none of another
-    centre's when it asks for them by name or drills to detail, and is refused SQL Lab."""
-    shots = tmp_path / "fuzhou"
-    result = make_dashboards(published, shots, f"CENTRE={CITY}")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    whole = read_report(shots)
-    assert (whole["centre"], whole["login"], whole["failed"]) == (CITY, f"centre_{CITY}", False)
-    con = duckdb.connect(str(published.published_db), read_only=True)
-    total, own, stages = con.execute(
-        f"""SELECT count(*), count(*) FILTER (supervising_centre = '{CITY}'),
-                   count(DISTINCT lifecycle_stage) FILTER (supervising_centre = '{CITY}')
-            FROM marts.renewal_eligibility"""
-    ).fetchone()
-    con.close()
-    assert 0 < own < total
-    report = load_report(shots)
-    for title, charts in DASHBOARDS.items():
-        dashboard = report[title]
-        assert not dashboard["failed"], dashboard
-        assert len(dashboard["charts"]) == charts
-        assert set(dashboard["as_of"]) == {AS_OF.isoformat()}  # the date, also where Fuzhou has few rows
-        for chart in dashboard["charts"]:
-            assert chart["rows"] == chart["direct_rows"], chart
-            assert OTHER_ZH not in chart["shown_text"], chart
-    charts = {c["name"]: c for d in report.values() for c in d["charts"]}
-    assert charts["机构总数"]["shown_text"].split("\n")[1] == str(own)
-    assert charts["各鉴定中心机构续期阶段"]["rows"] == stages  # one bar, Fuzhou's, split by stage
-    assert CITY_ZH in charts["机构明细"]["shown_text"]
-    checks = {c["check"]: c for c in whole["access"]}
-    assert all(c["ok"] for c in checks.values()), [c for c in checks.values() if not c["ok"]]
-    asked = [c for name, c in checks.items() if "asked for by name" in name]
-    assert len(asked) >= 5 * 9  # every dataset, every other centre of the seed
-    assert all(c["seen"] == 0 for c in asked)
-    assert sum(not c["check"].endswith("(0 there)") for c in asked) > 5 * 5  # there were rows to leak
-    drills = [c for name, c in checks.items() if "drill to detail" in name]
-    assert drills
-    assert all(c["seen"] == [CITY] for c in drills)
-    assert checks["SQL Lab page refused"]["seen"] == 403
-    assert checks["SQL Lab query refused"]["seen"] == 403
-
-
 @pytest.fixture(scope="module")
 def own_published(built, tmp_path_factory):
     """A published warehouse of the running Superset's own, which the last test on it publishes again (the
@@ -245,6 +200,54 @@ def running_superset(own_published, tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_dashboards_as_a_city_centre_show_only_its_rows(own_published, running_superset, tmp_path):
+    """`make dashboards CENTRE=350100`'s check (here on the running Superset, before its publication changes):
+    Fuzhou's demo login sees Fuzhou's rows in every chart (each chart's row count is what its SQL returns on
+    Fuzhou's rows of the published file), gets none of another centre's when it asks for them by name or drills
+    to detail, and is refused SQL Lab."""
+    published = own_published
+    url, state, _ = running_superset
+    shots = tmp_path / "fuzhou"
+    args = ["--warehouse", str(published.warehouse_dir), "--url", url, "--state-dir", str(state)]
+    result = render(*args, "--shots", str(shots), "--centre", CITY)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    whole = read_report(shots)
+    assert (whole["centre"], whole["login"], whole["failed"]) == (CITY, f"centre_{CITY}", False)
+    con = duckdb.connect(str(published.published_db), read_only=True)
+    total, own, stages = con.execute(
+        f"""SELECT count(*), count(*) FILTER (supervising_centre = '{CITY}'),
+                   count(DISTINCT lifecycle_stage) FILTER (supervising_centre = '{CITY}')
+            FROM marts.renewal_eligibility"""
+    ).fetchone()
+    con.close()
+    assert 0 < own < total
+    report = load_report(shots)
+    for title, charts in DASHBOARDS.items():
+        dashboard = report[title]
+        assert not dashboard["failed"], dashboard
+        assert len(dashboard["charts"]) == charts
+        assert set(dashboard["as_of"]) == {AS_OF.isoformat()}  # the date, also where Fuzhou has few rows
+        for chart in dashboard["charts"]:
+            assert chart["rows"] == chart["direct_rows"], chart
+            assert OTHER_ZH not in chart["shown_text"], chart
+    charts = {c["name"]: c for d in report.values() for c in d["charts"]}
+    assert charts["机构总数"]["shown_text"].split("\n")[1] == str(own)
+    assert charts["各鉴定中心机构续期阶段"]["rows"] == stages  # one bar, Fuzhou's, split by stage
+    assert CITY_ZH in charts["机构明细"]["shown_text"]
+    checks = {c["check"]: c for c in whole["access"]}
+    assert all(c["ok"] for c in checks.values()), [c for c in checks.values() if not c["ok"]]
+    asked = [c for name, c in checks.items() if "asked for by name" in name]
+    assert len(asked) >= 5 * 9  # every dataset, every other centre of the seed
+    assert all(c["seen"] == 0 for c in asked)
+    assert sum(not c["check"].endswith("(0 there)") for c in asked) > 5 * 5  # there were rows to leak
+    drills = [c for name, c in checks.items() if "drill to detail" in name]
+    assert drills
+    assert all(c["seen"] == [CITY] for c in drills)
+    assert checks["SQL Lab page refused"]["seen"] == 403
+    assert checks["SQL Lab query refused"]["seen"] == 403
+
+
+@pytest.mark.slow
 def test_sql_lab_reaches_nothing_but_the_marts(running_superset, tmp_path):
     """Whoever writes SQL in Superset writes it in the marts' DuckDB connection: it reads the marts and
     nothing else on the machine, writes nothing, attaches and installs nothing, and cannot turn that off;
@@ -293,9 +296,16 @@ def test_running_superset_shows_the_next_publication_and_a_broken_one_fails(
     assert f"password: {password}" in printed  # printed once, on first start, and kept in the state folder
     args = ["--warehouse", str(published.warehouse_dir), "--url", url, "--state-dir", str(state)]
 
-    first = render(*args, "--shots", str(tmp_path / "first"))
+    # the overview before the next publication (the city centre's test above saw every dashboard)
+    first = render(*args, "--shots", str(tmp_path / "first"), "--dashboard", "renewal-overview")
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
-    assert {d["as_of"][0] for d in load_report(tmp_path / "first").values()} == {AS_OF.isoformat()}
+    assert {t: d["as_of"][0] for t, d in load_report(tmp_path / "first").items()} == {
+        "全省续期工作看板": AS_OF.isoformat()
+    }
+    unknown = render(*args, "--shots", str(tmp_path / "unknown"), "--dashboard", "no-such-board")
+    assert unknown.returncode != 0
+    assert "--dashboard no-such-board: centre_350000 has no such dashboard" in unknown.stderr
+    assert "review-sla" in unknown.stderr  # the slugs there are
 
     # A chart that answers but paints nothing (its canvas hidden by the dashboard's CSS): the picture is
     # blank where the chart should be, and the check fails and names the chart.
@@ -304,14 +314,15 @@ def test_running_superset_shows_the_next_publication_and_a_broken_one_fails(
     meta.execute("UPDATE dashboards SET css = ? WHERE slug = 'review-sla'", [hidden])
     meta.commit()
     try:
-        blank = render(*args, "--shots", str(tmp_path / "blank"))
+        blank = render(*args, "--shots", str(tmp_path / "blank"), "--dashboard", "review-sla")
     finally:
         meta.execute("UPDATE dashboards SET css = '' WHERE slug = 'review-sla'")
         meta.commit()
         meta.close()
     assert blank.returncode == 1, blank.stdout[-4000:] + blank.stderr[-4000:]
     report = load_report(tmp_path / "blank")
-    assert {title for title, d in report.items() if d["failed"]} == {"续期评估时限"}
+    assert list(report) == ["续期评估时限"]  # --dashboard: only the one under test
+    assert report["续期评估时限"]["failed"]
     assert any("blank where chart '各鉴定中心评估时限'" in p for p in report["续期评估时限"]["problems"])
     bars = next(c for c in report["续期评估时限"]["charts"] if c["name"] == "各鉴定中心评估时限")
     assert bars["rows"] == bars["direct_rows"] > 0  # its data was there
@@ -335,10 +346,11 @@ def test_running_superset_shows_the_next_publication_and_a_broken_one_fails(
     con.execute("ALTER TABLE marts.review_sla DROP COLUMN working_days_left")
     con.close()
     steps.publish(AS_OF, settings=published)
-    broken = render(*args, "--shots", str(tmp_path / "broken"))
+    broken = render(*args, "--shots", str(tmp_path / "broken"), "--dashboard", "review-sla")
     assert broken.returncode == 1, broken.stdout[-4000:] + broken.stderr[-4000:]
     report = load_report(tmp_path / "broken")
-    assert {title for title, d in report.items() if d["failed"]} == {"续期评估时限"}
+    assert list(report) == ["续期评估时限"]
+    assert report["续期评估时限"]["failed"]
     failed = [c for c in report["续期评估时限"]["charts"] if c["problems"]]
     assert failed
     assert all("error" in " ".join(c["problems"]) for c in failed)
