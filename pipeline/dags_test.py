@@ -65,25 +65,18 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     plan = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    # as airflow/__main__.py does: the configuration first (it must be imported before Airflow's settings), then
-    # the default airflow.cfg written when there is none
-    from airflow import configuration  # noqa: F401
-    from airflow.cli import cli_parser
-    from airflow.configuration import write_default_airflow_configuration_if_needed
+    from pipeline import airflow_cli
 
-    write_default_airflow_configuration_if_needed()
-    parser = cli_parser.get_parser()
+    airflow_cli.parser()  # Airflow's configuration, before the first run's log
     for run in plan:
         with output_to(Path(run["log"])):
-            args = parser.parse_args(dags_test_args(run))
             try:
-                args.func(args)
-            except SystemExit as ended:  # `dags test` ends a failed run with SystemExit("DagRun failed")
-                if ended.code not in (None, 0):
-                    print(ended, file=sys.stderr)
-                    return 1
-            except Exception:  # the DAG did not parse, the metadata database failed: said in the run's log
-                traceback.print_exc()
+                airflow_cli.run(dags_test_args(run))
+            except airflow_cli.AirflowCommandFailed as failed:
+                if isinstance(failed.__cause__, SystemExit):  # a failed run: SystemExit("DagRun failed")
+                    print(failed.__cause__, file=sys.stderr)
+                else:  # the DAG did not parse, the metadata database failed: said in the run's log
+                    traceback.print_exception(failed.__cause__ or failed)
                 return 1
     if clean and sys.stdin.readline().strip() == "clean":
         from pipeline.retention import RetentionError, clean_airflow

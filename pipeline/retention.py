@@ -767,19 +767,6 @@ def airflow_db_clean_command(airflow: str, before: dt.datetime) -> list[str]:
     ]
 
 
-def _airflow_in_process(argv: list[str]) -> None:
-    """An `airflow` command (without the program's name) run by Airflow's own parser in this process."""
-    from airflow.cli import cli_parser
-
-    args = cli_parser.get_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except (Exception, SystemExit) as exc:
-        if isinstance(exc, SystemExit) and exc.code in (None, 0):
-            return
-        raise RetentionError(f"`{' '.join(argv)}` failed: {exc!r}") from exc
-
-
 def clean_airflow(
     airflow: str | None,
     env: Mapping[str, str] | None = None,
@@ -804,7 +791,12 @@ def clean_airflow(
     before = _now(now) - kept
     command = airflow_db_clean_command(airflow or "airflow", wall_now - kept)
     if airflow is None:
-        _airflow_in_process(command[1:])
+        from pipeline import airflow_cli
+
+        try:
+            airflow_cli.run(command[1:])
+        except airflow_cli.AirflowCommandFailed as exc:
+            raise RetentionError(str(exc)) from exc
     else:
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
