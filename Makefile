@@ -122,9 +122,9 @@ bi/.venv/.installed: bi/pyproject.toml bi/uv.lock
 bi: bi/.venv/.installed
 	$(BI_PY) bi/serve.py --warehouse "$(WAREHOUSE)" --port $(BI_PORT)
 
-# Every dashboard opened in headless Chromium as a centre's demo login (CENTRE=350100; default the province's),
-# checked chart by chart against that centre's rows, and what else that login can reach; one PNG per dashboard
-# and report.json into $(SHOTS).
+# Every dashboard (or only DASHBOARD=<slug>) opened in headless Chromium as a centre's demo login (CENTRE=350100;
+# default the province's), checked chart by chart against that centre's rows, and what else that login can reach;
+# one PNG per dashboard and report.json into $(SHOTS).
 dashboards: bi/.venv/.installed
 	$(BI_PY) bi/render_dashboards.py --warehouse "$(WAREHOUSE)" --shots "$(SHOTS)" $(if $(CENTRE),--centre "$(CENTRE)") \
 		$(if $(DASHBOARD),--dashboard "$(DASHBOARD)")

@@ -1,5 +1,5 @@
-"""`make dashboards WAREHOUSE=DIR SHOTS=DIR [CENTRE=350100]`: proof in a real browser that every dashboard
-shows the marts, and only the rows its user may see.
+"""`make dashboards WAREHOUSE=DIR SHOTS=DIR [CENTRE=350100] [DASHBOARD=slug]`: proof in a real browser that
+every dashboard (or the one named) shows the marts, and only the rows its user may see.
 
 Starts Superset over DIR/published.duckdb (own temporary state, nothing shared with `make bi`), or uses one
 already running (--url, --state-dir), logs in with headless Chromium (Debian's, driven by Playwright) as the

@@ -83,8 +83,8 @@ SLOW_PROGRAMS = {
 SLOW_MODULES = {"pipeline.dags_test": "airflow"}
 
 
-# The longest test files, longest first (`make test` on 2 cores: 570, 310, 300, 220, 170, 125, 125, 110, 105, 95, 75
-# and 70 s): `make test` runs files in parallel, one worker each, whole, in this order (Makefile: PYTEST_XDIST),
+# The longest test files, longest first (`make test` on 2 cores: about 450, 310, 300, 220, 170, 125, 125, 110, 105,
+# 95, 75 and 70 s): `make test` runs files in parallel, one worker each, whole, in this order (Makefile: PYTEST_XDIST),
 # so that no long file starts last and runs alone at the end.
 LONGEST_FIRST = [
     "test_dashboards",

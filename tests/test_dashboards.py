@@ -1,8 +1,9 @@
 """The provincial centre's Superset dashboards, proven in a real browser: `make dashboards` on a published
-warehouse of the small dataset (real Superset from bi/.venv, Debian's headless Chromium), as the province and
-as a city centre that must see only its own rows; a running Superset that shows the next publication on
-refresh and fails the check when a publication breaks a chart or a chart paints nothing; SQL Lab's DuckDB
-connection that reaches nothing but the marts; the PostgreSQL marts' password kept across restarts."""
+warehouse of the small dataset (real Superset from bi/.venv, Debian's headless Chromium) as the province; on a
+running Superset (`make bi`'s), the same check as a city centre that must see only its own rows, then the next
+publication shown on refresh, and the check failing when a publication breaks a chart or a chart paints nothing;
+SQL Lab's DuckDB connection that reaches nothing but the marts; the PostgreSQL marts' password kept across
+restarts."""
 
 import contextlib
 import json
@@ -28,6 +29,8 @@ import import_dashboards  # bi/ is Superset's project, not a package of this one
 BI_PY = PROJECT_ROOT / "bi" / ".venv" / "bin" / "python"
 DASHBOARDS = {"全省续期工作看板": 11, "续期评估时限": 8, "机构明细": 5, "趋势": 6}  # title: charts
 CITY, CITY_ZH, OTHER_ZH = "350100", "福州市职业技能鉴定指导中心", "厦门市职业技能鉴定指导中心"
+# the dashboard a case breaks, and one beside it that must stay whole (--dashboard: only these two are opened)
+BROKEN_AND_ANOTHER = ("--dashboard", "review-sla", "--dashboard", "renewal-overview")
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +139,34 @@ def test_make_dashboards_renders_every_dashboard_with_data(published, tmp_path):
     assert "FAIL" not in result.stdout
 
 
+@pytest.mark.slow
+def test_make_dashboards_hands_on_the_centre_and_the_dashboard():
+    """`make dashboards … CENTRE= DASHBOARD=` gives render_dashboards.py what the tests here give it."""
+    result = subprocess.run(
+        [
+            *("make", "-n", "--no-print-directory", "dashboards", "WAREHOUSE=w", "SHOTS=s"),
+            *("CENTRE=350100", "DASHBOARD=review-sla"),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = result.stdout.replace("\\\n", " ").splitlines()  # the recipe's continued lines as one
+    (command,) = [line for line in lines if "render_dashboards.py" in line]
+    arguments = command.split("render_dashboards.py", 1)[1].split()
+    assert arguments == [
+        "--warehouse",
+        '"w"',
+        "--shots",
+        '"s"',
+        "--centre",
+        '"350100"',
+        "--dashboard",
+        '"review-sla"',
+    ]
+
+
 @pytest.fixture(scope="module")
 def own_published(built, tmp_path_factory):
     """A published warehouse of the running Superset's own, which the last test on it publishes again (the
@@ -199,17 +230,23 @@ def running_superset(own_published, tmp_path_factory):
         log.close()
 
 
+@pytest.fixture(scope="module")
+def fuzhou(own_published, running_superset, tmp_path_factory):
+    """`make dashboards CENTRE=350100`'s check on the running Superset, made before the test that changes its
+    publication (which asks for this fixture, so that whatever order the tests run in, this comes first)."""
+    url, state, _ = running_superset
+    shots = tmp_path_factory.mktemp("fuzhou")
+    args = ["--warehouse", str(own_published.warehouse_dir), "--url", url, "--state-dir", str(state)]
+    return shots, render(*args, "--shots", str(shots), "--centre", CITY)
+
+
 @pytest.mark.slow
-def test_dashboards_as_a_city_centre_show_only_its_rows(own_published, running_superset, tmp_path):
-    """`make dashboards CENTRE=350100`'s check (here on the running Superset, before its publication changes):
-    Fuzhou's demo login sees Fuzhou's rows in every chart (each chart's row count is what its SQL returns on
+def test_dashboards_as_a_city_centre_show_only_its_rows(own_published, fuzhou):
+    """Fuzhou's demo login sees Fuzhou's rows in every chart (each chart's row count is what its SQL returns on
     Fuzhou's rows of the published file), gets none of another centre's when it asks for them by name or drills
     to detail, and is refused SQL Lab."""
     published = own_published
-    url, state, _ = running_superset
-    shots = tmp_path / "fuzhou"
-    args = ["--warehouse", str(published.warehouse_dir), "--url", url, "--state-dir", str(state)]
-    result = render(*args, "--shots", str(shots), "--centre", CITY)
+    shots, result = fuzhou
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     whole = read_report(shots)
     assert (whole["centre"], whole["login"], whole["failed"]) == (CITY, f"centre_{CITY}", False)
@@ -287,7 +324,7 @@ def test_sql_lab_reaches_nothing_but_the_marts(running_superset, tmp_path):
 
 @pytest.mark.slow
 def test_running_superset_shows_the_next_publication_and_a_broken_one_fails(
-    own_published, running_superset, tmp_path
+    own_published, running_superset, fuzhou, tmp_path
 ):
     published = own_published
     url, state, serve_log = running_superset
@@ -296,7 +333,7 @@ def test_running_superset_shows_the_next_publication_and_a_broken_one_fails(
     assert f"password: {password}" in printed  # printed once, on first start, and kept in the state folder
     args = ["--warehouse", str(published.warehouse_dir), "--url", url, "--state-dir", str(state)]
 
-    # the overview before the next publication (the city centre's test above saw every dashboard)
+    # the overview before the next publication (the city centre's check, `fuzhou`, saw every dashboard)
     first = render(*args, "--shots", str(tmp_path / "first"), "--dashboard", "renewal-overview")
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     assert {t: d["as_of"][0] for t, d in load_report(tmp_path / "first").items()} == {
@@ -314,15 +351,17 @@ def test_running_superset_shows_the_next_publication_and_a_broken_one_fails(
     meta.execute("UPDATE dashboards SET css = ? WHERE slug = 'review-sla'", [hidden])
     meta.commit()
     try:
-        blank = render(*args, "--shots", str(tmp_path / "blank"), "--dashboard", "review-sla")
+        blank = render(*args, "--shots", str(tmp_path / "blank"), *BROKEN_AND_ANOTHER)
     finally:
         meta.execute("UPDATE dashboards SET css = '' WHERE slug = 'review-sla'")
         meta.commit()
         meta.close()
     assert blank.returncode == 1, blank.stdout[-4000:] + blank.stderr[-4000:]
     report = load_report(tmp_path / "blank")
-    assert list(report) == ["续期评估时限"]  # --dashboard: only the one under test
-    assert report["续期评估时限"]["failed"]
+    assert {title: d["failed"] for title, d in report.items()} == {
+        "全省续期工作看板": False,
+        "续期评估时限": True,
+    }
     assert any("blank where chart '各鉴定中心评估时限'" in p for p in report["续期评估时限"]["problems"])
     bars = next(c for c in report["续期评估时限"]["charts"] if c["name"] == "各鉴定中心评估时限")
     assert bars["rows"] == bars["direct_rows"] > 0  # its data was there
@@ -346,11 +385,13 @@ def test_running_superset_shows_the_next_publication_and_a_broken_one_fails(
     con.execute("ALTER TABLE marts.review_sla DROP COLUMN working_days_left")
     con.close()
     steps.publish(AS_OF, settings=published)
-    broken = render(*args, "--shots", str(tmp_path / "broken"), "--dashboard", "review-sla")
+    broken = render(*args, "--shots", str(tmp_path / "broken"), *BROKEN_AND_ANOTHER)
     assert broken.returncode == 1, broken.stdout[-4000:] + broken.stderr[-4000:]
     report = load_report(tmp_path / "broken")
-    assert list(report) == ["续期评估时限"]
-    assert report["续期评估时限"]["failed"]
+    assert {title: d["failed"] for title, d in report.items()} == {
+        "全省续期工作看板": False,
+        "续期评估时限": True,
+    }
     failed = [c for c in report["续期评估时限"]["charts"] if c["problems"]]
     assert failed
     assert all("error" in " ".join(c["problems"]) for c in failed)
