@@ -231,6 +231,17 @@ def test_each_run_of_the_one_process_writes_its_own_log(tmp_path):
     assert dags_test_args(run | {"conf": {"backfill": True}})[-2:] == ["--conf", '{"backfill": true}']
 
 
+def test_a_runs_bare_exit_status_is_said_with_its_command():
+    """A failed run's log ends with what ended it: Airflow's message, or the command and its exit status."""
+    from pipeline.dags_test import exit_message
+
+    args = ["dags", "test", "renewal_daily", "2026-11-25T06:00:00+08:00"]
+    assert exit_message(SystemExit("DagRun failed"), args) == "DagRun failed"
+    assert exit_message(SystemExit(1), args) == (
+        "airflow dags test renewal_daily 2026-11-25T06:00:00+08:00 ended with exit status 1"
+    )
+
+
 def test_dates_before_the_notice_are_refused_and_a_backfill_needs_both_ends():
     import datetime as dt
 

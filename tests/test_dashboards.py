@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import pytest
@@ -177,6 +178,15 @@ def own_published(built, tmp_path_factory):
     return settings
 
 
+class Served(NamedTuple):
+    """A running `bi/serve.py`: its address, state folder and log, and render_dashboards.py's arguments for it."""
+
+    url: str
+    state: Path
+    log: Path
+    render_args: list[str]
+
+
 @pytest.fixture(scope="module")
 def running_superset(own_published, tmp_path_factory):
     """`bi/serve.py` (what `make bi` runs) over a published warehouse, on a free port; one server for the
@@ -219,7 +229,8 @@ def running_superset(own_published, tmp_path_factory):
                 pass
             assert time.monotonic() < deadline, "Superset did not start in 10 minutes"
             time.sleep(2)
-        yield url, state, tmp_path / "serve.log"
+        render_args = ["--warehouse", str(published.warehouse_dir), "--url", url, "--state-dir", str(state)]
+        yield Served(url, state, tmp_path / "serve.log", render_args)
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # serve.py and the Superset server it started
         try:
@@ -231,13 +242,11 @@ def running_superset(own_published, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def fuzhou(own_published, running_superset, tmp_path_factory):
+def fuzhou(running_superset, tmp_path_factory):
     """`make dashboards CENTRE=350100`'s check on the running Superset, made before the test that changes its
     publication (which asks for this fixture, so that whatever order the tests run in, this comes first)."""
-    url, state, _ = running_superset
     shots = tmp_path_factory.mktemp("fuzhou")
-    args = ["--warehouse", str(own_published.warehouse_dir), "--url", url, "--state-dir", str(state)]
-    return shots, render(*args, "--shots", str(shots), "--centre", CITY)
+    return shots, render(*running_superset.render_args, "--shots", str(shots), "--centre", CITY)
 
 
 @pytest.mark.slow
@@ -289,7 +298,7 @@ def test_sql_lab_reaches_nothing_but_the_marts(running_superset, tmp_path):
     """Whoever writes SQL in Superset writes it in the marts' DuckDB connection: it reads the marts and
     nothing else on the machine, writes nothing, attaches and installs nothing, and cannot turn that off;
     through the engine Superset builds from the database's URI and extra, and through SQL Lab's API."""
-    url, state, _ = running_superset
+    url, state, *_ = running_superset
     csv_file, db_file = tmp_path / "x.csv", tmp_path / "y.duckdb"
     outside = [
         "SELECT * FROM read_text('/etc/passwd')",
@@ -327,11 +336,10 @@ def test_running_superset_shows_the_next_publication_and_a_broken_one_fails(
     own_published, running_superset, fuzhou, tmp_path
 ):
     published = own_published
-    url, state, serve_log = running_superset
-    printed = serve_log.read_text()
+    state, args = running_superset.state, running_superset.render_args
+    printed = running_superset.log.read_text()
     password = (state / "admin_password").read_text().strip()
     assert f"password: {password}" in printed  # printed once, on first start, and kept in the state folder
-    args = ["--warehouse", str(published.warehouse_dir), "--url", url, "--state-dir", str(state)]
 
     # the overview before the next publication (the city centre's check, `fuzhou`, saw every dashboard)
     first = render(*args, "--shots", str(tmp_path / "first"), "--dashboard", "renewal-overview")
