@@ -51,11 +51,13 @@ retention: install
 	WAREHOUSE="$(WAREHOUSE)" EXPORTS="$(EXPORTS)" $(PY) -m pipeline.retention apply $(if $(COMPACT),--compact)
 
 # The daily DAGs day after day over one timeline (bench/soak.py): skipped days, a rerun, a run killed half-way,
-# each day compared with a rebuild from nothing; OUT/soak.json (default bench/soak.json).
+# each day compared with a rebuild from nothing; OUT/soak.json (default bench/soak.json). EVERY=7: the scheduler
+# runs every 7th day only, a long period in fewer runs.
 INSTITUTIONS ?= 200
+EVERY ?= 1
 soak: install
-	@[ -n "$(FROM)" ] && [ -n "$(TO)" ] || { echo "usage: make soak FROM=YYYY-MM-DD TO=YYYY-MM-DD [INSTITUTIONS=200] [OUT=bench]" >&2; exit 2; }
-	$(PY) bench/soak.py --from "$(FROM)" --to "$(TO)" --institutions "$(INSTITUTIONS)" --out "$(if $(filter command line environment,$(origin OUT)),$(OUT),bench)"
+	@[ -n "$(FROM)" ] && [ -n "$(TO)" ] || { echo "usage: make soak FROM=YYYY-MM-DD TO=YYYY-MM-DD [INSTITUTIONS=200] [EVERY=1] [OUT=bench]" >&2; exit 2; }
+	$(PY) bench/soak.py --from "$(FROM)" --to "$(TO)" --institutions "$(INSTITUTIONS)" --every "$(EVERY)" --out "$(if $(filter command line environment,$(origin OUT)),$(OUT),bench)"
 
 # Test files run in parallel, one pytest worker per core (pytest-xdist), each file whole in one worker so that its
 # module fixtures (a published warehouse, a running Superset, a week of Airflow runs) are made once. The files go

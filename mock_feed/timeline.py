@@ -4,7 +4,8 @@ dataset directory that stood on any day of it.
 `generate_timeline` makes the province as it stands on the last day (`generate.DatasetGenerator`, as of `end`) and
 then walks each record back through the versions it had on the way there:
 
-- an institution was `active` until its termination was notified, and changes its contact phone now and then;
+- an institution is in the feed from the day it was registered, was `active` until its termination was notified,
+  and changes its contact phone now and then;
 - a plan was announced (`planned`) before its assessment and completed three days after it; some completed plans
   first gave a wrong `passed` and were corrected a week later; a cancelled plan was planned first;
 - a certificate appears when it is uploaded: on its issue day, or, for some plans, a month late;
@@ -56,6 +57,7 @@ PHONE_CHANGE = 1 / 3  # a phone change in a month
 PASSED_CORRECTED = 0.08
 LATE_UPLOAD = 0.05
 ROW_FIXED = 0.1
+REGISTERED_AT_S = 0  # an institution's first version: the start of the day it was registered
 
 
 class NotATimeline(ValueError):
@@ -118,14 +120,20 @@ class History:
         ]
         status = "active" if any(field == "status" for _, field in changes) else final["status"]
         versions = [{**final, "contact_phone": phones.pop(0), "status": status}]
+        registered = dt.date.fromisoformat(final["registered_on"])
+        if registered < first_day:
+            # the network holds an institution from the day it was registered, before its plans and certificates
+            # (a fixed hour, so that the random stream, and so every other record, stays as it was)
+            versions.insert(0, _version(versions[0], registered, REGISTERED_AT_S))
         for day, field in changes:
             value = phones.pop(0) if field == "contact_phone" else final["status"]
             versions.append(_version(versions[-1], day, self.seconds(), **{field: value}))
         return versions
 
-    def plan(self, final: dict) -> list[dict]:
+    def plan(self, final: dict, registered: dt.date) -> list[dict]:
+        """Announced a few weeks before its assessment, never before its institution was registered."""
         assessed = dt.date.fromisoformat(final["assessment_date"])
-        announced = min(assessed - DAY * self.rng.randint(7, 40), self.end)
+        announced = max(min(assessed - DAY * self.rng.randint(7, 40), self.end), registered)
         if final["status"] == "planned":
             return [_version(final, announced, self.seconds())]
         closed = _when(final).date()
@@ -207,6 +215,9 @@ def generate_timeline(
         feed_day = lambda v: _when(v).date()  # noqa: E731 - the key of the feed's versions
         institutions_rows = _read_jsonl(final / "institutions.jsonl")
         plans = _read_jsonl(final / "plans.jsonl")
+        registered = {
+            r["institution_id"]: dt.date.fromisoformat(r["registered_on"]) for r in institutions_rows
+        }
         counts["institutions.jsonl"] = _write_jsonl(
             out / "institutions.jsonl",
             (
@@ -220,7 +231,12 @@ def generate_timeline(
         shutil.copy(final / "registered_occupations.jsonl", out / "registered_occupations.jsonl")
         counts["registered_occupations.jsonl"] = len(_read_jsonl(out / "registered_occupations.jsonl"))
         counts["plans.jsonl"] = _write_jsonl(
-            out / "plans.jsonl", (v for p in plans for v in _collapse(history.plan(p), start, feed_day))
+            out / "plans.jsonl",
+            (
+                v
+                for p in plans
+                for v in _collapse(history.plan(p, registered[p["institution_id"]]), start, feed_day)
+            ),
         )
         counts["certificates.jsonl"] = _late_certificates(
             final / "certificates.jsonl", out / "certificates.jsonl", history.late_plans(plans), end

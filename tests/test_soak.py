@@ -51,6 +51,20 @@ def test_the_plan_has_a_skipped_a_rerun_and_a_killed_day():
     assert not any(d.skipped and (d.rerun or d.killed) for d in short.values())
 
 
+def test_a_weekly_plan_runs_every_seventh_day_and_the_last():
+    """`make soak EVERY=7`: a year in 53 runs; of those, some rerun and the middle one killed."""
+    days = [dt.date(2025, 11, 1) + dt.timedelta(days=n) for n in range(365)]
+    plan = day_plan(days, seed=2022, every=7)
+    ran = [d for d in days if not plan[d].skipped]
+    assert ran == days[::7]  # 365 days: the last is the 53rd seventh day
+    ten = day_plan(days[:10], seed=2022, every=7)
+    assert [d for d in days[:10] if not ten[d].skipped] == [days[0], days[7], days[9]]
+    assert [d for d in ran if plan[d].killed] == [ran[len(ran[1:-1]) // 2 + 1]]
+    assert 4 <= sum(plan[d].rerun for d in ran) <= 6
+    assert not any(plan[d].rerun or plan[d].killed for d in (ran[0], ran[-1]))
+    assert day_plan(days, seed=2022, every=1) == day_plan(days, seed=2022)
+
+
 def exports_with(folder, day: str, lines: list[str]) -> None:
     (folder / day).mkdir(parents=True, exist_ok=True)
     text = HEADER + "".join(f"{line}\n" for line in lines)

@@ -84,6 +84,26 @@ def test_days_are_views_of_one_history(timeline, tmp_path):
         )
 
 
+def test_no_record_is_served_before_its_institution(timeline):
+    """A plan, a certificate or a registered occupation the feed serves on a day has its institution served by
+    then: the gate refuses a plan of an unknown institution, so a day that broke this would publish nothing."""
+    first_seen: dict[str, str] = {}
+    for institution in records(timeline, "institutions.jsonl"):
+        iid = institution["institution_id"]
+        first_seen.setdefault(iid, institution["updated_at"])  # a key's versions come oldest first
+    plan_institution = {}
+    early = []
+    for name in ("plans.jsonl", "certificates.jsonl", "registered_occupations.jsonl"):
+        for record in records(timeline, name):
+            iid = record.get("institution_id") or plan_institution[record["plan_no"]]
+            if name == "plans.jsonl":
+                plan_institution[record["plan_no"]] = iid
+            when = dt.datetime.fromisoformat(record["updated_at"])
+            if when < dt.datetime.fromisoformat(first_seen[iid]) and when.date() >= START:
+                early.append((name, iid, record["updated_at"], first_seen[iid]))
+    assert not early, f"{len(early)} records served before their institution, e.g. {early[:3]}"
+
+
 def test_late_and_corrected_records(timeline):
     plans: dict[str, list[dict]] = {}
     for plan in records(timeline, "plans.jsonl"):
