@@ -241,24 +241,31 @@ def generate_timeline(
         counts["certificates.jsonl"] = _late_certificates(
             final / "certificates.jsonl", out / "certificates.jsonl", history.late_plans(plans), end
         )
-        centre = {
-            "renewal_applications": history.application,
-            "rectification_notices": lambda r: History.closed_later(r, "issued_on", "completed_on"),
-            "disciplinary_cases": lambda r: History.closed_later(r, "opened_on", "closed_on"),
-            "terminations": lambda r: History.once(r, "notified_on"),
-            "occupation_change_requests": lambda r: History.once(r, "received_on"),
-        }
-        (out / "centre_records").mkdir(exist_ok=True)
-        for kind, versions_of in centre.items():
-            rows = _read_csv(final / "centre_records" / f"{kind}.csv")
-            versions = [v for r in rows for v in _collapse(versions_of(r), start, lambda v: v[KNOWN_ON])]
-            counts[f"centre_records/{kind}.csv"] = _write_csv(
-                out / "centre_records" / f"{kind}.csv", [KNOWN_ON, *CENTRE_COLUMNS[kind]], versions
-            )
+        counts |= _centre_records(history, final, out, start)
     finally:
         shutil.rmtree(final, ignore_errors=True)
     meta = {"from": start.isoformat(), "to": end.isoformat(), "institutions": institutions, "seed": seed}
     (out / TIMELINE_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return counts
+
+
+def _centre_records(history: History, final: Path, out: Path, start: dt.date) -> dict[str, int]:
+    """The centre's spreadsheets with each row's versions; returns the versions per file."""
+    centre = {
+        "renewal_applications": history.application,
+        "rectification_notices": lambda r: History.closed_later(r, "issued_on", "completed_on"),
+        "disciplinary_cases": lambda r: History.closed_later(r, "opened_on", "closed_on"),
+        "terminations": lambda r: History.once(r, "notified_on"),
+        "occupation_change_requests": lambda r: History.once(r, "received_on"),
+    }
+    (out / "centre_records").mkdir(exist_ok=True)
+    counts = {}
+    for kind, versions_of in centre.items():
+        rows = _read_csv(final / "centre_records" / f"{kind}.csv")
+        versions = [v for r in rows for v in _collapse(versions_of(r), start, lambda v: v[KNOWN_ON])]
+        counts[f"centre_records/{kind}.csv"] = _write_csv(
+            out / "centre_records" / f"{kind}.csv", [KNOWN_ON, *CENTRE_COLUMNS[kind]], versions
+        )
     return counts
 
 
