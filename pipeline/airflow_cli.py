@@ -34,6 +34,7 @@ def run(argv: list[str]) -> None:
     except SystemExit as ended:
         if ended.code in (None, 0):
             return
-        raise AirflowCommandFailed(f"`airflow {' '.join(argv)}` failed: {ended}") from ended
+        said = f"ended with exit status {ended.code}" if isinstance(ended.code, int) else f"failed: {ended}"
+        raise AirflowCommandFailed(f"`airflow {' '.join(argv)}` {said}") from ended
     except Exception as exc:
         raise AirflowCommandFailed(f"`airflow {' '.join(argv)}` failed: {exc!r}") from exc

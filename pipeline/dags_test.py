@@ -54,13 +54,6 @@ def dags_test_args(run: dict[str, Any]) -> list[str]:
     return args + (["--conf", json.dumps(run["conf"])] if run.get("conf") else [])
 
 
-def exit_message(ended: SystemExit, args: list[str]) -> str:
-    """What a command's SystemExit says: its message, or for a bare exit status, the command and the status."""
-    if ended.code is None or isinstance(ended.code, int):
-        return f"airflow {' '.join(args)} ended with exit status {ended.code or 0}"
-    return str(ended.code)
-
-
 CLEAN_FAILED = 3  # every run succeeded, Airflow's old records were not cleaned
 
 
@@ -81,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 airflow_cli.run(dags_test_args(run))
             except airflow_cli.AirflowCommandFailed as failed:
                 if isinstance(failed.__cause__, SystemExit):  # a failed run: SystemExit("DagRun failed")
-                    print(exit_message(failed.__cause__, dags_test_args(run)), file=sys.stderr)
+                    print(failed, file=sys.stderr)
                 else:  # the DAG did not parse, the metadata database failed: said in the run's log
                     traceback.print_exception(failed.__cause__ or failed)
                 return 1

@@ -231,15 +231,14 @@ def test_each_run_of_the_one_process_writes_its_own_log(tmp_path):
     assert dags_test_args(run | {"conf": {"backfill": True}})[-2:] == ["--conf", '{"backfill": true}']
 
 
-def test_a_runs_bare_exit_status_is_said_with_its_command():
-    """A failed run's log ends with what ended it: Airflow's message, or the command and its exit status."""
-    from pipeline.dags_test import exit_message
+def test_an_airflow_command_that_fails_is_said_with_its_command():
+    """A failed run's log ends with what ended it: the command, and Airflow's message or its exit status."""
+    from pipeline import airflow_cli
 
-    args = ["dags", "test", "renewal_daily", "2026-11-25T06:00:00+08:00"]
-    assert exit_message(SystemExit("DagRun failed"), args) == "DagRun failed"
-    assert exit_message(SystemExit(1), args) == (
-        "airflow dags test renewal_daily 2026-11-25T06:00:00+08:00 ended with exit status 1"
-    )
+    with pytest.raises(airflow_cli.AirflowCommandFailed) as failed:
+        airflow_cli.run(["dags", "no-such-command"])  # argparse ends it with SystemExit(2)
+    assert str(failed.value) == "`airflow dags no-such-command` ended with exit status 2"
+    assert isinstance(failed.value.__cause__, SystemExit)
 
 
 def test_dates_before_the_notice_are_refused_and_a_backfill_needs_both_ends():

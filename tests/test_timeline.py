@@ -91,13 +91,10 @@ def test_no_record_is_served_before_its_institution(timeline):
     for institution in records(timeline, "institutions.jsonl"):
         iid = institution["institution_id"]
         first_seen.setdefault(iid, institution["updated_at"])  # a key's versions come oldest first
-    plan_institution = {}
     early = []
     for name in ("plans.jsonl", "certificates.jsonl", "registered_occupations.jsonl"):
         for record in records(timeline, name):
-            iid = record.get("institution_id") or plan_institution[record["plan_no"]]
-            if name == "plans.jsonl":
-                plan_institution[record["plan_no"]] = iid
+            iid = record["institution_id"]
             when = dt.datetime.fromisoformat(record["updated_at"])
             if when < dt.datetime.fromisoformat(first_seen[iid]) and when.date() >= START:
                 early.append((name, iid, record["updated_at"], first_seen[iid]))
