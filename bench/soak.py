@@ -29,6 +29,7 @@ import collections
 import contextlib
 import csv
 import datetime as dt
+import functools
 import json
 import os
 import random
@@ -38,9 +39,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -54,8 +56,9 @@ from helpers import RunningFeed, file_digests, make_settings  # noqa: E402
 
 from ingest import clock  # noqa: E402
 from mock_feed.timeline import generate_timeline, timeline_span, view  # noqa: E402
-from pipeline.commands import local_run_command  # noqa: E402
-from pipeline.settings import DBT_PROJECT_DIR, TIMEZONE, Settings  # noqa: E402
+from pipeline import local_run  # noqa: E402
+from pipeline.dags_test import DagRunner  # noqa: E402
+from pipeline.settings import DBT_PROJECT_DIR, FEED_CONN_ID, TIMEZONE, Settings  # noqa: E402
 
 DAY = dt.timedelta(days=1)
 # renewal_history's columns that compare a day with the run before it: a rebuild from scratch has no run before
@@ -65,6 +68,20 @@ HISTORY_RUN_COLUMNS = {
     "previous_verdict",
     "stage_changed",
     "verdict_changed",
+}
+# what the soak's runs do not take from its own environment: `make soak FROM= TO=` puts FROM and TO in it, where
+# local_run reads a backfill; the runs' folders, feed and clock are the soak's
+IGNORED = {
+    "FROM",
+    "TO",
+    "AS_OF",
+    "DATA",
+    "WAREHOUSE",
+    "EXPORTS",
+    "FEED_URL",
+    "FEED_TOKEN",
+    "FULL_REFRESH",
+    clock.OFFSET_ENV,
 }
 REMINDER_CSV = "_续期提醒_"  # the per-centre CSV of the reminders sent that day (publish/exports.py)
 
@@ -86,6 +103,8 @@ class Day:
     retention_rows_removed: int = 0
     retention_files_removed: int = 0
     killed_after_s: float | None = None
+    runner_rss_mb: float | None = None  # the resident DAG runner's memory after the day
+    runner_started: bool = False  # the day's run started a DAG runner (the first day's, and after a kill)
     differences: list[str] = field(default_factory=list)
 
 
@@ -167,66 +186,137 @@ class DayClock:
 
 
 # -- one day's run --------------------------------------------------------------------------------------------
-class Runner:
-    """`python -m pipeline.local_run` for a day on the soak's warehouse, in its own process group."""
+DAGS = ("renewal_daily", "renewal_reminders")
 
-    def __init__(self, work: Path, timeline: Path, env: dict[str, str]) -> None:
-        self.work, self.timeline, self.env = work, timeline, env
+
+class Runner:
+    """The day's runs on the soak's warehouse as `make run` makes them (pipeline/local_run.py: the mock feed
+    serving the day's view of the timeline, renewal_daily then renewal_reminders, each judged from Airflow's
+    metadata, then Airflow's old records cleaned), all through one resident DAG runner (pipeline/dags_test.py)
+    kept from day to day, as production keeps its scheduler, in a process group of its own. It pays Airflow's
+    start-up and the imports of dbt and Great Expectations once, not each day (about 20 s a day)."""
+
+    def __init__(self, work: Path, timeline: Path, key: str) -> None:
+        self.work, self.timeline = work, timeline
         self.warehouse, self.exports = work / "warehouse", work / "exports"
+        self.home = local_run.airflow_home(self.warehouse)
+        self.env = {k: v for k, v in local_run.airflow_env(self.home, {}).items() if k not in IGNORED} | {
+            "WAREHOUSE": str(self.warehouse),
+            "EXPORTS": str(self.exports),
+            "PSEUDONYM_KEY": key,
+        }
         self.clock: DayClock | None = None
+        self.dag_runner: DagRunner | None = None
+        self.feed: subprocess.Popen | None = None
         (work / "logs").mkdir(parents=True, exist_ok=True)
 
-    def start(self, day: dt.date, attempt: str) -> subprocess.Popen:
+    def start(self, day: dt.date) -> tuple[DagRunner, subprocess.Popen]:
+        """Serve the day's view and send its runs to the DAG runner (started first when there is none); returns
+        the DAG runner and the feed."""
         if self.clock is None or self.clock.day != day:
             self.clock = DayClock.starting_now(day)
-        log = open(self.work / "logs" / f"{day.isoformat()}-{attempt}.log", "w")  # noqa: SIM115 - closed by the child's end
-        command = local_run_command("--as-of", day.isoformat(), "--data", str(self.timeline))
-        command += ["--warehouse", str(self.warehouse), "--exports", str(self.exports)]
-        return subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=self.env | self.clock.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        if self.dag_runner is None:
+            local_run.migrate_metadata_db(str(Path(sys.executable).parent / "airflow"), self.env)
+            self.dag_runner = DagRunner(self.env, self.home / "dags-test-runner.log", own_group=True)
+        data = local_run.day_view(self.timeline, self.warehouse, day)
+        token = secrets.token_hex(16)
+        self.feed, url = local_run.start_feed(data, token, "")
+        runs: list[tuple[str, dt.date, dict]] = [(dag_id, day, {}) for dag_id in DAGS]
+        self.earlier = {dag_id: local_run.run_ids(self.home, dag_id, day) for dag_id in DAGS}
+        conn = json.dumps({"conn_type": "http", "host": url, "password": token})
+        env = {f"AIRFLOW_CONN_{FEED_CONN_ID.upper()}": conn, "DATA": str(data)} | self.clock.env()
+        self.dag_runner.send({"runs": local_run.dag_run_plan(self.home, runs), "env": env})
+        return self.dag_runner, self.feed
 
-    def ended(self, written_since: float) -> None:
-        """An attempt ended: what it wrote is dated on the day's clock."""
+    def ended(self, day: dt.date, attempt: str, written_since: float) -> None:
+        """An attempt ended: the feed stopped, the runs' Airflow logs kept beside the soak's, and what it wrote dated
+        on the day's clock."""
         assert self.clock is not None  # set by start()
+        if self.feed is not None:
+            self.feed.terminate()
+            self.feed.wait(timeout=60)
+            self.feed = None
+        for dag_id in DAGS:
+            log = local_run.dags_test_log(self.home, dag_id, day)
+            if log.exists():
+                shutil.copy(log, self.work / "logs" / f"{day}-{attempt}-{dag_id}.log")
         self.clock.date_files([self.warehouse, self.exports], written_since)
 
+    def judge(self, day: dt.date, attempt: str) -> None:
+        """Each run judged as `make run` judges it; its tasks in logs/<D>-<attempt>.log."""
+        lines = []
+        try:
+            for dag_id in DAGS:
+                run, tis = local_run.dag_run_now(self.home, dag_id, day, self.earlier[dag_id])
+                state = run[1] if run else None
+                lines += [f"{dag_id} {state}"] + [f"  {t:<40} {s} {d or 0:6.1f} s" for t, s, d, _ in tis]
+                local_run.judge_run(dag_id, day, state, tis)
+        except local_run.RunFailed as exc:
+            raise SystemExit(f"the run for {day} ({attempt}) failed: {exc}; {self.work / 'logs'}") from None
+        finally:
+            (self.work / "logs" / f"{day}-{attempt}.log").write_text(
+                "\n".join(lines) + "\n", encoding="utf-8"
+            )
+
     def run(self, day: dt.date, attempt: str) -> tuple[float, float]:
-        """The day's run to its end: (wall seconds, CPU seconds of all its processes). The CPU time is the steadier
-        measure of what a day costs on a machine that does other work too."""
-        started, cpu, wall = time.monotonic(), _children_cpu(), time.time()
-        proc = self.start(day, attempt)
-        code = proc.wait()
-        elapsed = round(time.monotonic() - started, 1), round(_children_cpu() - cpu, 1)
-        self.ended(wall)
-        if code != 0:
-            log = self.work / "logs" / f"{day}-{attempt}.log"
-            raise SystemExit(f"the run for {day} ({attempt}) failed: {log}")
-        return elapsed
+        """The day's run to its end: (wall seconds, CPU seconds of the DAG runner, the programs it started and the
+        feed). The CPU time is the steadier measure of what a day costs on a machine that does other work too."""
+        started, wall, cpu = time.monotonic(), time.time(), self._cpu()
+        try:
+            dag_runner, _ = self.start(day)
+            dag_runner.reply()
+            self.judge(day, attempt)
+            dag_runner.send({"clean": True})  # every run judged a success: Airflow's old records may go
+            dag_runner.reply()
+        finally:
+            self.ended(day, attempt, wall)
+        return round(time.monotonic() - started, 1), round(self._cpu() - cpu, 1)
 
     def kill_midway(self, day: dt.date, rng: random.Random, within_s: float) -> float:
-        """Start the day's run and SIGKILL its whole process group (the run, Airflow's task, dbt, the feed) at a
-        random moment within `within_s` seconds, as a power cut would; a run that ended first is tried again with
-        a shorter span. Returns when it was killed."""
+        """Send the day's runs and SIGKILL the DAG runner's whole process group (Airflow's task, dbt, the forms
+        workers) and the feed at a random moment within `within_s` seconds, as a power cut would; the next
+        attempt starts a new DAG runner. A run that ended first is tried again with a shorter span. Returns
+        when it was killed."""
         for attempt in range(4):
             after_s = rng.uniform(2, within_s / 2**attempt)
             wall = time.time()
-            proc = self.start(day, "killed")
             try:
-                proc.wait(timeout=after_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                _wait_for_group_gone(proc.pid)
-                return after_s
+                dag_runner, feed = self.start(day)
+                if dag_runner.reply(timeout=after_s) is None:
+                    pid = dag_runner.proc.pid
+                    os.killpg(pid, signal.SIGKILL)
+                    feed.kill()
+                    dag_runner.close()
+                    self.dag_runner = None
+                    _wait_for_group_gone(pid)
+                    return after_s
             finally:
-                self.ended(wall)
+                self.ended(day, "killed", wall)
         raise SystemExit(f"every run for {day} ended before the kill: {self.work / 'logs'}")
+
+    def close(self) -> None:
+        if self.dag_runner is not None:
+            self.dag_runner.close()
+            self.dag_runner = None
+
+    def rss_mb(self) -> float | None:
+        """The DAG runner's resident memory now (MB): what it keeps from day to day."""
+        if self.dag_runner is None:
+            return None
+        for line in Path(f"/proc/{self.dag_runner.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return None
+
+    def _cpu(self) -> float:
+        """CPU seconds so far of the DAG runner and its waited-for children, and of this process's waited-for
+        children (the feeds, DAG runners that ended)."""
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total = usage.ru_utime + usage.ru_stime
+        if self.dag_runner is not None:
+            fields = Path(f"/proc/{self.dag_runner.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        return total
 
 
 def _live_in_group(pgid: int) -> list[int]:
@@ -250,12 +340,6 @@ def _wait_for_group_gone(pgid: int, timeout_s: float = 30) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"processes {live} of the killed run still run {timeout_s:g} s after SIGKILL")
         time.sleep(0.05)
-
-
-def _children_cpu() -> float:
-    """User and system CPU seconds of this process's waited-for children and theirs (`make run`'s whole tree)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 # -- the from-scratch rebuild ---------------------------------------------------------------------------------
@@ -466,29 +550,36 @@ def feed_versions(timeline: Path, day: dt.date) -> int:
     return count
 
 
-def soak_day(
-    runner: Runner, entry: Day, day: dt.date, key: str, last_run_s: float, rng: random.Random
-) -> Day:
-    """One day: its runs as planned, then the comparison with a rebuild from nothing."""
+def soak_day(runner: Runner, entry: Day, day: dt.date, last_run_s: float, rng: random.Random) -> Path:
+    """One day's runs as planned, measured. Returns where the reminder ledger as it was before the day was kept
+    (the file is absent when there was none), for the day's check."""
     ledger = runner.warehouse / "reminder_ledger.duckdb"
-    before = runner.work / "ledger-before.duckdb"
-    before.unlink(missing_ok=True)
+    before = runner.work / "checks" / f"ledger-before-{day}.duckdb"
+    before.parent.mkdir(exist_ok=True)
     if ledger.exists():
         shutil.copy(ledger, before)
     if entry.killed:
         entry.killed_after_s = round(runner.kill_midway(day, rng, 0.6 * last_run_s), 1)
+    entry.runner_started = runner.dag_runner is None
     entry.run_s, entry.run_cpu_s = runner.run(day, "run")
     if entry.rerun:
         entry.rerun_s, _ = runner.run(day, "rerun")
+    entry.runner_rss_mb = runner.rss_mb()
     entry.warehouse_bytes = warehouse_bytes(runner.warehouse)
     entry.retention_rows_removed, entry.retention_files_removed = retention_removed(
         runner.warehouse / "warehouse.duckdb", day
     )
+    return before
+
+
+def check_day(runner: Runner, entry: Day, day: dt.date, key: str, before: Path, published: Path) -> set:
+    """The day's publication (a copy of it: the next day's run replaces the file) and export compared with a
+    rebuild of the day from nothing; returns the reminders due on the day."""
     fresh = rebuild(runner.timeline, day, runner.work / "rebuild", before if before.exists() else None, key)
     from pipeline import steps
 
     steps.export(day, settings=fresh)
-    entry.differences = mart_differences(runner.warehouse / "published.duckdb", fresh.published_db, day)
+    entry.differences = mart_differences(published, fresh.published_db, day)
     entry.marts_equal_rebuild = not entry.differences
     ours, clean = (
         file_digests(runner.exports / day.isoformat()),
@@ -498,26 +589,42 @@ def soak_day(
     if not entry.exports_equal_clean:
         changed = sorted(k for k in ours.keys() | clean.keys() if ours.get(k) != clean.get(k))
         entry.differences.append(f"exports: {len(changed)} files differ, e.g. {changed[:3]}")
-    return entry
+    before.unlink(missing_ok=True)
+    published.unlink()
+    return due_reminders(fresh.published_db, day)
 
 
-def run_environment(key: str) -> dict[str, str]:
-    """The runs' environment: this one's, with the soak's pseudonym key, and without what would make local_run
-    read other days or folders (`make soak FROM= TO=` puts FROM and TO in it, where local_run reads a backfill)."""
-    ignored = {
-        "FROM",
-        "TO",
-        "AS_OF",
-        "DATA",
-        "WAREHOUSE",
-        "EXPORTS",
-        "FEED_URL",
-        "FEED_TOKEN",
-        "FULL_REFRESH",
-    }
-    return {k: v for k, v in os.environ.items() if k not in ignored and k != clock.OFFSET_ENV} | {
-        "PSEUDONYM_KEY": key
-    }
+class Checks:
+    """The days' checks, one at a time, each in a thread beside the next day's runs: a check works in this
+    process (the rebuild, dbt, the comparisons) while the runs work in the DAG runner's, so on two cores the
+    check costs the soak little time. A check's row is printed when it is done, so the rows stay in day order."""
+
+    def __init__(self) -> None:
+        self.due: set[tuple[str, str, str]] = set()
+        self._thread: threading.Thread | None = None
+        self._failed: BaseException | None = None
+
+    def start(self, entry: Day, check: Callable[[], set] | None) -> None:
+        """Start the day's check (after the one before has ended); None: the day has none, only its row."""
+        self.wait()
+
+        def work() -> None:
+            try:
+                self.due |= check() if check else set()
+                print(row_text(entry), flush=True)
+            except BaseException as exc:  # re-raised in the soak's own thread by wait()
+                self._failed = exc
+
+        self._thread = threading.Thread(target=work, name=f"check {entry.day}", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Until the check under way has ended; raises what it raised."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._failed is not None:
+            raise self._failed
 
 
 def soak_key(work: Path) -> str:
@@ -529,6 +636,39 @@ def soak_key(work: Path) -> str:
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
         handle.write(key)
     return key
+
+
+def run_days(
+    runner: Runner, plan: dict[dt.date, Day], key: str, seed: int, every: int
+) -> set[tuple[str, str, str]]:
+    """Each day of the plan in turn, its row printed once it is checked; returns the reminders that fell due on
+    the days checked."""
+    rng = random.Random(f"soak-kill:{seed}")
+    checks = Checks()
+    last_run_s = 40.0
+    for day, entry in plan.items():
+        entry.feed_versions = feed_versions(runner.timeline, day)
+        if entry.skipped:  # the scheduler was down: only what the day would have owed is noted
+            entry.warehouse_bytes = warehouse_bytes(runner.warehouse) if runner.warehouse.exists() else 0
+            # A stricter check than R-REMIND asks: a reminder that held only on a skipped day must still go
+            # out. Over a gap of days a reminder may rightly stop holding before the next run (an institution
+            # that applied), so with `every` the run days' own due reminders are checked.
+            owed = functools.partial(rebuild_due, runner.timeline, day, runner.work / "rebuild", key)
+            checks.start(entry, owed if every == 1 else None)
+            continue
+        before = soak_day(runner, entry, day, last_run_s, rng)
+        last_run_s = entry.run_s or last_run_s
+        published = runner.work / "checks" / f"published-{day}.duckdb"
+        checks.wait()  # the check before used the rebuild's folder
+        shutil.copy(runner.warehouse / "published.duckdb", published)
+        checks.start(entry, functools.partial(check_day, runner, entry, day, key, before, published))
+    checks.wait()
+    return checks.due
+
+
+def rebuild_due(timeline: Path, day: dt.date, folder: Path, key: str) -> set:
+    """The reminders due on a day, from a rebuild of it from nothing."""
+    return due_reminders(rebuild(timeline, day, folder, None, key).published_db, day)
 
 
 def run_soak(
@@ -549,31 +689,18 @@ def run_soak(
         shutil.rmtree(work, ignore_errors=True)
         print(f"generating the timeline {span[0]} … {span[1]} ({institutions} institutions) …", flush=True)
         generate_timeline(timeline, *span, institutions, seed)
-    for folder in ("warehouse", "exports", "logs", "rebuild", "rebuild-dbt-target"):
+    for folder in ("warehouse", "exports", "logs", "checks", "rebuild", "rebuild-dbt-target"):
         shutil.rmtree(work / folder, ignore_errors=True)
     key = soak_key(work)
-    runner = Runner(work, timeline, run_environment(key))
+    runner = Runner(work, timeline, key)
     days = [start + DAY * n for n in range((end - start).days + 1)]
     plan = day_plan(days, seed, every)
-    rng = random.Random(f"soak-kill:{seed}")
-    due: set[tuple[str, str, str]] = set()
-    last_run_s = 40.0
-    for day in days:
-        entry = plan[day]
-        entry.feed_versions = feed_versions(timeline, day)
-        if entry.skipped:  # the scheduler was down: only what the day would have owed is noted
-            if every == 1:
-                # A stricter check than R-REMIND asks: a reminder that held only on a skipped day must still go
-                # out. Over a gap of days a reminder may rightly stop holding before the next run (an
-                # institution that applied), so with `every` the run days' own due reminders are checked.
-                fresh = rebuild(timeline, day, work / "rebuild", None, key)
-                due |= due_reminders(fresh.published_db, day)
-            entry.warehouse_bytes = warehouse_bytes(runner.warehouse) if runner.warehouse.exists() else 0
-        else:
-            soak_day(runner, entry, day, key, last_run_s, rng)
-            due |= due_reminders(work / "rebuild" / "warehouse" / "published.duckdb", day)
-            last_run_s = entry.run_s or last_run_s
-        print(row_text(entry), flush=True)
+    # no `make run` on the soak's warehouse while it runs (local_run's own locks)
+    with local_run.exclusive_run(runner.warehouse / ".run.lock", runner.exports / ".run.lock"):
+        try:
+            due = run_days(runner, plan, key, seed, every)
+        finally:
+            runner.close()
     result = {
         "days": [asdict(plan[d]) for d in days],
         **reminder_check(runner.warehouse / "reminder_ledger.duckdb", runner.exports, due),

@@ -42,10 +42,10 @@ def serve_command(data: Path, port: int, *args: str) -> list[str]:
     return mock_feed_command("serve", "--data", str(data), "--port", str(port), *args)
 
 
-def dags_test_command(plan: Path, *, clean_airflow: bool = False) -> list[str]:
-    """`airflow dags test` for each DAG run of the plan file, in one process (pipeline/dags_test.py); then, with
-    `clean_airflow`, Airflow's old records removed in the same process."""
-    return python_module("pipeline.dags_test", str(plan), *(["--clean-airflow"] if clean_airflow else []))
+def dags_test_command(log: Path) -> list[str]:
+    """The resident DAG runner (pipeline/dags_test.py): `airflow dags test` for each run it is sent, in one
+    process; what it says outside the runs goes to `log`."""
+    return python_module("pipeline.dags_test", "--serve", str(log))
 
 
 def local_run_command(*args: str) -> list[str]:

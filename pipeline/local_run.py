@@ -18,14 +18,14 @@ import subprocess
 import sys
 import time
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import requests
 
 from ingest import clock
-from pipeline.commands import dags_test_command, generate_command, serve_command
-from pipeline.dags_test import CLEAN_FAILED
+from pipeline.commands import generate_command, serve_command
+from pipeline.dags_test import CLEAN_FAILED, DagRunner
 from pipeline.settings import (
     FEED_CONN_ID,
     NOTICE_DATE,
@@ -189,7 +189,7 @@ def logical_key(as_of: dt.date) -> str:
     return logical_date(as_of).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _run_ids(home: Path, dag_id: str, as_of: dt.date) -> set[str]:
+def run_ids(home: Path, dag_id: str, as_of: dt.date) -> set[str]:
     return {
         r[0]
         for r in _metadata(
@@ -200,38 +200,44 @@ def _run_ids(home: Path, dag_id: str, as_of: dt.date) -> set[str]:
     }
 
 
+def dag_run_now(
+    home: Path, dag_id: str, as_of: dt.date, earlier: set[str], seen: tuple[str, str] | None = None
+) -> tuple[tuple[str, str] | None, list[tuple]]:
+    """(run_id, state) of this DAG's run for D whose run_id was not among `earlier` (`dags test` replaces an
+    earlier run of the same date), else `seen` (what an earlier read found: the database may be locked for a
+    moment); and the run's task instances (task, state, seconds, try), as the metadata database has them now."""
+    found = [
+        r
+        for r in _metadata(
+            home,
+            "SELECT run_id, state FROM dag_run WHERE dag_id = ? AND logical_date = ?",
+            (dag_id, logical_key(as_of)),
+        )
+        if r[0] not in earlier
+    ]
+    run = found[0] if found else seen
+    if run is None:
+        return None, []
+    tis = _metadata(
+        home,
+        """SELECT task_id, state, duration, try_number FROM task_instance
+                   WHERE dag_id = ? AND run_id = ? ORDER BY start_date""",
+        (dag_id, run[0]),
+    )
+    return run, tis
+
+
 def watch_dag_run(
-    home: Path, proc: subprocess.Popen, dag_id: str, as_of: dt.date, earlier: set[str]
+    home: Path, finished: Callable[[], bool], dag_id: str, as_of: dt.date, earlier: set[str]
 ) -> tuple[str | None, list[tuple]]:
     """Print each task of the run as it starts and ends (task, state, seconds) while it runs; return the run's
-    final state and its task instances, read from the metadata database, once the run has ended or the process
-    running it has."""
-    # The run is this DAG's run for D whose run_id was not there before (`dags test` replaces an earlier run of
-    # the same date).
+    final state and its task instances, read from the metadata database, once the run has ended or `finished()`
+    says that whatever ran it has stopped."""
     shown: dict[str, str] = {}
-    run = None
+    run: tuple[str, str] | None = None
     while True:
-        finished = proc.poll() is not None
-        found = [
-            r
-            for r in _metadata(
-                home,
-                "SELECT run_id, state FROM dag_run WHERE dag_id = ? AND logical_date = ?",
-                (dag_id, logical_key(as_of)),
-            )
-            if r[0] not in earlier
-        ]
-        run = found[0] if found else run
-        tis = (
-            _metadata(
-                home,
-                """SELECT task_id, state, duration, try_number FROM task_instance
-                           WHERE dag_id = ? AND run_id = ? ORDER BY start_date""",
-                (dag_id, run[0]),
-            )
-            if run
-            else []
-        )
+        stopped = finished()
+        run, tis = dag_run_now(home, dag_id, as_of, earlier, run)
         for task_id, state, duration, tries in tis:
             if state and shown.get(task_id) != state:
                 if state == "running":
@@ -241,7 +247,7 @@ def watch_dag_run(
                     retry = f" (try {tries})" if tries and tries > 1 else ""
                     print(f"  {task_id:<40} {state}{took}{retry}", flush=True)
                 shown[task_id] = state
-        if finished or (run and run[1] in ("success", "failed")):
+        if stopped or (run and run[1] in ("success", "failed")):
             return (run[1] if run else None), tis
         time.sleep(0.5)
 
@@ -266,6 +272,24 @@ def dags_test_log(home: Path, dag_id: str, as_of: dt.date) -> Path:
     return home / f"dags-test-{dag_id}-{as_of.isoformat()}.log"
 
 
+def dag_run_plan(home: Path, runs: list[tuple[str, dt.date, dict]]) -> list[dict]:
+    """The runs as pipeline/dags_test.py takes them, each with its log; a log left by an earlier run of the same
+    DAG and date is removed, so that it is never read as this one's."""
+    plan = []
+    for dag_id, as_of, conf in runs:
+        log = dags_test_log(home, dag_id, as_of)
+        log.unlink(missing_ok=True)
+        plan.append(
+            {
+                "dag_id": dag_id,
+                "logical_date": logical_date(as_of).isoformat(),
+                "conf": conf or None,
+                "log": str(log),
+            }
+        )
+    return plan
+
+
 def run_dags(env: dict[str, str], runs: list[tuple[str, dt.date, dict]]) -> None:
     """`airflow dags test DAG D` for each (DAG, D, conf) in turn, all in one process (pipeline/dags_test.py), with
     progress on the terminal; each run judged by its recorded state before the next is looked at. Raises
@@ -273,53 +297,33 @@ def run_dags(env: dict[str, str], runs: list[tuple[str, dt.date, dict]]) -> None
     the same process removes Airflow's records older than the retention policy's 30 days (README, Retention); a
     failure there is a warning, not a failed run."""
     home = Path(env["AIRFLOW_HOME"])
-    plan = [
-        {
-            "dag_id": dag_id,
-            "logical_date": logical_date(as_of).isoformat(),
-            "conf": conf or None,
-            "log": str(dags_test_log(home, dag_id, as_of)),
-        }
-        for dag_id, as_of, conf in runs
-    ]
-    # a log left by an earlier run of the same DAG and date is never read as this one's
-    for dag_id, as_of, _ in runs:
-        dags_test_log(home, dag_id, as_of).unlink(missing_ok=True)
-    plan_file = home / "dags-test-plan.json"
-    plan_file.write_text(json.dumps(plan, indent=1), encoding="utf-8")
-    earlier = {(dag_id, as_of): _run_ids(home, dag_id, as_of) for dag_id, as_of, _ in runs}
-    # what the process says outside any run: Airflow's start-up warnings, a plan it cannot read
-    with open(home / "dags-test-runner.log", "w") as out:
-        proc = subprocess.Popen(
-            dags_test_command(plan_file, clean_airflow=True),
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    assert proc.stdin is not None  # stdin=PIPE
+    plan = dag_run_plan(home, runs)
+    earlier = {(dag_id, as_of): run_ids(home, dag_id, as_of) for dag_id, as_of, _ in runs}
+    # what the process says outside any run: Airflow's start-up warnings
+    runner_log = home / "dags-test-runner.log"
+    runner_log.unlink(missing_ok=True)
+    runner = DagRunner(env, runner_log)
     try:
+        runner.send({"runs": plan})
         for dag_id, as_of, _ in runs:
             print(f"{dag_id} for {as_of}:", flush=True)
             started = time.monotonic()
-            state, tis = watch_dag_run(home, proc, dag_id, as_of, earlier[(dag_id, as_of)])
+            stopped = lambda: runner.reply(timeout=0) is not None  # noqa: E731 - it answers after the last run
+            state, tis = watch_dag_run(home, stopped, dag_id, as_of, earlier[(dag_id, as_of)])
             try:
                 judge_run(dag_id, as_of, state, tis)
             except RunFailed:
-                proc.wait()  # it stops at a failed run; its log is then whole
-                report_failed_run(dags_test_log(home, dag_id, as_of), home / "dags-test-runner.log")
+                runner.reply()  # it stops at a failed run; its log is then whole
+                report_failed_run(dags_test_log(home, dag_id, as_of), runner_log)
                 raise
             print(f"  {dag_id} succeeded in {time.monotonic() - started:.0f} s", flush=True)
-        # every run judged a success: Airflow's old records may go now (pipeline/dags_test.py --clean-airflow)
-        proc.stdin.write(b"clean\n")
+        runner.reply()
+        # every run judged a success: Airflow's old records may go now
+        runner.send({"clean": True})
+        if (runner.reply() or {}).get("status") == CLEAN_FAILED:
+            print(f"warning: Airflow's old records were not cleaned: {runner_log}", file=sys.stderr)
     finally:
-        proc.stdin.close()
-        proc.wait()
-    if proc.returncode == CLEAN_FAILED:
-        print(
-            f"warning: Airflow's old records were not cleaned: {home / 'dags-test-runner.log'}",
-            file=sys.stderr,
-        )
+        runner.close()
 
 
 def report_failed_run(log_path: Path, runner_log: Path) -> None:

@@ -231,6 +231,18 @@ def test_each_run_of_the_one_process_writes_its_own_log(tmp_path):
     assert dags_test_args(run | {"conf": {"backfill": True}})[-2:] == ["--conf", '{"backfill": true}']
 
 
+def test_a_request_to_the_dag_runner_sets_and_removes_environment_variables(monkeypatch):
+    """The resident DAG runner runs each day in that day's environment (the feed, the dataset, the soak's clock):
+    a request's "env" sets its variables and removes those given as null, before its runs."""
+    from pipeline.dags_test import run_plan
+
+    monkeypatch.setenv("RENEWAL_TEST_GONE", "yesterday's")
+    monkeypatch.delenv("RENEWAL_TEST_SET", raising=False)
+    assert run_plan([], {"RENEWAL_TEST_SET": "today's", "RENEWAL_TEST_GONE": None}) == 0
+    assert os.environ["RENEWAL_TEST_SET"] == "today's"
+    assert "RENEWAL_TEST_GONE" not in os.environ
+
+
 def test_an_airflow_command_that_fails_is_said_with_its_command():
     """A failed run's log ends with what ended it: the command, and Airflow's message or its exit status."""
     from pipeline import airflow_cli

@@ -750,10 +750,9 @@ def test_marts_rebuilt_after_retention_are_the_marts_before_it(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["airflow's program", "make run's DAG runner"])
 def test_airflow_db_clean_removes_metadata_older_than_30_days(tmp_path, where):
-    import json
     import subprocess
 
-    from pipeline.commands import dags_test_command
+    from pipeline.dags_test import DagRunner
     from pipeline.local_run import airflow_env
 
     home = tmp_path / ".airflow"
@@ -788,19 +787,16 @@ def test_airflow_db_clean_removes_metadata_older_than_30_days(tmp_path, where):
     if where == "airflow's program":
         clean_airflow(airflow, env, now=now)
     else:  # in the process that ran the DAGs, once local_run has judged every run a success
-        plan = tmp_path / "plan.json"
-        plan.write_text(json.dumps([]))
-        for said in ("", "clean\n"):
-            done = subprocess.run(
-                dags_test_command(plan, clean_airflow=True),
-                input=said,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-            if not said:  # no word from local_run (a run failed, or it died): nothing is cleaned
-                assert events() == ["old", "recent"]
+        runner = DagRunner(env, tmp_path / "runner.log")
+        try:
+            runner.send({"runs": []})
+            assert runner.reply() == {"status": 0}
+            # runs alone clean nothing: local_run asks for it once it has judged them
+            assert events() == ["old", "recent"]
+            runner.send({"clean": True})
+            assert runner.reply() == {"status": 0}, (tmp_path / "runner.log").read_text()[-2000:]
+        finally:
+            assert runner.close() == 0
 
     con = sqlite3.connect(home / "airflow.db")
     archives = [

@@ -1,6 +1,6 @@
 """`make soak` (bench/soak.py): the daily DAGs day after day over one timeline, with a skipped day, a rerun and a run
-killed half-way; each day equal to a rebuild from nothing, each reminder sent once. A short soak (4 days: one
-skipped, then one killed and rerun, 30 institutions; about 4 minutes) runs here, then a run on its warehouse 37 days
+killed half-way; each day equal to a rebuild from nothing, each reminder sent once. A short soak (10 days: one
+skipped, one rerun, one killed; 30 institutions; about 5 minutes) runs here, then a run on its warehouse 37 days
 after its last day, where retention has aged data to remove; the long one (60 days and more at 200 institutions)
 and its figures are in bench/README.md."""
 
@@ -30,7 +30,6 @@ from soak import (
     rebuild,
     reminder_check,
     retention_removed,
-    run_environment,
 )
 
 LEDGER = """CREATE TABLE reminder_ledger (institution_id VARCHAR, period_expires_on DATE, reminder_type VARCHAR,
@@ -46,9 +45,13 @@ def test_the_plan_has_a_skipped_a_rerun_and_a_killed_day():
     assert 4 <= sum(d.rerun for d in plan.values()) <= 6
     assert not any(plan[d].skipped and plan[d + dt.timedelta(days=1)].skipped for d in days[:-1])
     assert not any(p.skipped or p.rerun or p.killed for p in (plan[days[0]], plan[days[-1]]))
-    short = day_plan(days[:4], seed=1)  # the soak of tests/test_soak.py
-    assert [sum(getattr(d, f) for d in short.values()) for f in ("skipped", "rerun", "killed")] == [1, 1, 1]
-    assert not any(d.skipped and (d.rerun or d.killed) for d in short.values())
+    for short in (day_plan(days[:4], seed=1), day_plan(days[:10], seed=2022)):  # the soak of this module
+        assert [sum(getattr(d, f) for d in short.values()) for f in ("skipped", "rerun", "killed")] == [
+            1,
+            1,
+            1,
+        ]
+        assert not any(d.skipped and (d.rerun or d.killed) for d in short.values())
 
 
 def test_a_weekly_plan_runs_every_seventh_day_and_the_last():
@@ -104,7 +107,7 @@ def test_the_reminder_check_sees_a_double_send_an_early_send_and_a_miss(tmp_path
     assert not reminder_check(ledger, exports, due)["reminders_sent_once"]
 
 
-SOAK_FROM, SOAK_TO = dt.date(2026, 9, 1), dt.date(2026, 9, 4)
+SOAK_FROM, SOAK_TO = dt.date(2026, 9, 1), dt.date(2026, 9, 10)
 LATER = SOAK_TO + dt.timedelta(days=37)  # the scheduler down from the soak's last day until 37 days later
 
 
@@ -143,6 +146,10 @@ def test_a_short_soak_holds_every_invariant(short_soak):
     ran = [d for d in days if not d["skipped"]]
     assert all(d["marts_equal_rebuild"] and d["exports_equal_clean"] for d in ran)
     assert all(d["run_s"] > 0 and d["warehouse_bytes"] > 0 for d in ran)
+    # one resident DAG runner: started for the first day, and again only after the kill
+    killed = next(d["day"] for d in ran if d["killed"])
+    assert [d["day"] for d in ran if d["runner_started"]] == [SOAK_FROM.isoformat(), killed]
+    assert all(d["runner_rss_mb"] > 0 for d in ran)
     assert result["reminders_sent_once"]
     assert result["reminders_missed"] == 0
     assert result["reminders_sent"] > 0
@@ -185,7 +192,7 @@ def test_forty_days_on_the_soaks_warehouse_retention_prunes_and_the_day_equals_a
     What LATER publishes and exports is still what a rebuild of LATER from nothing publishes and exports."""
     work = short_soak["out"] / "soak-work"
     key = (work / "pseudonym_key").read_text()
-    runner = Runner(work, work / "timeline", run_environment(key))
+    runner = Runner(work, work / "timeline", key)
     warehouse_db = runner.warehouse / "warehouse.duckdb"
     con = duckdb.connect(str(warehouse_db), read_only=True)
     superseded = superseded_through(con, SOAK_TO)
@@ -200,7 +207,10 @@ def test_forty_days_on_the_soaks_warehouse_retention_prunes_and_the_day_equals_a
     ledger_before = work / "ledger-before-later.duckdb"
     shutil.copy(runner.warehouse / "reminder_ledger.duckdb", ledger_before)
 
-    runner.run(LATER, "run")
+    try:
+        runner.run(LATER, "run")
+    finally:
+        runner.close()
 
     rows, files = retention_removed(warehouse_db, LATER)
     assert rows >= superseded
