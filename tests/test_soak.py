@@ -25,6 +25,7 @@ sys.path.insert(0, str(PROJECT_ROOT / "bench"))
 
 from soak import (
     Runner,
+    cost_summary,
     day_plan,
     mart_differences,
     rebuild,
@@ -66,6 +67,25 @@ def test_a_weekly_plan_runs_every_seventh_day_and_the_last():
     assert 4 <= sum(plan[d].rerun for d in ran) <= 6
     assert not any(plan[d].rerun or plan[d].killed for d in (ran[0], ran[-1]))
     assert day_plan(days, seed=2022, every=1) == day_plan(days, seed=2022)
+
+
+def test_the_cost_ratio_leaves_out_the_full_load_and_a_dag_runner_start():
+    """The last incremental day against the first: not the first day (it loads everything), nor a day whose run
+    started a DAG runner (after the kill: it pays Airflow's start-up and the imports again)."""
+
+    def day(run_s: float, started: bool = False, skipped: bool = False) -> dict:
+        return {
+            "skipped": skipped,
+            "run_s": None if skipped else run_s,
+            "run_cpu_s": None if skipped else run_s,
+            "runner_started": started,
+            "warehouse_bytes": 1000,
+            "feed_versions": 10,
+        }
+
+    days = [day(50, started=True), day(20), day(0, skipped=True), day(35, started=True), day(22)]
+    assert cost_summary(days)["time_ratio_last_to_first"] == 1.1
+    assert cost_summary(days)["cpu_ratio_last_to_first"] == 1.1
 
 
 def exports_with(folder, day: str, lines: list[str]) -> None:
@@ -120,7 +140,7 @@ def short_soak(tmp_path_factory) -> dict:
         [
             *(sys.executable, "bench/soak.py", "--institutions", "30", "--out", str(out)),
             *("--from", SOAK_FROM.isoformat(), "--to", SOAK_TO.isoformat()),
-            *("--timeline-to", LATER.isoformat()),
+            *("--timeline-to", LATER.isoformat(), "--checks-beside"),
         ],
         cwd=PROJECT_ROOT,
         capture_output=True,
