@@ -58,7 +58,7 @@ from ingest import clock  # noqa: E402
 from mock_feed.timeline import generate_timeline, timeline_span, view  # noqa: E402
 from pipeline import local_run  # noqa: E402
 from pipeline.dags_test import DagRunner  # noqa: E402
-from pipeline.settings import DBT_PROJECT_DIR, FEED_CONN_ID, TIMEZONE, Settings  # noqa: E402
+from pipeline.settings import DBT_PROJECT_DIR, TIMEZONE, Settings  # noqa: E402
 
 DAY = dt.timedelta(days=1)
 # renewal_history's columns that compare a day with the run before it: a rebuild from scratch has no run before
@@ -224,8 +224,7 @@ class Runner:
         self.feed, url = local_run.start_feed(data, token, "")
         runs: list[tuple[str, dt.date, dict]] = [(dag_id, day, {}) for dag_id in DAGS]
         self.earlier = {dag_id: local_run.run_ids(self.home, dag_id, day) for dag_id in DAGS}
-        conn = json.dumps({"conn_type": "http", "host": url, "password": token})
-        env = {f"AIRFLOW_CONN_{FEED_CONN_ID.upper()}": conn, "DATA": str(data)} | self.clock.env()
+        env = local_run.dataset_env(url, token, data) | self.clock.env()
         self.dag_runner.send({"runs": local_run.dag_run_plan(self.home, runs), "env": env})
         return self.dag_runner, self.feed
 

@@ -488,6 +488,13 @@ def _main(args: argparse.Namespace) -> int:
     return 0
 
 
+def dataset_env(url: str, token: str, data: Path) -> dict[str, str]:
+    """What the tasks need to read a dataset: the feed serving it, as an Airflow connection as in production (its
+    address and token), and the folder of the centre's spreadsheets (DATA)."""
+    conn = json.dumps({"conn_type": "http", "host": url, "password": token})
+    return {f"AIRFLOW_CONN_{FEED_CONN_ID.upper()}": conn, "DATA": str(data)}
+
+
 def _run_on(
     args: argparse.Namespace,
     airflow: str,
@@ -502,11 +509,7 @@ def _run_on(
     env = airflow_env(
         airflow_home(warehouse),
         {
-            # the feed's address and token reach the tasks as an Airflow connection, as in production
-            f"AIRFLOW_CONN_{FEED_CONN_ID.upper()}": json.dumps(
-                {"conn_type": "http", "host": url, "password": token}
-            ),
-            "DATA": str(data),
+            **dataset_env(url, token, data),
             "WAREHOUSE": str(warehouse),
             "EXPORTS": str(exports),
             "PSEUDONYM_KEY": local_pseudonym_key(),
